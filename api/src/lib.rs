@@ -1,0 +1,66 @@
+//! The thin HTTP face of callaudit: validates requests, starts Temporal workflows, reads
+//! Postgres and streams events (SSE). Every `/api` route requires a bearer token and a
+//! permission; every error is JSON.
+
+pub mod audit_configs;
+pub mod auth;
+pub mod error;
+pub mod events;
+pub mod health;
+pub mod metrics;
+pub mod state;
+pub mod temporal;
+
+use poem::middleware::Tracing;
+use poem::{Endpoint, EndpointExt, Route};
+use poem_openapi::OpenApiService;
+use std::sync::Arc;
+
+pub use state::AppState;
+
+/// The APIs served.
+pub type Apis = (
+    health::HealthApi,
+    auth::AuthApi,
+    audit_configs::AuditConfigsApi,
+);
+
+/// The OpenAPI service with every route.
+pub fn openapi() -> OpenApiService<Apis, ()> {
+    OpenApiService::new(
+        (
+            health::HealthApi,
+            auth::AuthApi,
+            audit_configs::AuditConfigsApi,
+        ),
+        "callaudit",
+        env!("CARGO_PKG_VERSION"),
+    )
+    .description(
+        "Audits recorded sales calls: fetch fiches, transcribe, check each step with an \
+             LLM, verify evidence, score deterministically. Authenticate with \
+             `POST /api/auth/login`, then send `Authorization: Bearer <token>`.",
+    )
+}
+
+/// The OpenAPI document as pretty JSON (snapshot-tested).
+pub fn openapi_json() -> String {
+    openapi().spec()
+}
+
+/// The whole application: API, `/openapi.json`, Swagger UI at `/docs`, JSON errors,
+/// request metrics.
+pub fn app(state: AppState) -> impl Endpoint {
+    let api = openapi();
+    let docs = api.swagger_ui();
+    let spec = api.spec_endpoint();
+    let metrics: Arc<metrics::Metrics> = state.metrics.clone();
+    Route::new()
+        .nest("/", api)
+        .nest("/docs", docs)
+        .at("/openapi.json", spec)
+        .data(state)
+        .catch_all_error(error::json_errors)
+        .around(move |ep, req| metrics::record(ep, req, metrics.clone()))
+        .with(Tracing)
+}

@@ -1,0 +1,22 @@
+//! Shared state of the api process.
+
+use crate::events::EventHub;
+use crate::metrics::Metrics;
+use crate::temporal::TemporalGateway;
+use callaudit_db::Pool;
+use std::sync::Arc;
+
+/// Everything a handler needs, cheap to clone.
+#[derive(Clone)]
+pub struct AppState {
+    /// Postgres pool.
+    pub pool: Pool,
+    /// Lazily connected Temporal client.
+    pub temporal: Arc<TemporalGateway>,
+    /// Bearer token lifetime.
+    pub token_ttl: chrono::Duration,
+    /// Prometheus registry and HTTP metrics.
+    pub metrics: Arc<Metrics>,
+    /// Fan-out of `pg_notify` topics to SSE streams.
+    pub events: EventHub,
+}

@@ -1,0 +1,378 @@
+//! Command line and environment: every setting is a flag with an environment variable,
+//! parsed once at start into typed structs. Secrets are trimmed and unquoted on parse
+//! and never printed (clap is told to hide their values in `--help`).
+
+use callaudit_domain::secret::Secret;
+use clap::{Args, Parser, Subcommand};
+
+fn secret(raw: &str) -> Result<Secret, String> {
+    Ok(Secret::normalized(raw))
+}
+
+/// All environment variables callaudit reads, for the top-level help.
+pub const ENV_HELP: &str = "\
+Environment variables (each also a flag of the subcommands that use it):
+  DATABASE_URL                      Postgres URL (required by api, worker, migrate, seed-auth, demo)
+  DATABASE_POOL_SIZE                connections per process (default 10)
+  API_ADDR                          api listen address (default 0.0.0.0:8080)
+  TEMPORAL_ADDRESS                  Temporal frontend host:port or URL (default 127.0.0.1:7233)
+  TEMPORAL_NAMESPACE                namespace (default default)
+  TEMPORAL_TASK_QUEUE               task queue of workflows and activities (default callaudit)
+  TEMPORAL_API_KEY                  Temporal Cloud API key (secret; enables TLS)
+  TEMPORAL_TLS                      use TLS without an API key (true/false, default false)
+  TEMPORAL_UI_URL                   base URL of the Temporal UI for links (default http://localhost:8233)
+  CRM_BASE_URL, CRM_API_KEY         CRM gateway (key secret)
+  ELEVENLABS_BASE_URL               default https://api.elevenlabs.io
+  ELEVENLABS_API_KEY                secret; trimmed and unquoted
+  ELEVENLABS_MODEL_ID               default scribe_v1
+  OPENAI_BASE_URL                   default https://api.openai.com/v1
+  OPENAI_API_KEY                    secret
+  OPENAI_MODEL_AUDIT                default gpt-4.1-mini
+  OPENAI_MODEL_CHAT                 default gpt-4.1-mini
+  UPSTREAM_TIMEOUT_MS               HTTP timeout of upstream calls (default 120000)
+  FICHE_FORCE_REFRESH_COOLDOWN_MS   min interval between forced refreshes of one fiche (default 1800000)
+  FICHE_SALES_SEARCH_CONCURRENCY    global cap on CRM sales searches (default 1)
+  FICHE_FETCH_CONCURRENCY           global cap on CRM fiche detail fetches (default 3)
+  AUDIT_STEP_PARALLELISM            steps analysed at once per audit (default 3)
+  AUTOMATION_SCHEDULER_CRON         default cron of automation schedules (default * * * * *)
+  AUTOMATION_MAX_RECORDINGS_PER_FICHE  skip fiches with more recordings (0 = no limit)
+  WEBHOOK_ALLOWED_ORIGINS           comma-separated origins webhooks may target
+  PUSHER_APP_ID, PUSHER_KEY, PUSHER_SECRET, PUSHER_CLUSTER   realtime (secret: PUSHER_SECRET)
+  SMTP_HOST, SMTP_PORT, SMTP_SECURE, SMTP_USER, SMTP_PASS, SMTP_FROM, SMTP_TIMEOUT_MS   e-mail (secret: SMTP_PASS)
+  AUTH_SEED_ADMIN_EMAIL, AUTH_SEED_ADMIN_PASSWORD   admin user upserted at start (password secret)
+  AUTH_TOKEN_TTL_HOURS              bearer token lifetime (default 12)
+  SIM_ADDR                          simulators listen address (default 127.0.0.1:9090)
+  LOG_FORMAT                        text or json (default text); RUST_LOG filters (default info)";
+
+/// callaudit: audits recorded sales calls with Temporal workflows, Postgres and an LLM.
+#[derive(Debug, Parser)]
+#[command(name = "callaudit", version, about, after_long_help = ENV_HELP)]
+pub struct Cli {
+    /// Log format: text or json.
+    #[arg(long, env = "LOG_FORMAT", default_value = "text", global = true)]
+    pub log_format: String,
+    /// What to run.
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+/// Subcommands.
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Serve the REST API (+ SSE, /docs, /metrics); applies migrations and seeds RBAC first.
+    Api(ApiArgs),
+    /// Run a Temporal worker (workflows + activities); applies migrations first.
+    Worker(Box<WorkerArgs>),
+    /// Apply pending migrations (or revert them all with --revert-all).
+    Migrate(MigrateArgs),
+    /// Upsert roles, permissions and the optional admin user.
+    SeedAuth(SeedAuthArgs),
+    /// Serve the CRM / ElevenLabs / OpenAI simulators.
+    Sim(SimArgs),
+    /// Run the demo against running services (see README).
+    Demo(DemoArgs),
+    /// Re-verify an analysis against a transcript and print why each claim stands or falls.
+    Gate(GateArgs),
+    /// Print the OpenAPI document.
+    Openapi,
+}
+
+/// Database settings.
+#[derive(Debug, Clone, Args)]
+pub struct DbArgs {
+    /// Postgres URL.
+    #[arg(long, env = "DATABASE_URL", hide_env_values = true)]
+    pub database_url: Option<String>,
+    /// Pool size per process.
+    #[arg(long, env = "DATABASE_POOL_SIZE", default_value_t = 10)]
+    pub database_pool_size: usize,
+}
+
+impl DbArgs {
+    /// The URL, or a one-line error naming the variable.
+    pub fn url(&self) -> anyhow::Result<&str> {
+        match self.database_url.as_deref().map(str::trim) {
+            Some(u) if !u.is_empty() => Ok(u),
+            _ => anyhow::bail!("missing required configuration: DATABASE_URL (or --database-url)"),
+        }
+    }
+}
+
+/// Temporal connection settings.
+#[derive(Debug, Clone, Args)]
+pub struct TemporalArgs {
+    /// Temporal frontend address.
+    #[arg(long, env = "TEMPORAL_ADDRESS", default_value = "127.0.0.1:7233")]
+    pub temporal_address: String,
+    /// Namespace.
+    #[arg(long, env = "TEMPORAL_NAMESPACE", default_value = "default")]
+    pub temporal_namespace: String,
+    /// Task queue.
+    #[arg(long, env = "TEMPORAL_TASK_QUEUE", default_value = "callaudit")]
+    pub temporal_task_queue: String,
+    /// Temporal Cloud API key.
+    #[arg(long, env = "TEMPORAL_API_KEY", hide_env_values = true, value_parser = secret)]
+    pub temporal_api_key: Option<Secret>,
+    /// Use TLS.
+    #[arg(long, env = "TEMPORAL_TLS", default_value_t = false)]
+    pub temporal_tls: bool,
+    /// Base URL of the Temporal UI (for links).
+    #[arg(long, env = "TEMPORAL_UI_URL", default_value = "http://localhost:8233")]
+    pub temporal_ui_url: String,
+}
+
+impl TemporalArgs {
+    /// Typed settings.
+    pub fn settings(&self) -> callaudit_api::temporal::TemporalSettings {
+        callaudit_api::temporal::TemporalSettings {
+            address: self.temporal_address.clone(),
+            namespace: self.temporal_namespace.clone(),
+            task_queue: self.temporal_task_queue.clone(),
+            api_key: self.temporal_api_key.clone(),
+            tls: self.temporal_tls,
+            ui_url: self.temporal_ui_url.trim_end_matches('/').to_string(),
+        }
+    }
+}
+
+/// Auth seeding.
+#[derive(Debug, Clone, Args)]
+pub struct AuthArgs {
+    /// E-mail of the admin user upserted at start.
+    #[arg(long, env = "AUTH_SEED_ADMIN_EMAIL")]
+    pub auth_seed_admin_email: Option<String>,
+    /// Its password.
+    #[arg(long, env = "AUTH_SEED_ADMIN_PASSWORD", hide_env_values = true, value_parser = secret)]
+    pub auth_seed_admin_password: Option<Secret>,
+}
+
+/// `api` arguments.
+#[derive(Debug, Clone, Args)]
+pub struct ApiArgs {
+    /// Listen address.
+    #[arg(long, env = "API_ADDR", default_value = "0.0.0.0:8080")]
+    pub api_addr: String,
+    /// Bearer token lifetime in hours.
+    #[arg(long, env = "AUTH_TOKEN_TTL_HOURS", default_value_t = 12)]
+    pub auth_token_ttl_hours: i64,
+    #[command(flatten)]
+    #[allow(missing_docs)]
+    pub db: DbArgs,
+    #[command(flatten)]
+    #[allow(missing_docs)]
+    pub temporal: TemporalArgs,
+    #[command(flatten)]
+    #[allow(missing_docs)]
+    pub auth: AuthArgs,
+}
+
+/// Upstream vendor settings (worker side).
+#[derive(Debug, Clone, Args)]
+pub struct UpstreamArgs {
+    /// CRM gateway base URL.
+    #[arg(long, env = "CRM_BASE_URL")]
+    pub crm_base_url: Option<String>,
+    /// CRM gateway key.
+    #[arg(long, env = "CRM_API_KEY", hide_env_values = true, value_parser = secret)]
+    pub crm_api_key: Option<Secret>,
+    /// ElevenLabs base URL.
+    #[arg(
+        long,
+        env = "ELEVENLABS_BASE_URL",
+        default_value = "https://api.elevenlabs.io"
+    )]
+    pub elevenlabs_base_url: String,
+    /// ElevenLabs key.
+    #[arg(long, env = "ELEVENLABS_API_KEY", hide_env_values = true, value_parser = secret)]
+    pub elevenlabs_api_key: Option<Secret>,
+    /// ElevenLabs model.
+    #[arg(long, env = "ELEVENLABS_MODEL_ID", default_value = "scribe_v1")]
+    pub elevenlabs_model_id: String,
+    /// OpenAI-compatible base URL.
+    #[arg(
+        long,
+        env = "OPENAI_BASE_URL",
+        default_value = "https://api.openai.com/v1"
+    )]
+    pub openai_base_url: String,
+    /// OpenAI key.
+    #[arg(long, env = "OPENAI_API_KEY", hide_env_values = true, value_parser = secret)]
+    pub openai_api_key: Option<Secret>,
+    /// Model for audits.
+    #[arg(long, env = "OPENAI_MODEL_AUDIT", default_value = "gpt-4.1-mini")]
+    pub openai_model_audit: String,
+    /// Model for chat.
+    #[arg(long, env = "OPENAI_MODEL_CHAT", default_value = "gpt-4.1-mini")]
+    pub openai_model_chat: String,
+    /// HTTP timeout of upstream calls, ms.
+    #[arg(long, env = "UPSTREAM_TIMEOUT_MS", default_value_t = 120_000)]
+    pub upstream_timeout_ms: u64,
+    /// Min interval between forced refreshes of one fiche, ms.
+    #[arg(
+        long,
+        env = "FICHE_FORCE_REFRESH_COOLDOWN_MS",
+        default_value_t = 1_800_000
+    )]
+    pub fiche_force_refresh_cooldown_ms: u64,
+    /// Global cap on concurrent CRM sales searches.
+    #[arg(long, env = "FICHE_SALES_SEARCH_CONCURRENCY", default_value_t = 1)]
+    pub fiche_sales_search_concurrency: u32,
+    /// Global cap on concurrent CRM detail fetches.
+    #[arg(long, env = "FICHE_FETCH_CONCURRENCY", default_value_t = 3)]
+    pub fiche_fetch_concurrency: u32,
+}
+
+/// Notification settings (automation; used by later workflows).
+#[derive(Debug, Clone, Args)]
+pub struct NotifyArgs {
+    /// Default automation cron.
+    #[arg(long, env = "AUTOMATION_SCHEDULER_CRON", default_value = "* * * * *")]
+    pub automation_scheduler_cron: String,
+    /// Skip fiches with more recordings than this (0 = no limit).
+    #[arg(long, env = "AUTOMATION_MAX_RECORDINGS_PER_FICHE", default_value_t = 0)]
+    pub automation_max_recordings_per_fiche: u32,
+    /// Origins webhooks may target (comma-separated).
+    #[arg(long, env = "WEBHOOK_ALLOWED_ORIGINS", value_delimiter = ',')]
+    pub webhook_allowed_origins: Vec<String>,
+    /// Pusher app id.
+    #[arg(long, env = "PUSHER_APP_ID")]
+    pub pusher_app_id: Option<String>,
+    /// Pusher key.
+    #[arg(long, env = "PUSHER_KEY")]
+    pub pusher_key: Option<String>,
+    /// Pusher secret.
+    #[arg(long, env = "PUSHER_SECRET", hide_env_values = true, value_parser = secret)]
+    pub pusher_secret: Option<Secret>,
+    /// Pusher cluster.
+    #[arg(long, env = "PUSHER_CLUSTER")]
+    pub pusher_cluster: Option<String>,
+    /// SMTP host.
+    #[arg(long, env = "SMTP_HOST")]
+    pub smtp_host: Option<String>,
+    /// SMTP port.
+    #[arg(long, env = "SMTP_PORT", default_value_t = 587)]
+    pub smtp_port: u16,
+    /// SMTP over TLS.
+    #[arg(long, env = "SMTP_SECURE", default_value_t = false)]
+    pub smtp_secure: bool,
+    /// SMTP user.
+    #[arg(long, env = "SMTP_USER")]
+    pub smtp_user: Option<String>,
+    /// SMTP password.
+    #[arg(long, env = "SMTP_PASS", hide_env_values = true, value_parser = secret)]
+    pub smtp_pass: Option<Secret>,
+    /// Sender address.
+    #[arg(long, env = "SMTP_FROM")]
+    pub smtp_from: Option<String>,
+    /// SMTP timeout, ms.
+    #[arg(long, env = "SMTP_TIMEOUT_MS", default_value_t = 10_000)]
+    pub smtp_timeout_ms: u64,
+}
+
+/// `worker` arguments.
+#[derive(Debug, Clone, Args)]
+pub struct WorkerArgs {
+    /// Steps analysed at once per audit.
+    #[arg(long, env = "AUDIT_STEP_PARALLELISM", default_value_t = 3)]
+    pub audit_step_parallelism: u32,
+    /// Max activities running at once in this worker.
+    #[arg(long, env = "WORKER_MAX_CONCURRENT_ACTIVITIES", default_value_t = 50)]
+    pub worker_max_concurrent_activities: usize,
+    /// Seconds in-flight activities get to finish on SIGTERM.
+    #[arg(long, env = "WORKER_SHUTDOWN_GRACE_S", default_value_t = 30)]
+    pub worker_shutdown_grace_s: u64,
+    #[command(flatten)]
+    #[allow(missing_docs)]
+    pub db: DbArgs,
+    #[command(flatten)]
+    #[allow(missing_docs)]
+    pub temporal: TemporalArgs,
+    #[command(flatten)]
+    #[allow(missing_docs)]
+    pub upstream: UpstreamArgs,
+    #[command(flatten)]
+    #[allow(missing_docs)]
+    pub notify: NotifyArgs,
+    #[command(flatten)]
+    #[allow(missing_docs)]
+    pub auth: AuthArgs,
+}
+
+/// `migrate` arguments.
+#[derive(Debug, Clone, Args)]
+pub struct MigrateArgs {
+    /// Revert every migration instead (destroys data).
+    #[arg(long)]
+    pub revert_all: bool,
+    /// Only list applied migrations.
+    #[arg(long)]
+    pub status: bool,
+    #[command(flatten)]
+    #[allow(missing_docs)]
+    pub db: DbArgs,
+}
+
+/// `seed-auth` arguments.
+#[derive(Debug, Clone, Args)]
+pub struct SeedAuthArgs {
+    #[command(flatten)]
+    #[allow(missing_docs)]
+    pub db: DbArgs,
+    #[command(flatten)]
+    #[allow(missing_docs)]
+    pub auth: AuthArgs,
+}
+
+/// `sim` arguments.
+#[derive(Debug, Clone, Args)]
+pub struct SimArgs {
+    /// Listen address.
+    #[arg(long, env = "SIM_ADDR", default_value = "127.0.0.1:9090")]
+    pub sim_addr: String,
+    /// Extra generated fiches (FICHE-GEN-n) besides the built-in ones.
+    #[arg(long, default_value_t = 0)]
+    pub generated_fiches: usize,
+}
+
+/// `demo` arguments.
+#[derive(Debug, Clone, Args)]
+pub struct DemoArgs {
+    /// Base URL of a running api.
+    #[arg(long, env = "DEMO_API_URL", default_value = "http://127.0.0.1:8080")]
+    pub api_url: String,
+    /// Admin e-mail to log in with.
+    #[arg(
+        long,
+        env = "AUTH_SEED_ADMIN_EMAIL",
+        default_value = "admin@callaudit.local"
+    )]
+    pub email: String,
+    /// Admin password.
+    #[arg(long, env = "AUTH_SEED_ADMIN_PASSWORD", hide_env_values = true, value_parser = secret)]
+    pub password: Option<Secret>,
+    /// Fiche to audit.
+    #[arg(long, default_value = "FICHE-1001")]
+    pub fiche_id: String,
+    /// Temporal UI base URL.
+    #[arg(long, env = "TEMPORAL_UI_URL", default_value = "http://localhost:8233")]
+    pub temporal_ui_url: String,
+}
+
+/// `gate` arguments.
+#[derive(Debug, Clone, Args)]
+pub struct GateArgs {
+    /// Transcript JSON file(s): one transcript object or an array of them.
+    #[arg(long, required = true)]
+    pub transcript: Vec<std::path::PathBuf>,
+    /// Analysis JSON file (the LLM's answer for one step).
+    #[arg(long)]
+    pub analysis: std::path::PathBuf,
+    /// Step weight, to print the recomputed score.
+    #[arg(long, default_value_t = 1.0)]
+    pub weight: f64,
+}
+
+/// `Option<Secret>` that is set and non-empty.
+pub fn present(s: &Option<Secret>) -> Option<Secret> {
+    s.as_ref().filter(|v| !v.is_empty()).cloned()
+}

@@ -1,0 +1,65 @@
+//! `callaudit worker`: polls the task queue for workflow and activity tasks until SIGTERM
+//! or Ctrl-C, then stops polling and lets in-flight activities finish (within the grace
+//! period) before exiting; whatever does not finish is retried by Temporal elsewhere.
+
+use crate::config::WorkerArgs;
+use anyhow::Context;
+use callaudit_workflows::{AuditStepWorkflow, AuditWorkflow, TranscriptionWorkflow};
+use std::time::Duration;
+use temporalio_sdk::{Runtime, Worker, WorkerOptions};
+use tokio::signal::unix::{SignalKind, signal};
+
+/// Runs the worker until a termination signal.
+pub async fn run(args: WorkerArgs) -> anyhow::Result<()> {
+    let database_url = args.db.url()?.to_string();
+    crate::prepare_database(&database_url, &args.auth).await?;
+    let settings = args.temporal.settings();
+    let client = connect_with_retry(&settings).await?;
+
+    let runtime = Runtime::from_current_tokio(Default::default())
+        .map_err(|e| anyhow::anyhow!("temporal runtime: {e}"))?;
+    let options = WorkerOptions::new(settings.task_queue.clone())
+        .register_workflow::<AuditWorkflow>()?
+        .register_workflow::<AuditStepWorkflow>()?
+        .register_workflow::<TranscriptionWorkflow>()?
+        .max_cached_workflows(500)
+        .graceful_shutdown_period(Duration::from_secs(args.worker_shutdown_grace_s))
+        .build();
+    let mut worker =
+        Worker::new(&runtime, client, options).map_err(|e| anyhow::anyhow!("worker: {e}"))?;
+    let shutdown = worker.shutdown_handle();
+
+    let mut term = signal(SignalKind::terminate()).context("installing SIGTERM handler")?;
+    let mut int = signal(SignalKind::interrupt()).context("installing SIGINT handler")?;
+    tokio::spawn(async move {
+        tokio::select! {
+            _ = term.recv() => tracing::info!("SIGTERM: draining"),
+            _ = int.recv() => tracing::info!("SIGINT: draining"),
+        }
+        shutdown();
+    });
+    tracing::info!(task_queue = %settings.task_queue, address = %settings.address, "worker polling");
+    // `Worker::run` is not Send: it stays on this task.
+    worker
+        .run()
+        .await
+        .map_err(|e| anyhow::anyhow!("worker stopped with an error: {e}"))?;
+    tracing::info!("worker stopped cleanly");
+    Ok(())
+}
+
+async fn connect_with_retry(
+    settings: &callaudit_api::temporal::TemporalSettings,
+) -> anyhow::Result<temporalio_client::Client> {
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(60);
+    loop {
+        match callaudit_api::temporal::connect(settings, Duration::from_secs(5)).await {
+            Ok(c) => return Ok(c),
+            Err(e) if tokio::time::Instant::now() < deadline => {
+                tracing::warn!(error = %e, "temporal not reachable yet; retrying");
+                tokio::time::sleep(Duration::from_secs(1)).await;
+            }
+            Err(e) => return Err(e.into()),
+        }
+    }
+}

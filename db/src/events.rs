@@ -1,0 +1,94 @@
+//! The events table: every state change is a row (bigserial id = SSE event id) announced
+//! with `pg_notify('callaudit_events', '<topic>')`, so any api replica can replay from
+//! `Last-Event-ID` and then follow live.
+
+use crate::schema::events;
+use crate::{DbError, DbResult};
+use chrono::{DateTime, Utc};
+use diesel::sql_types::{BigInt, Jsonb, Nullable, Text};
+use diesel::{
+    ExpressionMethods, QueryDsl, Queryable, QueryableByName, Selectable, SelectableHelper,
+};
+use diesel_async::{AsyncConnection, AsyncPgConnection, RunQueryDsl, SimpleAsyncConnection};
+use futures::StreamExt;
+
+/// The NOTIFY channel.
+pub const CHANNEL: &str = "callaudit_events";
+
+/// One stored event.
+#[derive(Debug, Clone, Queryable, Selectable, serde::Serialize, serde::Deserialize, PartialEq)]
+#[diesel(table_name = events)]
+pub struct Event {
+    /// Monotonic id (the SSE `id:`).
+    pub id: i64,
+    /// Stream it belongs to, e.g. `audit:<uuid>`.
+    pub topic: String,
+    /// Event type, e.g. `audit.step.completed`.
+    #[diesel(column_name = type_)]
+    #[serde(rename = "type")]
+    pub kind: String,
+    /// JSON payload (never a transcript or a secret).
+    pub payload: serde_json::Value,
+    /// Insertion time.
+    pub created_at: DateTime<Utc>,
+}
+
+#[derive(QueryableByName)]
+struct InsertedId {
+    #[diesel(sql_type = BigInt)]
+    id: i64,
+}
+
+/// Stores an event and notifies listeners. With a `dedupe_key`, publishing the same
+/// event twice (a retried activity) stores it once; returns `None` for the duplicate.
+pub async fn publish(
+    conn: &mut AsyncPgConnection,
+    topic: &str,
+    kind: &str,
+    payload: &serde_json::Value,
+    dedupe_key: Option<&str>,
+) -> DbResult<Option<i64>> {
+    let rows: Vec<InsertedId> = diesel::sql_query(
+        "WITH ins AS ( \
+           INSERT INTO events (topic, type, payload, dedupe_key) VALUES ($1, $2, $3, $4) \
+           ON CONFLICT (dedupe_key) DO NOTHING RETURNING id, topic) \
+         SELECT id, pg_notify('callaudit_events', topic) FROM ins",
+    )
+    .bind::<Text, _>(topic)
+    .bind::<Text, _>(kind)
+    .bind::<Jsonb, _>(payload)
+    .bind::<Nullable<Text>, _>(dedupe_key)
+    .load(conn)
+    .await?;
+    Ok(rows.into_iter().next().map(|r| r.id))
+}
+
+/// Events of `topic` with id > `after_id`, oldest first, at most `limit`.
+pub async fn since(
+    conn: &mut AsyncPgConnection,
+    topic: &str,
+    after_id: i64,
+    limit: i64,
+) -> DbResult<Vec<Event>> {
+    Ok(events::table
+        .filter(events::topic.eq(topic))
+        .filter(events::id.gt(after_id))
+        .order(events::id.asc())
+        .limit(limit)
+        .select(Event::as_select())
+        .load(conn)
+        .await?)
+}
+
+/// Opens a dedicated connection listening on [`CHANNEL`] and forwards each notified topic
+/// to `on_topic` until the connection fails (the caller reconnects).
+pub async fn listen(database_url: &str, mut on_topic: impl FnMut(String) + Send) -> DbResult<()> {
+    let mut conn = AsyncPgConnection::establish(database_url).await?;
+    conn.batch_execute(&format!("LISTEN {CHANNEL}")).await?;
+    let mut stream = std::pin::pin!(conn.notifications_stream());
+    while let Some(n) = stream.next().await {
+        let n = n.map_err(DbError::Query)?;
+        on_topic(n.payload);
+    }
+    Err(DbError::Pool("notification stream ended".into()))
+}

@@ -1,0 +1,363 @@
+// @generated shape: kept identical to what `diesel print-schema` prints for ../migrations.
+// The test `schema_rs_matches_the_migrated_database` compares it with the live catalog.
+
+diesel::table! {
+    api_tokens (id) {
+        id -> Uuid,
+        user_id -> Uuid,
+        token_hash -> Text,
+        created_at -> Timestamptz,
+        expires_at -> Timestamptz,
+        revoked_at -> Nullable<Timestamptz>,
+    }
+}
+
+diesel::table! {
+    audit_batch_items (batch_id, fiche_id) {
+        batch_id -> Uuid,
+        fiche_id -> Text,
+        audit_id -> Nullable<Uuid>,
+        status -> Text,
+        error -> Nullable<Text>,
+    }
+}
+
+diesel::table! {
+    audit_batches (id) {
+        id -> Uuid,
+        audit_config_id -> Uuid,
+        status -> Text,
+        workflow_id -> Text,
+        use_rlm -> Bool,
+        total -> Int4,
+        completed -> Int4,
+        failed -> Int4,
+        created_by -> Nullable<Uuid>,
+        created_at -> Timestamptz,
+        updated_at -> Timestamptz,
+        completed_at -> Nullable<Timestamptz>,
+    }
+}
+
+diesel::table! {
+    audit_configs (id) {
+        id -> Uuid,
+        name -> Text,
+        description -> Text,
+        active -> Bool,
+        created_by -> Nullable<Uuid>,
+        created_at -> Timestamptz,
+        updated_at -> Timestamptz,
+    }
+}
+
+diesel::table! {
+    audit_control_points (id) {
+        id -> Uuid,
+        step_id -> Uuid,
+        position -> Int4,
+        description -> Text,
+    }
+}
+
+diesel::table! {
+    audit_step_results (id) {
+        id -> Uuid,
+        audit_id -> Uuid,
+        position -> Int4,
+        step_name -> Text,
+        weight -> Float8,
+        critical -> Bool,
+        score -> Float8,
+        conforme -> Text,
+        raw_result -> Jsonb,
+        model -> Nullable<Text>,
+        prompt_tokens -> Int4,
+        completion_tokens -> Int4,
+        created_at -> Timestamptz,
+        updated_at -> Timestamptz,
+    }
+}
+
+diesel::table! {
+    audit_steps (id) {
+        id -> Uuid,
+        audit_config_id -> Uuid,
+        position -> Int4,
+        name -> Text,
+        instructions -> Text,
+        weight -> Float8,
+        critical -> Bool,
+    }
+}
+
+diesel::table! {
+    audits (id) {
+        id -> Uuid,
+        fiche_id -> Text,
+        audit_config_id -> Uuid,
+        status -> Text,
+        use_rlm -> Bool,
+        workflow_id -> Text,
+        score -> Nullable<Float8>,
+        niveau -> Nullable<Text>,
+        critical -> Nullable<Bool>,
+        steps_total -> Int4,
+        steps_done -> Int4,
+        error -> Nullable<Text>,
+        batch_id -> Nullable<Uuid>,
+        requested_by -> Nullable<Uuid>,
+        started_at -> Nullable<Timestamptz>,
+        completed_at -> Nullable<Timestamptz>,
+        created_at -> Timestamptz,
+        updated_at -> Timestamptz,
+    }
+}
+
+diesel::table! {
+    automation_runs (id) {
+        id -> Uuid,
+        schedule_id -> Uuid,
+        scheduled_at -> Timestamptz,
+        status -> Text,
+        workflow_id -> Text,
+        result_summary -> Jsonb,
+        ignored_fiches -> Jsonb,
+        error -> Nullable<Text>,
+        started_at -> Timestamptz,
+        completed_at -> Nullable<Timestamptz>,
+    }
+}
+
+diesel::table! {
+    automation_schedules (id) {
+        id -> Uuid,
+        name -> Text,
+        description -> Text,
+        cron -> Text,
+        timezone -> Text,
+        active -> Bool,
+        audit_config_id -> Nullable<Uuid>,
+        fiche_selection -> Jsonb,
+        options -> Jsonb,
+        notifications -> Jsonb,
+        temporal_schedule_id -> Text,
+        created_by -> Nullable<Uuid>,
+        created_at -> Timestamptz,
+        updated_at -> Timestamptz,
+    }
+}
+
+diesel::table! {
+    chat_conversations (id) {
+        id -> Uuid,
+        audit_id -> Nullable<Uuid>,
+        fiche_id -> Nullable<Text>,
+        user_id -> Nullable<Uuid>,
+        title -> Text,
+        created_at -> Timestamptz,
+        updated_at -> Timestamptz,
+    }
+}
+
+diesel::table! {
+    chat_messages (id) {
+        id -> Int8,
+        conversation_id -> Uuid,
+        role -> Text,
+        content -> Text,
+        tokens -> Int4,
+        created_at -> Timestamptz,
+    }
+}
+
+diesel::table! {
+    crm_permit_leases (pool, slot) {
+        pool -> Text,
+        slot -> Int4,
+        holder -> Nullable<Text>,
+        lease_until -> Nullable<Timestamptz>,
+        acquired_at -> Nullable<Timestamptz>,
+    }
+}
+
+diesel::table! {
+    events (id) {
+        id -> Int8,
+        topic -> Text,
+        #[sql_name = "type"]
+        type_ -> Text,
+        payload -> Jsonb,
+        dedupe_key -> Nullable<Text>,
+        created_at -> Timestamptz,
+    }
+}
+
+diesel::table! {
+    fiche_fetch_job_days (job_id, day) {
+        job_id -> Uuid,
+        day -> Date,
+        status -> Text,
+        fiches_found -> Int4,
+        error -> Nullable<Text>,
+        started_at -> Nullable<Timestamptz>,
+        completed_at -> Nullable<Timestamptz>,
+    }
+}
+
+diesel::table! {
+    fiche_fetch_jobs (id) {
+        id -> Uuid,
+        date_from -> Date,
+        date_to -> Date,
+        status -> Text,
+        workflow_id -> Text,
+        days_total -> Int4,
+        days_done -> Int4,
+        days_failed -> Int4,
+        fiches_found -> Int4,
+        error -> Nullable<Text>,
+        created_by -> Nullable<Uuid>,
+        created_at -> Timestamptz,
+        updated_at -> Timestamptz,
+        completed_at -> Nullable<Timestamptz>,
+    }
+}
+
+diesel::table! {
+    fiches (fiche_id) {
+        fiche_id -> Text,
+        cle -> Nullable<Text>,
+        groupe -> Nullable<Text>,
+        statut -> Nullable<Text>,
+        date_vente -> Nullable<Timestamptz>,
+        client -> Jsonb,
+        details -> Nullable<Jsonb>,
+        sales_list_only -> Bool,
+        recordings_count -> Int4,
+        details_fetched_at -> Nullable<Timestamptz>,
+        force_refreshed_at -> Nullable<Timestamptz>,
+        created_at -> Timestamptz,
+        updated_at -> Timestamptz,
+    }
+}
+
+diesel::table! {
+    permissions (id) {
+        id -> Int4,
+        resource -> Text,
+        action -> Text,
+    }
+}
+
+diesel::table! {
+    recordings (recording_id) {
+        recording_id -> Text,
+        fiche_id -> Text,
+        position -> Int4,
+        url -> Text,
+        started_at -> Nullable<Timestamptz>,
+        duration_s -> Nullable<Float8>,
+        direction -> Nullable<Text>,
+        created_at -> Timestamptz,
+        updated_at -> Timestamptz,
+    }
+}
+
+diesel::table! {
+    role_permissions (role_id, permission_id) {
+        role_id -> Int4,
+        permission_id -> Int4,
+    }
+}
+
+diesel::table! {
+    roles (id) {
+        id -> Int4,
+        name -> Text,
+        description -> Text,
+        created_at -> Timestamptz,
+    }
+}
+
+diesel::table! {
+    transcriptions (recording_id) {
+        recording_id -> Text,
+        status -> Text,
+        provider -> Text,
+        model -> Nullable<Text>,
+        language -> Nullable<Text>,
+        text -> Nullable<Text>,
+        words -> Nullable<Jsonb>,
+        word_count -> Int4,
+        error -> Nullable<Text>,
+        attempts -> Int4,
+        created_at -> Timestamptz,
+        updated_at -> Timestamptz,
+        completed_at -> Nullable<Timestamptz>,
+    }
+}
+
+diesel::table! {
+    user_roles (user_id, role_id) {
+        user_id -> Uuid,
+        role_id -> Int4,
+    }
+}
+
+diesel::table! {
+    users (id) {
+        id -> Uuid,
+        email -> Text,
+        display_name -> Text,
+        password_hash -> Text,
+        active -> Bool,
+        created_at -> Timestamptz,
+        updated_at -> Timestamptz,
+    }
+}
+
+diesel::joinable!(api_tokens -> users (user_id));
+diesel::joinable!(audit_batch_items -> audit_batches (batch_id));
+diesel::joinable!(audit_batches -> audit_configs (audit_config_id));
+diesel::joinable!(audit_control_points -> audit_steps (step_id));
+diesel::joinable!(audit_step_results -> audits (audit_id));
+diesel::joinable!(audit_steps -> audit_configs (audit_config_id));
+diesel::joinable!(audits -> audit_configs (audit_config_id));
+diesel::joinable!(audits -> fiches (fiche_id));
+diesel::joinable!(automation_runs -> automation_schedules (schedule_id));
+diesel::joinable!(chat_messages -> chat_conversations (conversation_id));
+diesel::joinable!(fiche_fetch_job_days -> fiche_fetch_jobs (job_id));
+diesel::joinable!(recordings -> fiches (fiche_id));
+diesel::joinable!(role_permissions -> permissions (permission_id));
+diesel::joinable!(role_permissions -> roles (role_id));
+diesel::joinable!(transcriptions -> recordings (recording_id));
+diesel::joinable!(user_roles -> roles (role_id));
+diesel::joinable!(user_roles -> users (user_id));
+
+diesel::allow_tables_to_appear_in_same_query!(
+    api_tokens,
+    audit_batch_items,
+    audit_batches,
+    audit_configs,
+    audit_control_points,
+    audit_step_results,
+    audit_steps,
+    audits,
+    automation_runs,
+    automation_schedules,
+    chat_conversations,
+    chat_messages,
+    crm_permit_leases,
+    events,
+    fiche_fetch_job_days,
+    fiche_fetch_jobs,
+    fiches,
+    permissions,
+    recordings,
+    role_permissions,
+    roles,
+    transcriptions,
+    user_roles,
+    users,
+);

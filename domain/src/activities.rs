@@ -1,0 +1,54 @@
+//! Activity definitions: names and types the workflows call. The implementations live in
+//! `callaudit-activities` (`#[activity(definition = …)]` checks the types match). The
+//! names are part of workflow history: never rename one without a versioning plan.
+#![allow(missing_docs, clippy::unused_self)]
+
+use crate::scoring::AuditSummary;
+use crate::workflow_io::{
+    AnalyzeStepInput, AuditFailure, AuditPlan, AuditRef, EnsureFicheInput, FicheRecordings,
+    StepOutcome, TranscribeInput, TranscribeOutput,
+};
+use temporalio_common::ActivityError;
+use temporalio_macros::activity_definitions;
+
+/// Declarations of every activity of callaudit.
+pub struct CallauditActivities;
+
+#[activity_definitions]
+impl CallauditActivities {
+    /// Marks the audit running, emits `audit.started`, returns its step positions.
+    #[activity(name = "audit.start")]
+    pub fn start_audit(_input: AuditRef) -> Result<AuditPlan, ActivityError> {
+        unimplemented!()
+    }
+
+    /// Makes sure the fiche's full details and recordings are stored (CRM, capped).
+    #[activity(name = "fiche.ensure_details")]
+    pub fn ensure_fiche(_input: EnsureFicheInput) -> Result<FicheRecordings, ActivityError> {
+        unimplemented!()
+    }
+
+    /// Transcribes one recording (ElevenLabs) unless a completed transcription exists.
+    #[activity(name = "transcription.transcribe")]
+    pub fn transcribe(_input: TranscribeInput) -> Result<TranscribeOutput, ActivityError> {
+        unimplemented!()
+    }
+
+    /// Analyses one step with the LLM, gates the evidence, stores the step row.
+    #[activity(name = "audit.analyze_step")]
+    pub fn analyze_step(_input: AnalyzeStepInput) -> Result<StepOutcome, ActivityError> {
+        unimplemented!()
+    }
+
+    /// Computes the compliance summary from the stored steps; emits `audit.completed`.
+    #[activity(name = "audit.finalize")]
+    pub fn finalize_audit(_input: AuditRef) -> Result<AuditSummary, ActivityError> {
+        unimplemented!()
+    }
+
+    /// Records the audit as failed; emits `audit.failed`.
+    #[activity(name = "audit.fail")]
+    pub fn fail_audit(_input: AuditFailure) -> Result<(), ActivityError> {
+        unimplemented!()
+    }
+}

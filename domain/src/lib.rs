@@ -1,0 +1,20 @@
+//! callaudit domain: pure types and deterministic logic, no I/O.
+//!
+//! - [`transcript`]: timestamped, speaker-labelled transcripts and utterances.
+//! - [`analysis`]: control-point verdicts, compliance enums and the LLM answer schema.
+//! - [`evidence`]: verification of quoted evidence against transcripts (gating).
+//! - [`scoring`]: deterministic step scores and audit summary.
+//! - [`text`]: normalisation and similarity used for matching quotes.
+
+pub mod analysis;
+pub mod evidence;
+pub mod scoring;
+pub mod text;
+pub mod transcript;
+
+// Modules below are owned by the service layer (RBAC table, secret type, ids).
+pub mod activities;
+pub mod audit_config;
+pub mod rbac;
+pub mod secret;
+pub mod workflow_io;

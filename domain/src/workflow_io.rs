@@ -1,0 +1,160 @@
+//! Inputs and outputs of callaudit's workflows and activities. They travel through
+//! Temporal history, so they carry ids and small summaries only — never a transcript or
+//! a prompt (2 MB payload cap; activities read the big things from Postgres by id).
+
+use crate::analysis::Conformite;
+use crate::scoring::AuditSummary;
+use serde::{Deserialize, Serialize};
+
+/// Deterministic workflow ids (they show in the Temporal UI and de-duplicate starts).
+pub mod ids {
+    /// `audit:{audit_id}`.
+    pub fn audit(audit_id: &str) -> String {
+        format!("audit:{audit_id}")
+    }
+    /// `audit:{audit_id}:step:{position}`.
+    pub fn audit_step(audit_id: &str, position: i32) -> String {
+        format!("audit:{audit_id}:step:{position}")
+    }
+    /// `transcribe:{recording_id}`.
+    pub fn transcription(recording_id: &str) -> String {
+        format!("transcribe:{recording_id}")
+    }
+    /// Event topic of an audit.
+    pub fn audit_topic(audit_id: &str) -> String {
+        format!("audit:{audit_id}")
+    }
+}
+
+/// Input of `AuditWorkflow`.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct AuditWorkflowInput {
+    /// The audit row (created by the api before starting the workflow).
+    pub audit_id: String,
+    /// Fiche audited.
+    pub fiche_id: String,
+    /// Transcript-tools mode.
+    pub use_rlm: bool,
+    /// Steps analysed at once.
+    pub step_parallelism: u32,
+}
+
+/// Progress of an audit (the `progress` query).
+#[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq)]
+pub struct AuditProgress {
+    /// `starting`, `fiche`, `transcription`, `analysis`, `finalizing`, `completed`, `failed`.
+    pub phase: String,
+    /// Recordings of the fiche.
+    pub recordings_total: u32,
+    /// Recordings transcribed.
+    pub recordings_done: u32,
+    /// Steps of the configuration.
+    pub steps_total: u32,
+    /// Steps stored.
+    pub steps_done: u32,
+}
+
+/// Reference to an audit.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct AuditRef {
+    /// Audit id.
+    pub audit_id: String,
+}
+
+/// What `audit.start` returns: the steps to analyse.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct AuditPlan {
+    /// Step positions of the configuration, ascending.
+    pub step_positions: Vec<i32>,
+}
+
+/// Input of `fiche.ensure_details`.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct EnsureFicheInput {
+    /// Fiche id.
+    pub fiche_id: String,
+    /// Refetch even when cached (honoured at most once per cooldown).
+    pub force_refresh: bool,
+}
+
+/// A recording of a fiche and whether it already has a completed transcription.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct RecordingRef {
+    /// Recording id.
+    pub recording_id: String,
+    /// Transcribed already.
+    pub transcribed: bool,
+}
+
+/// What `fiche.ensure_details` returns.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct FicheRecordings {
+    /// Fiche id.
+    pub fiche_id: String,
+    /// Its recordings in CRM order.
+    pub recordings: Vec<RecordingRef>,
+    /// Whether details came from the CRM now (false: cache).
+    pub fetched: bool,
+}
+
+/// Input of `TranscriptionWorkflow` and `transcription.transcribe`.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct TranscribeInput {
+    /// Recording id.
+    pub recording_id: String,
+}
+
+/// Output of a transcription.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct TranscribeOutput {
+    /// Recording id.
+    pub recording_id: String,
+    /// Words stored.
+    pub word_count: u32,
+    /// True when a completed transcription already existed (nothing sent upstream).
+    pub reused: bool,
+}
+
+/// Input of `AuditStepWorkflow` and `audit.analyze_step`.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct AnalyzeStepInput {
+    /// Audit id.
+    pub audit_id: String,
+    /// Step position in the configuration.
+    pub position: i32,
+    /// Transcript-tools mode.
+    pub use_rlm: bool,
+}
+
+/// Outcome of one step (small; the full analysis is in `audit_step_results`).
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct StepOutcome {
+    /// Step position.
+    pub position: i32,
+    /// Step score.
+    pub score: f64,
+    /// Verdict.
+    pub conforme: Conformite,
+    /// True when the row already existed (retry or replay: no LLM call made).
+    pub reused: bool,
+}
+
+/// Input of `audit.fail`.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct AuditFailure {
+    /// Audit id.
+    pub audit_id: String,
+    /// Why (no secrets: errors are sanitised before they reach a workflow).
+    pub error: String,
+}
+
+/// Output of `AuditWorkflow`.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct AuditWorkflowOutput {
+    /// Audit id.
+    pub audit_id: String,
+    /// The compliance summary.
+    pub summary: AuditSummary,
+    /// Steps stored.
+    pub steps: u32,
+}

@@ -1,0 +1,3 @@
+DROP TABLE transcriptions;
+DROP TABLE recordings;
+DROP TABLE fiches;

@@ -1,0 +1,2 @@
+DROP TABLE crm_permit_leases;
+DROP TABLE events;

@@ -1,0 +1,8 @@
+//! End-to-end tests of callaudit against a real Postgres and a real Temporal dev server.
+//! Each test gets its own database (cloned from a migrated template) and its own task
+//! queue. Run them with `temporal-dev/test.sh` (starts the services) or set
+//! `CALLAUDIT_TEST_DATABASE_URL` and `CALLAUDIT_TEST_TEMPORAL_ADDRESS` yourself.
+
+mod support;
+
+mod foundation;

@@ -1,0 +1,227 @@
+//! Test harness: isolated databases, task queues, in-process api, spawned binaries, and
+//! waiting for conditions (never sleeping for a fixed time to "let things happen").
+
+#![allow(dead_code)]
+
+use callaudit_api::temporal::{TemporalGateway, TemporalSettings};
+use callaudit_api::{AppState, events::EventHub, metrics::Metrics};
+use callaudit_db::testing::{TestDatabase, create_test_database};
+use std::future::Future;
+use std::sync::Arc;
+use std::time::Duration;
+
+/// Server-level Postgres URL the tests create their databases on.
+pub fn admin_database_url() -> String {
+    std::env::var("CALLAUDIT_TEST_DATABASE_URL")
+        .or_else(|_| std::env::var("DATABASE_URL"))
+        .unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/postgres".into())
+}
+
+/// The shared Temporal dev server of the test run.
+pub fn temporal_address() -> String {
+    std::env::var("CALLAUDIT_TEST_TEMPORAL_ADDRESS").unwrap_or_else(|_| "127.0.0.1:7244".into())
+}
+
+/// The compiled `callaudit` binary.
+pub fn bin() -> &'static str {
+    env!("CARGO_BIN_EXE_callaudit")
+}
+
+/// A unique, readable task queue for one test.
+pub fn task_queue(label: &str) -> String {
+    format!("test-{label}-{}", uuid::Uuid::new_v4().simple())
+}
+
+/// A fresh migrated database for one test.
+pub async fn test_db(label: &str) -> TestDatabase {
+    create_test_database(&admin_database_url(), label)
+        .await
+        .unwrap_or_else(|e| {
+            panic!(
+                "cannot create a test database on {}: {e}",
+                admin_database_url()
+            )
+        })
+}
+
+/// Temporal settings pointing at `address` with `task_queue`.
+pub fn temporal_settings(address: &str, task_queue: &str) -> TemporalSettings {
+    TemporalSettings {
+        address: address.to_string(),
+        namespace: "default".into(),
+        task_queue: task_queue.to_string(),
+        api_key: None,
+        tls: false,
+        ui_url: "http://localhost:8233".into(),
+    }
+}
+
+/// An api served in-process on an ephemeral port.
+pub struct TestApi {
+    /// `http://127.0.0.1:PORT`.
+    pub base: String,
+    /// Its state (pool, temporal gateway…).
+    pub state: AppState,
+    /// HTTP client.
+    pub http: reqwest::Client,
+}
+
+/// Starts the api on `database_url` and Temporal `settings`.
+pub async fn spawn_api(database_url: &str, settings: TemporalSettings) -> TestApi {
+    use poem::listener::{Acceptor, Listener};
+    let pool = callaudit_db::connect_pool(database_url, 5).expect("pool");
+    let hub = EventHub::new();
+    tokio::spawn(hub.clone().run_listener(database_url.to_string()));
+    let state = AppState {
+        pool,
+        temporal: Arc::new(TemporalGateway::new(settings)),
+        token_ttl: chrono::Duration::hours(1),
+        metrics: Arc::new(Metrics::new()),
+        events: hub,
+    };
+    let acceptor = poem::listener::TcpListener::bind("127.0.0.1:0")
+        .into_acceptor()
+        .await
+        .expect("bind");
+    let addr = acceptor.local_addr()[0]
+        .as_socket_addr()
+        .copied()
+        .expect("tcp addr");
+    let app = callaudit_api::app(state.clone());
+    tokio::spawn(async move {
+        let _ = poem::Server::new_with_acceptor(acceptor).run(app).await;
+    });
+    TestApi {
+        base: format!("http://{addr}"),
+        state,
+        http: reqwest::Client::new(),
+    }
+}
+
+impl TestApi {
+    /// Creates a user with `role` and logs in; returns the bearer token.
+    pub async fn token_for(&self, role: &str) -> String {
+        let email = format!("{role}-{}@example.test", uuid::Uuid::new_v4().simple());
+        let password = format!("pw-{role}-correct horse");
+        {
+            let mut conn = callaudit_db::pool::get(&self.state.pool)
+                .await
+                .expect("conn");
+            callaudit_db::auth::seed_rbac(&mut conn)
+                .await
+                .expect("seed");
+            callaudit_db::auth::upsert_user(&mut conn, &email, &password, role)
+                .await
+                .expect("user");
+        }
+        let resp = self
+            .http
+            .post(format!("{}/api/auth/login", self.base))
+            .json(&serde_json::json!({"email": email, "password": password}))
+            .send()
+            .await
+            .expect("login request");
+        assert_eq!(resp.status(), 200, "login as {role}");
+        let body: serde_json::Value = resp.json().await.expect("json");
+        body["token"].as_str().expect("token").to_string()
+    }
+
+    /// GET with an optional token; returns (status, JSON body).
+    pub async fn get(&self, path: &str, token: Option<&str>) -> (u16, serde_json::Value) {
+        let mut req = self.http.get(format!("{}{path}", self.base));
+        if let Some(t) = token {
+            req = req.bearer_auth(t);
+        }
+        let resp = req.send().await.expect("request");
+        let status = resp.status().as_u16();
+        (status, resp.json().await.unwrap_or(serde_json::Value::Null))
+    }
+
+    /// Sends `method` with a JSON body; returns (status, JSON body).
+    pub async fn send(
+        &self,
+        method: reqwest::Method,
+        path: &str,
+        token: Option<&str>,
+        body: &serde_json::Value,
+    ) -> (u16, serde_json::Value) {
+        let mut req = self
+            .http
+            .request(method, format!("{}{path}", self.base))
+            .json(body);
+        if let Some(t) = token {
+            req = req.bearer_auth(t);
+        }
+        let resp = req.send().await.expect("request");
+        let status = resp.status().as_u16();
+        (status, resp.json().await.unwrap_or(serde_json::Value::Null))
+    }
+}
+
+/// Polls `check` until it returns `Some`, failing the test with `what` after `timeout`.
+pub async fn wait_for<T, F, Fut>(what: &str, timeout: Duration, mut check: F) -> T
+where
+    F: FnMut() -> Fut,
+    Fut: Future<Output = Option<T>>,
+{
+    let deadline = tokio::time::Instant::now() + timeout;
+    loop {
+        if let Some(v) = check().await {
+            return v;
+        }
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "timed out after {timeout:?} waiting for {what}"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
+/// A free TCP port on loopback (bound then released).
+pub fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .map(|a| a.port())
+        .expect("free port")
+}
+
+/// The `temporal` CLI (from `TEMPORAL_CLI` or PATH).
+pub fn temporal_cli() -> String {
+    std::env::var("TEMPORAL_CLI").unwrap_or_else(|_| "temporal".into())
+}
+
+/// A child process killed when dropped.
+pub struct ChildGuard(pub std::process::Child);
+
+impl Drop for ChildGuard {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+/// Starts a private in-memory Temporal dev server on `port` (for tests that stop it).
+pub fn start_private_temporal(port: u16) -> ChildGuard {
+    let child = std::process::Command::new(temporal_cli())
+        .args([
+            "server",
+            "start-dev",
+            "--headless",
+            "--ip",
+            "127.0.0.1",
+            "--log-level",
+            "error",
+        ])
+        .args([
+            "--port",
+            &port.to_string(),
+            "--http-port",
+            &free_port().to_string(),
+        ])
+        .args(["--metrics-port", &free_port().to_string()])
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .expect("start temporal dev server (is the temporal CLI installed? see temporal-dev/)");
+    ChildGuard(child)
+}
