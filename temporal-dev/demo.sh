@@ -51,7 +51,7 @@ start() {
 ((start_sim)) && start sim
 start worker
 start api
-wait_for "the api on $API_ADDR" 120 curl -fsS "http://$API_ADDR/health" -o /dev/null
+wait_for "the api on $API_ADDR" 120 curl -fs "http://$API_ADDR/health" -o /dev/null
 
 "$BIN" demo --api-url "http://$API_ADDR"
 log "still running: api http://$API_ADDR (docs /docs), Temporal UI http://localhost:8233; stop with temporal-dev/stop.sh"

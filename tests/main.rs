@@ -5,4 +5,5 @@
 
 mod support;
 
+mod audit_pipeline;
 mod foundation;

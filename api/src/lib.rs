@@ -3,6 +3,7 @@
 //! permission; every error is JSON.
 
 pub mod audit_configs;
+pub mod audits;
 pub mod auth;
 pub mod error;
 pub mod events;
@@ -23,6 +24,7 @@ pub type Apis = (
     health::HealthApi,
     auth::AuthApi,
     audit_configs::AuditConfigsApi,
+    audits::AuditsApi,
 );
 
 /// The OpenAPI service with every route.
@@ -32,6 +34,7 @@ pub fn openapi() -> OpenApiService<Apis, ()> {
             health::HealthApi,
             auth::AuthApi,
             audit_configs::AuditConfigsApi,
+            audits::AuditsApi,
         ),
         "callaudit",
         env!("CARGO_PKG_VERSION"),

@@ -4,6 +4,8 @@
 
 use crate::config::WorkerArgs;
 use anyhow::Context;
+use callaudit_activities::WorkerActivities;
+use callaudit_activities::clients::{CrmClient, ElevenLabsClient, OpenAiClient};
 use callaudit_workflows::{AuditStepWorkflow, AuditWorkflow, TranscriptionWorkflow};
 use std::time::Duration;
 use temporalio_sdk::{Runtime, Worker, WorkerOptions};
@@ -16,12 +18,14 @@ pub async fn run(args: WorkerArgs) -> anyhow::Result<()> {
     let settings = args.temporal.settings();
     let client = connect_with_retry(&settings).await?;
 
+    let activities = build_activities(&args, &database_url)?;
     let runtime = Runtime::from_current_tokio(Default::default())
         .map_err(|e| anyhow::anyhow!("temporal runtime: {e}"))?;
     let options = WorkerOptions::new(settings.task_queue.clone())
         .register_workflow::<AuditWorkflow>()?
         .register_workflow::<AuditStepWorkflow>()?
         .register_workflow::<TranscriptionWorkflow>()?
+        .register_activities(activities)
         .max_cached_workflows(500)
         .graceful_shutdown_period(Duration::from_secs(args.worker_shutdown_grace_s))
         .build();
@@ -62,4 +66,47 @@ async fn connect_with_retry(
             Err(e) => return Err(e.into()),
         }
     }
+}
+
+fn build_activities(args: &WorkerArgs, database_url: &str) -> anyhow::Result<WorkerActivities> {
+    let up = &args.upstream;
+    let timeout = Duration::from_millis(up.upstream_timeout_ms.max(1000));
+    let crm = match (&up.crm_base_url, crate::config::present(&up.crm_api_key)) {
+        (Some(url), Some(key)) if !url.trim().is_empty() => {
+            Some(CrmClient::new(url.trim(), key, timeout))
+        }
+        _ => None,
+    };
+    let stt = crate::config::present(&up.elevenlabs_api_key).map(|key| {
+        ElevenLabsClient::new(
+            &up.elevenlabs_base_url,
+            key,
+            &up.elevenlabs_model_id,
+            timeout,
+        )
+    });
+    let llm = crate::config::present(&up.openai_api_key)
+        .map(|key| OpenAiClient::new(&up.openai_base_url, key, timeout));
+    for (missing, name) in [
+        (crm.is_none(), "CRM_BASE_URL/CRM_API_KEY"),
+        (stt.is_none(), "ELEVENLABS_API_KEY"),
+        (llm.is_none(), "OPENAI_API_KEY"),
+    ] {
+        if missing {
+            tracing::warn!(
+                setting = name,
+                "not configured: activities needing it fail with a clear, non-retryable error"
+            );
+        }
+    }
+    Ok(WorkerActivities {
+        pool: callaudit_db::connect_pool(database_url, args.db.database_pool_size)?,
+        crm,
+        stt,
+        llm,
+        model_audit: up.openai_model_audit.clone(),
+        force_refresh_cooldown: Duration::from_millis(up.fiche_force_refresh_cooldown_ms),
+        fiche_fetch_concurrency: up.fiche_fetch_concurrency,
+        holder: format!("worker-{}", std::process::id()),
+    })
 }

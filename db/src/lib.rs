@@ -7,6 +7,7 @@ pub mod audit_configs;
 pub mod auth;
 pub mod events;
 pub mod migrate;
+pub mod pipeline;
 pub mod pool;
 pub mod schema;
 pub mod testing;

@@ -1,0 +1,94 @@
+//! Global concurrency caps across every worker replica: a pool of N slots as Postgres
+//! rows, leased with `FOR UPDATE SKIP LOCKED`; a lease expires on its own so a crashed
+//! worker's slot is freed. Waiting heartbeats the activity so Temporal knows it is alive.
+
+use callaudit_db::{Pool, pool};
+use diesel::sql_types::{Integer, Text};
+use diesel_async::RunQueryDsl;
+use std::time::Duration;
+use temporalio_common::ActivityError;
+use temporalio_sdk::activities::ActivityContext;
+
+/// Lease length: longer than any CRM call (timeout) so a live holder never loses it.
+const LEASE_SECONDS: i32 = 180;
+
+/// A held slot.
+#[derive(Debug)]
+pub struct Permit {
+    pool_name: String,
+    slot: i32,
+    holder: String,
+}
+
+#[derive(diesel::QueryableByName)]
+struct Slot {
+    #[diesel(sql_type = Integer)]
+    slot: i32,
+}
+
+/// Waits for a free slot of `pool_name` (capacity `cap`) and takes it.
+pub async fn acquire(
+    db: &Pool,
+    ctx: &ActivityContext,
+    pool_name: &str,
+    cap: u32,
+    holder: &str,
+) -> Result<Permit, ActivityError> {
+    let cap = i32::try_from(cap.max(1)).unwrap_or(i32::MAX);
+    let holder = format!("{holder}:{}", uuid::Uuid::new_v4().simple());
+    loop {
+        let mut conn = pool::get(db)
+            .await
+            .map_err(|e| ActivityError::from(anyhow::anyhow!(e.to_string())))?;
+        diesel::sql_query("INSERT INTO crm_permit_leases (pool, slot) SELECT $1, s FROM generate_series(0, $2 - 1) s ON CONFLICT DO NOTHING")
+            .bind::<Text, _>(pool_name)
+            .bind::<Integer, _>(cap)
+            .execute(&mut conn)
+            .await
+            .map_err(|e| ActivityError::from(anyhow::anyhow!(e.to_string())))?;
+        let got: Vec<Slot> = diesel::sql_query(
+            "UPDATE crm_permit_leases SET holder = $3, acquired_at = now(), \
+               lease_until = now() + make_interval(secs => $4) \
+             WHERE (pool, slot) = (SELECT pool, slot FROM crm_permit_leases \
+               WHERE pool = $1 AND slot < $2 AND (holder IS NULL OR lease_until < now()) \
+               ORDER BY slot LIMIT 1 FOR UPDATE SKIP LOCKED) RETURNING slot",
+        )
+        .bind::<Text, _>(pool_name)
+        .bind::<Integer, _>(cap)
+        .bind::<Text, _>(&holder)
+        .bind::<Integer, _>(LEASE_SECONDS)
+        .load(&mut conn)
+        .await
+        .map_err(|e| ActivityError::from(anyhow::anyhow!(e.to_string())))?;
+        if let Some(s) = got.into_iter().next() {
+            return Ok(Permit {
+                pool_name: pool_name.to_string(),
+                slot: s.slot,
+                holder,
+            });
+        }
+        drop(conn);
+        if ctx.is_cancelled() {
+            return Err(ActivityError::cancelled());
+        }
+        let _ = ctx.record_heartbeat(()).await;
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
+impl Permit {
+    /// Frees the slot (best effort: an unreleased slot expires after the lease).
+    pub async fn release(self, db: &Pool) {
+        if let Ok(mut conn) = pool::get(db).await {
+            let r = diesel::sql_query("UPDATE crm_permit_leases SET holder = NULL, lease_until = NULL WHERE pool = $1 AND slot = $2 AND holder = $3")
+                .bind::<Text, _>(&self.pool_name)
+                .bind::<Integer, _>(self.slot)
+                .bind::<Text, _>(&self.holder)
+                .execute(&mut conn)
+                .await;
+            if let Err(e) = r {
+                tracing::warn!(error = %e, pool = %self.pool_name, "permit release failed; it will expire");
+            }
+        }
+    }
+}

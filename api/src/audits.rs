@@ -1,0 +1,304 @@
+//! `/api/audits`: run an audit (starts `AuditWorkflow`), read one, list them.
+
+use crate::auth::{ApiTags, BearerAuth};
+use crate::error::ApiError;
+use crate::state::AppState;
+use callaudit_db::{pipeline, pool};
+use callaudit_domain::workflow_io::{AuditWorkflowInput, ids};
+use callaudit_workflows::AuditWorkflow;
+use poem::web::Data;
+use poem_openapi::param::{Path, Query};
+use poem_openapi::payload::Json;
+use poem_openapi::{ApiResponse, Object, OpenApi};
+use temporalio_client::WorkflowStartOptions;
+use uuid::Uuid;
+
+/// Request to audit one fiche.
+#[derive(Debug, Object)]
+pub struct RunAuditRequest {
+    /// CRM fiche id.
+    #[oai(validator(min_length = 1, max_length = 100, pattern = r"^[A-Za-z0-9_.\-]+$"))]
+    pub fiche_id: String,
+    /// Audit configuration to apply.
+    pub audit_config_id: Uuid,
+    /// Transcript-tools mode (`useRlm` is accepted too).
+    pub use_rlm: Option<bool>,
+    /// Alias of `use_rlm` (seed compatibility).
+    #[oai(rename = "useRlm")]
+    pub use_rlm_camel: Option<bool>,
+}
+
+/// Links of an accepted audit.
+#[derive(Debug, Object)]
+pub struct AuditLinks {
+    /// The audit.
+    pub audit: String,
+    /// Its event stream (SSE).
+    pub events: String,
+    /// The run in the Temporal UI.
+    pub temporal_ui: String,
+}
+
+/// Accepted audit.
+#[derive(Debug, Object)]
+pub struct RunAuditAccepted {
+    /// Audit id.
+    pub audit_id: Uuid,
+    /// Workflow id (`audit:{audit_id}`).
+    pub workflow_id: String,
+    /// `pending`.
+    pub status: String,
+    /// Where to look next.
+    pub links: AuditLinks,
+}
+
+/// `POST /api/audits/run` answer.
+#[derive(ApiResponse)]
+pub enum RunAuditResponse {
+    /// Accepted: the workflow is started.
+    #[oai(status = 202)]
+    Accepted(Json<RunAuditAccepted>),
+}
+
+/// One step result.
+#[derive(Debug, Object)]
+pub struct StepView {
+    /// Position.
+    pub position: i32,
+    /// Name.
+    pub name: String,
+    /// Weight.
+    pub weight: f64,
+    /// Critical.
+    pub critical: bool,
+    /// Score.
+    pub score: f64,
+    /// CONFORME / PARTIEL / NON_CONFORME.
+    pub conforme: String,
+    /// Gated analysis: `points_controle` (statut, citations, evidence_unverified…), commentaire, rerun_history.
+    pub raw_result: serde_json::Value,
+    /// Model used.
+    pub model: Option<String>,
+    /// Prompt tokens.
+    pub prompt_tokens: i32,
+    /// Completion tokens.
+    pub completion_tokens: i32,
+}
+
+/// An audit with its summary and steps.
+#[derive(Debug, Object)]
+pub struct AuditView {
+    /// Id.
+    pub id: Uuid,
+    /// Fiche.
+    pub fiche_id: String,
+    /// Configuration.
+    pub audit_config_id: Uuid,
+    /// pending / running / completed / failed.
+    pub status: String,
+    /// Transcript-tools mode.
+    pub use_rlm: bool,
+    /// Workflow id.
+    pub workflow_id: String,
+    /// Score /100 (one decimal).
+    pub score: Option<f64>,
+    /// EXCELLENT / BON / ACCEPTABLE / INSUFFISANT / REJET.
+    pub niveau: Option<String>,
+    /// A critical step is NON_CONFORME.
+    pub critical: Option<bool>,
+    /// Steps of the configuration.
+    pub steps_total: i32,
+    /// Steps stored.
+    pub steps_done: i32,
+    /// Failure reason.
+    pub error: Option<String>,
+    /// Creation time.
+    pub created_at: chrono::DateTime<chrono::Utc>,
+    /// End time.
+    pub completed_at: Option<chrono::DateTime<chrono::Utc>>,
+    /// Steps by position (empty in lists).
+    pub steps: Vec<StepView>,
+}
+
+/// A page of audits.
+#[derive(Debug, Object)]
+pub struct AuditPage {
+    /// Audits, newest first.
+    pub items: Vec<AuditView>,
+    /// Total matching.
+    pub total: i64,
+    /// Page size.
+    pub limit: i64,
+    /// Offset.
+    pub offset: i64,
+}
+
+fn view(a: pipeline::AuditRow, steps: Vec<pipeline::StepResultRow>) -> AuditView {
+    AuditView {
+        id: a.id,
+        fiche_id: a.fiche_id,
+        audit_config_id: a.audit_config_id,
+        status: a.status,
+        use_rlm: a.use_rlm,
+        workflow_id: a.workflow_id,
+        score: a.score,
+        niveau: a.niveau,
+        critical: a.critical,
+        steps_total: a.steps_total,
+        steps_done: a.steps_done,
+        error: a.error,
+        created_at: a.created_at,
+        completed_at: a.completed_at,
+        steps: steps
+            .into_iter()
+            .map(|s| StepView {
+                position: s.position,
+                name: s.step_name,
+                weight: s.weight,
+                critical: s.critical,
+                score: s.score,
+                conforme: s.conforme,
+                raw_result: s.raw_result,
+                model: s.model,
+                prompt_tokens: s.prompt_tokens,
+                completion_tokens: s.completion_tokens,
+            })
+            .collect(),
+    }
+}
+
+/// Audit routes.
+pub struct AuditsApi;
+
+#[OpenApi(tag = "ApiTags::Audits")]
+impl AuditsApi {
+    /// Audit a fiche with a configuration: stores a pending audit and starts its workflow.
+    #[oai(path = "/api/audits/run", method = "post")]
+    async fn run(
+        &self,
+        auth: BearerAuth,
+        state: Data<&AppState>,
+        body: Json<RunAuditRequest>,
+    ) -> Result<RunAuditResponse, ApiError> {
+        let who = auth.require("audits", "write")?;
+        let use_rlm = body.use_rlm.or(body.use_rlm_camel).unwrap_or(false);
+        if use_rlm {
+            return Err(ApiError::unprocessable(
+                "use_rlm (transcript-tools mode) is not available yet",
+            ));
+        }
+        let mut conn = pool::get(&state.pool).await?;
+        let config = callaudit_db::audit_configs::get(&mut conn, body.audit_config_id)
+            .await?
+            .ok_or_else(|| {
+                ApiError::not_found(format!("audit config {} not found", body.audit_config_id))
+            })?;
+        if !config.active {
+            return Err(ApiError::unprocessable(format!(
+                "audit config {} is inactive",
+                config.id
+            )));
+        }
+        let audit_id = Uuid::new_v4();
+        let workflow_id = ids::audit(&audit_id.to_string());
+        let steps_total = i32::try_from(config.spec.steps.len()).unwrap_or(i32::MAX);
+        pipeline::create_audit(
+            &mut conn,
+            audit_id,
+            &body.fiche_id,
+            config.id,
+            use_rlm,
+            &workflow_id,
+            steps_total,
+            Some(who.user.id),
+        )
+        .await?;
+        let input = AuditWorkflowInput {
+            audit_id: audit_id.to_string(),
+            fiche_id: body.fiche_id.clone(),
+            use_rlm,
+            step_parallelism: 3,
+        };
+        let started = async {
+            let client = state.temporal.client().await.map_err(|e| e.to_string())?;
+            client
+                .start_workflow(
+                    AuditWorkflow::run,
+                    input,
+                    WorkflowStartOptions::new(
+                        state.temporal.settings.task_queue.clone(),
+                        workflow_id.clone(),
+                    )
+                    .build(),
+                )
+                .await
+                .map_err(|e| e.to_string())
+        }
+        .await;
+        if let Err(e) = started {
+            // Nothing half-created: the audit row goes away with the failed start.
+            let _ = pipeline::delete_pending_audit(&mut conn, audit_id).await;
+            tracing::warn!(error = %e, "starting AuditWorkflow failed");
+            return Err(ApiError::unavailable(
+                "the workflow engine is unavailable; nothing was started, retry later",
+            ));
+        }
+        Ok(RunAuditResponse::Accepted(Json(RunAuditAccepted {
+            audit_id,
+            workflow_id: workflow_id.clone(),
+            status: "pending".into(),
+            links: AuditLinks {
+                audit: format!("/api/audits/{audit_id}"),
+                events: format!("/api/audits/{audit_id}/events"),
+                temporal_ui: state.temporal.settings.ui_link(&workflow_id),
+            },
+        })))
+    }
+
+    /// One audit: summary, steps, control points and citations.
+    #[oai(path = "/api/audits/:id", method = "get")]
+    async fn get(
+        &self,
+        auth: BearerAuth,
+        state: Data<&AppState>,
+        id: Path<Uuid>,
+    ) -> Result<Json<AuditView>, ApiError> {
+        auth.require("audits", "read")?;
+        let mut conn = pool::get(&state.pool).await?;
+        let audit = pipeline::get_audit(&mut conn, id.0)
+            .await?
+            .ok_or_else(|| ApiError::not_found(format!("audit {} not found", id.0)))?;
+        let steps = pipeline::step_results(&mut conn, id.0).await?;
+        Ok(Json(view(audit, steps)))
+    }
+
+    /// Audits, newest first, optionally of one fiche.
+    #[oai(path = "/api/audits", method = "get")]
+    async fn list(
+        &self,
+        auth: BearerAuth,
+        state: Data<&AppState>,
+        fiche_id: Query<Option<String>>,
+        #[oai(
+            default = "default_limit",
+            validator(minimum(value = "1"), maximum(value = "200"))
+        )]
+        limit: Query<i64>,
+        #[oai(default, validator(minimum(value = "0")))] offset: Query<i64>,
+    ) -> Result<Json<AuditPage>, ApiError> {
+        auth.require("audits", "read")?;
+        let mut conn = pool::get(&state.pool).await?;
+        let (rows, total) =
+            pipeline::list_audits(&mut conn, fiche_id.0.as_deref(), limit.0, offset.0).await?;
+        Ok(Json(AuditPage {
+            items: rows.into_iter().map(|a| view(a, vec![])).collect(),
+            total,
+            limit: limit.0,
+            offset: offset.0,
+        }))
+    }
+}
+
+fn default_limit() -> i64 {
+    50
+}
