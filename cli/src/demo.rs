@@ -86,10 +86,87 @@ pub async fn run(args: DemoArgs) -> anyhow::Result<()> {
             step["control_points"].as_array().map(Vec::len).unwrap_or(0)
         );
     }
+    let (status, accepted) = call(
+        &http,
+        http.post(format!("{base}/api/audits/run"))
+            .bearer_auth(&token)
+            .json(&json!({"fiche_id": args.fiche_id, "audit_config_id": created["id"]})),
+    )
+    .await?;
+    if status != 202 {
+        bail!("starting the audit failed ({status}): {accepted}");
+    }
+    let audit_id = accepted["audit_id"]
+        .as_str()
+        .context("no audit id")?
+        .to_string();
+    let workflow_id = accepted["workflow_id"]
+        .as_str()
+        .unwrap_or_default()
+        .to_string();
     println!(
-        "\nThe audit run itself (fiche {} → transcription → per-step LLM audit → evidence gating → \
-         summary) is coming with the audit pipeline (issue 3).\nTemporal UI: {}",
-        args.fiche_id, args.temporal_ui_url
+        "→ audit {audit_id} of fiche {} started (workflow {workflow_id})",
+        args.fiche_id
+    );
+    let started = Instant::now();
+    let audit = loop {
+        let (_, a) = call(
+            &http,
+            http.get(format!("{base}/api/audits/{audit_id}"))
+                .bearer_auth(&token),
+        )
+        .await?;
+        match a["status"].as_str() {
+            Some("completed") => break a,
+            Some("failed") => bail!("the audit failed: {}", a["error"]),
+            _ if started.elapsed() > Duration::from_secs(300) => {
+                bail!("the audit did not finish within 5 minutes: {a}")
+            }
+            _ => tokio::time::sleep(Duration::from_millis(500)).await,
+        }
+    };
+    println!(
+        "\n✔ completed in {:.1} s — score {} / 100, niveau {}, critical failure: {}",
+        started.elapsed().as_secs_f64(),
+        audit["score"],
+        audit["niveau"].as_str().unwrap_or("?"),
+        audit["critical"]
+    );
+    for step in audit["steps"].as_array().into_iter().flatten() {
+        println!(
+            "   {}. {:<45} {:>5.1}/{:<4} {}",
+            step["position"],
+            step["name"].as_str().unwrap_or("?"),
+            step["score"].as_f64().unwrap_or(0.0),
+            step["weight"],
+            step["conforme"].as_str().unwrap_or("?")
+        );
+        for p in step["raw_result"]["points_controle"]
+            .as_array()
+            .into_iter()
+            .flatten()
+        {
+            let flag = if p["evidence_unverified"].as_bool() == Some(true) {
+                "  (evidence unverified)"
+            } else {
+                ""
+            };
+            println!(
+                "        - {} → {}{}",
+                p["point"].as_str().unwrap_or("?"),
+                p["statut"].as_str().unwrap_or("?"),
+                flag
+            );
+        }
+    }
+    println!(
+        "\nTemporal UI: {}/namespaces/default/workflows/{}",
+        args.temporal_ui_url.trim_end_matches('/'),
+        workflow_id.replace(':', "%3A")
+    );
+    println!(
+        "Real vendors: set CRM_BASE_URL, CRM_API_KEY, ELEVENLABS_API_KEY, OPENAI_API_KEY (and \
+         OPENAI_BASE_URL / OPENAI_MODEL_AUDIT) before temporal-dev/demo.sh, and pass --fiche-id."
     );
     Ok(())
 }
