@@ -5,7 +5,7 @@ use crate::DbResult;
 use crate::schema::{audit_step_results, audits, fiches, recordings, transcriptions};
 use chrono::{DateTime, Utc};
 use diesel::upsert::excluded;
-use diesel::{ExpressionMethods, OptionalExtension, QueryDsl};
+use diesel::{ExpressionMethods, OptionalExtension, QueryDsl, SelectableHelper};
 use diesel_async::{AsyncPgConnection, RunQueryDsl};
 use uuid::Uuid;
 
@@ -210,7 +210,8 @@ pub async fn store_transcription(
 }
 
 /// An audit row (the fields the pipeline needs).
-#[derive(Debug, Clone, diesel::Queryable, serde::Serialize)]
+#[derive(Debug, Clone, diesel::Queryable, diesel::Selectable, serde::Serialize)]
+#[diesel(table_name = audits)]
 pub struct AuditRow {
     /// Id.
     pub id: Uuid,
@@ -243,42 +244,6 @@ pub struct AuditRow {
     /// Creation time.
     pub created_at: DateTime<Utc>,
 }
-
-type AuditCols = (
-    audits::id,
-    audits::fiche_id,
-    audits::audit_config_id,
-    audits::status,
-    audits::use_rlm,
-    audits::workflow_id,
-    audits::score,
-    audits::niveau,
-    audits::critical,
-    audits::steps_total,
-    audits::steps_done,
-    audits::error,
-    audits::started_at,
-    audits::completed_at,
-    audits::created_at,
-);
-
-const AUDIT_COLS: AuditCols = (
-    audits::id,
-    audits::fiche_id,
-    audits::audit_config_id,
-    audits::status,
-    audits::use_rlm,
-    audits::workflow_id,
-    audits::score,
-    audits::niveau,
-    audits::critical,
-    audits::steps_total,
-    audits::steps_done,
-    audits::error,
-    audits::started_at,
-    audits::completed_at,
-    audits::created_at,
-);
 
 #[allow(clippy::too_many_arguments)]
 /// Creates a pending audit; the fiche row must exist (a placeholder is created when the
@@ -320,7 +285,7 @@ pub async fn create_audit(
 pub async fn get_audit(conn: &mut AsyncPgConnection, id: Uuid) -> DbResult<Option<AuditRow>> {
     Ok(audits::table
         .find(id)
-        .select(AUDIT_COLS)
+        .select(AuditRow::as_select())
         .first(conn)
         .await
         .optional()?)
@@ -334,7 +299,7 @@ pub async fn list_audits(
     offset: i64,
 ) -> DbResult<(Vec<AuditRow>, i64)> {
     let mut q = audits::table
-        .select(AUDIT_COLS)
+        .select(AuditRow::as_select())
         .order(audits::created_at.desc())
         .into_boxed();
     let mut c = audits::table.count().into_boxed();
