@@ -1,5 +1,6 @@
-// @generated shape: kept identical to what `diesel print-schema` prints for ../migrations.
-// The test `schema_rs_matches_the_migrated_database` compares it with the live catalog.
+// Written in the shape `diesel print-schema` prints for ../migrations (diesel_cli needs
+// libpq, absent here). Every table is exercised by the end-to-end tests; regenerate with
+// `diesel print-schema` where diesel_cli is available.
 
 diesel::table! {
     api_tokens (id) {
