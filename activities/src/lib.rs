@@ -77,6 +77,28 @@ fn parse_uuid(s: &str) -> Result<Uuid, ActivityError> {
     Uuid::parse_str(s).map_err(|_| permanent(format!("invalid audit id {s}")))
 }
 
+/// The audit and the configuration it applies; both missing cases are permanent.
+async fn audit_with_config(
+    conn: &mut callaudit_db::AsyncPgConnection,
+    id: Uuid,
+) -> Result<
+    (
+        pipeline::AuditRow,
+        callaudit_db::audit_configs::StoredAuditConfig,
+    ),
+    ActivityError,
+> {
+    let audit = pipeline::get_audit(conn, id)
+        .await
+        .map_err(retryable)?
+        .ok_or_else(|| permanent(format!("audit {id} not found")))?;
+    let config = callaudit_db::audit_configs::get(conn, audit.audit_config_id)
+        .await
+        .map_err(retryable)?
+        .ok_or_else(|| permanent("audit configuration deleted"))?;
+    Ok((audit, config))
+}
+
 fn parse_time(v: &serde_json::Value) -> Option<chrono::DateTime<chrono::Utc>> {
     v.as_str()
         .and_then(|s| chrono::DateTime::parse_from_rfc3339(s).ok())
@@ -167,14 +189,7 @@ impl WorkerActivities {
     ) -> Result<AuditPlan, ActivityError> {
         let id = parse_uuid(&input.audit_id)?;
         let mut conn = self.conn().await?;
-        let audit = pipeline::get_audit(&mut conn, id)
-            .await
-            .map_err(retryable)?
-            .ok_or_else(|| permanent(format!("audit {id} not found")))?;
-        let config = callaudit_db::audit_configs::get(&mut conn, audit.audit_config_id)
-            .await
-            .map_err(retryable)?
-            .ok_or_else(|| permanent("audit configuration deleted"))?;
+        let (audit, config) = audit_with_config(&mut conn, id).await?;
         pipeline::mark_audit_running(&mut conn, id)
             .await
             .map_err(retryable)?;
@@ -358,14 +373,7 @@ impl WorkerActivities {
                 reused: true,
             });
         }
-        let audit = pipeline::get_audit(&mut conn, id)
-            .await
-            .map_err(retryable)?
-            .ok_or_else(|| permanent(format!("audit {id} not found")))?;
-        let config = callaudit_db::audit_configs::get(&mut conn, audit.audit_config_id)
-            .await
-            .map_err(retryable)?
-            .ok_or_else(|| permanent("audit configuration deleted"))?;
+        let (audit, config) = audit_with_config(&mut conn, id).await?;
         drop(conn);
         let step = config
             .spec

@@ -7,11 +7,7 @@ use anyhow::{Context, bail};
 use serde_json::{Value, json};
 use std::time::{Duration, Instant};
 
-async fn call(
-    http: &reqwest::Client,
-    req: reqwest::RequestBuilder,
-) -> anyhow::Result<(u16, Value)> {
-    let _ = http;
+async fn call(req: reqwest::RequestBuilder) -> anyhow::Result<(u16, Value)> {
     let resp = req.send().await.context("calling the api")?;
     let status = resp.status().as_u16();
     let body = resp.json().await.unwrap_or(Value::Null);
@@ -30,7 +26,7 @@ pub async fn run(args: DemoArgs) -> anyhow::Result<()> {
     println!("→ waiting for {base}/ready (Postgres + Temporal)");
     let started = Instant::now();
     loop {
-        match call(&http, http.get(format!("{base}/ready"))).await {
+        match call(http.get(format!("{base}/ready"))).await {
             Ok((200, _)) => break,
             Ok((_, body)) if started.elapsed() > Duration::from_secs(90) => {
                 bail!("api not ready: {body}")
@@ -41,7 +37,6 @@ pub async fn run(args: DemoArgs) -> anyhow::Result<()> {
     }
 
     let (status, login) = call(
-        &http,
         http.post(format!("{base}/api/auth/login"))
             .json(&json!({"email": args.email, "password": password.expose()})),
     )
@@ -57,7 +52,6 @@ pub async fn run(args: DemoArgs) -> anyhow::Result<()> {
 
     let config: Value = serde_json::from_str(callaudit_sim::SAMPLE_AUDIT_CONFIG_JSON)?;
     let (status, created) = call(
-        &http,
         http.post(format!("{base}/api/audit-configs"))
             .bearer_auth(&token)
             .json(&config),
@@ -87,7 +81,6 @@ pub async fn run(args: DemoArgs) -> anyhow::Result<()> {
         );
     }
     let (status, accepted) = call(
-        &http,
         http.post(format!("{base}/api/audits/run"))
             .bearer_auth(&token)
             .json(&json!({"fiche_id": args.fiche_id, "audit_config_id": created["id"]})),
@@ -111,7 +104,6 @@ pub async fn run(args: DemoArgs) -> anyhow::Result<()> {
     let started = Instant::now();
     let audit = loop {
         let (_, a) = call(
-            &http,
             http.get(format!("{base}/api/audits/{audit_id}"))
                 .bearer_auth(&token),
         )
