@@ -3,13 +3,14 @@
 use crate::support::*;
 use callaudit_domain::analysis::Conformite;
 use callaudit_domain::scoring::{StepForSummary, summarize};
+use std::net::SocketAddr;
 use std::process::{Command, Stdio};
 use std::time::Duration;
 
-/// A worker process wired to the simulators at `sim`.
-fn spawn_worker(db_url: &str, queue: &str, sim: &str) -> ChildGuard {
-    let child = Command::new(bin())
-        .arg("worker")
+/// A worker process wired to the simulators at `sim`, with extra environment.
+fn spawn_worker_with(db_url: &str, queue: &str, sim: &str, env: &[(&str, &str)]) -> ChildGuard {
+    let mut cmd = Command::new(bin());
+    cmd.arg("worker")
         .env("DATABASE_URL", db_url)
         .env("TEMPORAL_ADDRESS", temporal_address())
         .env("TEMPORAL_TASK_QUEUE", queue)
@@ -21,18 +22,140 @@ fn spawn_worker(db_url: &str, queue: &str, sim: &str) -> ChildGuard {
         .env("OPENAI_API_KEY", "sim-llm")
         .env("RUST_LOG", "warn")
         .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()
-        .expect("spawn worker");
-    ChildGuard(child)
+        .stderr(Stdio::null());
+    for (k, v) in env {
+        cmd.env(k, v);
+    }
+    ChildGuard(cmd.spawn().expect("spawn worker"))
 }
 
-fn four_step_config() -> serde_json::Value {
+/// A worker process wired to the simulators at `sim`.
+fn spawn_worker(db_url: &str, queue: &str, sim: &str) -> ChildGuard {
+    spawn_worker_with(db_url, queue, sim, &[])
+}
+
+fn config_with_steps(n: usize) -> serde_json::Value {
     let mut config: serde_json::Value =
         serde_json::from_str(callaudit_sim::SAMPLE_AUDIT_CONFIG_JSON).expect("sample");
     let steps = config["steps"].as_array_mut().expect("steps");
-    steps.truncate(4);
+    steps.truncate(n);
     config
+}
+
+fn four_step_config() -> serde_json::Value {
+    config_with_steps(4)
+}
+
+/// A test database, simulators, an api and tokens; workers are started by each test.
+struct Scenario {
+    db: callaudit_db::testing::TestDatabase,
+    queue: String,
+    sim: SocketAddr,
+    api: TestApi,
+    auditor: String,
+    manager: String,
+}
+
+impl Scenario {
+    async fn new(label: &str, sim: callaudit_sim::SimConfig) -> Scenario {
+        let db = test_db(label).await;
+        let queue = task_queue(label);
+        let (sim, _) = callaudit_sim::spawn("127.0.0.1:0", callaudit_sim::SimState::new(sim))
+            .await
+            .expect("sim");
+        let api = spawn_api(&db.url, temporal_settings(&temporal_address(), &queue)).await;
+        let auditor = api.token_for("auditor").await;
+        let manager = api.token_for("manager").await;
+        Scenario {
+            db,
+            queue,
+            sim,
+            api,
+            auditor,
+            manager,
+        }
+    }
+
+    fn worker(&self, env: &[(&str, &str)]) -> ChildGuard {
+        spawn_worker_with(&self.db.url, &self.queue, &self.sim.to_string(), env)
+    }
+
+    async fn config(&self, steps: usize) -> serde_json::Value {
+        let (status, config) = self
+            .api
+            .send(
+                reqwest::Method::POST,
+                "/api/audit-configs",
+                Some(&self.manager),
+                &config_with_steps(steps),
+            )
+            .await;
+        assert_eq!(status, 201, "{config}");
+        config["id"].clone()
+    }
+
+    async fn run(&self, fiche: &str, config: &serde_json::Value) -> String {
+        let body = serde_json::json!({"fiche_id": fiche, "audit_config_id": config});
+        let (status, accepted) = self
+            .api
+            .send(
+                reqwest::Method::POST,
+                "/api/audits/run",
+                Some(&self.auditor),
+                &body,
+            )
+            .await;
+        assert_eq!(status, 202, "{accepted}");
+        accepted["audit_id"].as_str().expect("id").to_string()
+    }
+
+    async fn audit(&self, id: &str) -> serde_json::Value {
+        let (status, a) = self
+            .api
+            .get(&format!("/api/audits/{id}"), Some(&self.auditor))
+            .await;
+        assert_eq!(status, 200, "{a}");
+        a
+    }
+
+    async fn completed(&self, id: &str) -> serde_json::Value {
+        wait_for(
+            "the audit to complete",
+            Duration::from_secs(180),
+            || async {
+                let a = self.audit(id).await;
+                assert_ne!(a["status"], "failed", "audit failed: {a}");
+                (a["status"] == "completed").then_some(a)
+            },
+        )
+        .await
+    }
+
+    async fn sim_stats(&self) -> serde_json::Value {
+        reqwest::get(format!("http://{}/_sim/stats", self.sim))
+            .await
+            .expect("stats")
+            .json()
+            .await
+            .expect("json")
+    }
+}
+
+async fn count(db_url: &str, sql: &str) -> i64 {
+    use diesel_async::{AsyncConnection, RunQueryDsl};
+    #[derive(diesel::QueryableByName)]
+    struct N {
+        #[diesel(sql_type = diesel::sql_types::BigInt)]
+        n: i64,
+    }
+    let mut conn = diesel_async::AsyncPgConnection::establish(db_url)
+        .await
+        .expect("connect");
+    let rows: Vec<N> = diesel::sql_query(sql)
+        .load(&mut conn)
+        .await
+        .expect("count query");
+    rows[0].n
 }
 
 #[tokio::test(flavor = "multi_thread")]
@@ -71,6 +194,21 @@ async fn an_audit_of_a_fiche_with_two_recordings_stores_four_steps_and_their_sum
     assert_eq!(status, 202, "{accepted}");
     let audit_id = accepted["audit_id"].as_str().expect("id").to_string();
     assert_eq!(accepted["workflow_id"], format!("audit:{audit_id}"));
+    let events_path = accepted["links"]["events"].as_str().expect("events link");
+    assert_eq!(events_path, format!("/api/audits/{audit_id}/events"));
+
+    // A client reads two events live, drops, and reconnects with Last-Event-ID.
+    let t = Duration::from_secs(120);
+    let mut first = SseClient::open(&api, events_path, &token, None).await;
+    assert_eq!(first.status, 200);
+    let seen = vec![
+        first.next(t).await.expect("event 1"),
+        first.next(t).await.expect("event 2"),
+    ];
+    drop(first);
+    let resume_from = seen[1].id.clone().expect("id");
+    let mut resumed = SseClient::open(&api, events_path, &token, Some(&resume_from)).await;
+    let missed = resumed.rest(t).await;
 
     let audit = wait_for(
         "the audit to complete",
@@ -87,6 +225,26 @@ async fn an_audit_of_a_fiche_with_two_recordings_stores_four_steps_and_their_sum
 
     let steps = audit["steps"].as_array().expect("steps");
     assert_eq!(steps.len(), 4);
+
+    // The whole stream: started → 4 step events → completed, and the resumed client got
+    // exactly what it had not seen.
+    let mut replay = SseClient::open(&api, events_path, &token, None).await;
+    let all = replay.rest(t).await;
+    let kinds: Vec<&str> = all.iter().filter_map(|e| e.event.as_deref()).collect();
+    assert_eq!(
+        kinds,
+        [
+            "audit.started",
+            "audit.step.completed",
+            "audit.step.completed",
+            "audit.step.completed",
+            "audit.step.completed",
+            "audit.completed"
+        ]
+    );
+    let mut stitched = seen.clone();
+    stitched.extend(missed);
+    assert_eq!(stitched, all, "seen + resumed == the full stream");
     let recomputed = summarize(
         &steps
             .iter()
@@ -168,4 +326,140 @@ async fn running_an_audit_with_an_unknown_config_or_a_malformed_body_is_a_4xx_an
     assert_eq!(status, 400);
     let (_, page) = api.get("/api/audits", Some(&token)).await;
     assert_eq!(page["total"], 0, "{page}");
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_worker_killed_mid_audit_is_replaced_and_the_audit_completes_with_exactly_one_row_per_step()
+ {
+    // Vendor latency keeps the audit in flight long enough to kill the worker mid-way.
+    let sc = Scenario::new(
+        "audit_kill",
+        callaudit_sim::SimConfig {
+            latency_ms: 400,
+            ..Default::default()
+        },
+    )
+    .await;
+    let config = sc.config(4).await;
+    let mut first = sc.worker(&[]);
+    let id = sc.run("FICHE-1001", &config).await;
+    wait_for("2 stored steps", Duration::from_secs(120), || async {
+        let a = sc.audit(&id).await;
+        (a["steps"].as_array().map_or(0, Vec::len) >= 2).then_some(())
+    })
+    .await;
+    first.0.kill().expect("kill -9 the worker");
+    first.0.wait().expect("reap");
+    let stored_at_kill = sc.audit(&id).await["steps"].as_array().map_or(0, Vec::len);
+    assert!(
+        stored_at_kill < 4,
+        "the audit finished before the kill ({stored_at_kill} steps)"
+    );
+
+    let _fresh = sc.worker(&[]);
+    let audit = sc.completed(&id).await;
+    assert_eq!(audit["steps"].as_array().map(Vec::len), Some(4), "{audit}");
+    let rows = count(
+        &sc.db.url,
+        &format!("SELECT count(*) AS n FROM audit_step_results WHERE audit_id = '{id}'"),
+    )
+    .await;
+    assert_eq!(rows, 4);
+    let transcriptions = count(
+        &sc.db.url,
+        "SELECT count(*) AS n FROM transcriptions t JOIN recordings r USING (recording_id) \
+         WHERE r.fiche_id = 'FICHE-1001'",
+    )
+    .await;
+    assert_eq!(transcriptions, 2, "one transcription per recording");
+    assert_eq!(sc.sim_stats().await["stt_requests"], 2);
+    let completed_events = count(
+        &sc.db.url,
+        &format!(
+            "SELECT count(*) AS n FROM events WHERE topic = 'audit:{id}' AND type = 'audit.completed'"
+        ),
+    )
+    .await;
+    assert_eq!(completed_events, 1);
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn two_workers_never_exceed_the_global_crm_fetch_cap() {
+    let sc = Scenario::new(
+        "crm_cap",
+        callaudit_sim::SimConfig {
+            latency_ms: 300,
+            ..Default::default()
+        },
+    )
+    .await;
+    let config = sc.config(1).await;
+    let cap = [("FICHE_FETCH_CONCURRENCY", "3")];
+    let _a = sc.worker(&cap);
+    let _b = sc.worker(&cap);
+    let fiches: Vec<String> = (1001..=1010).map(|n| format!("FICHE-{n}")).collect();
+    let mut ids = vec![];
+    for f in &fiches {
+        ids.push(sc.run(f, &config).await);
+    }
+    for id in &ids {
+        sc.completed(id).await;
+    }
+    let stats = sc.sim_stats().await;
+    let max = stats["crm_detail_max_in_flight"]
+        .as_u64()
+        .expect("max in flight");
+    assert!(
+        max <= 3,
+        "the CRM saw {max} concurrent detail requests: {stats}"
+    );
+    assert!(
+        max >= 2,
+        "the fetches never overlapped, the cap was not exercised: {stats}"
+    );
+    assert_eq!(stats["crm_detail_requests"], 10, "{stats}");
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_fabricated_citation_is_downgraded_and_marked_evidence_unverified() {
+    let sc = Scenario::new(
+        "fabricated",
+        callaudit_sim::SimConfig {
+            fabricate: callaudit_sim::Fabricate::Always,
+            ..Default::default()
+        },
+    )
+    .await;
+    let config = sc.config(6).await;
+    let _w = sc.worker(&[]);
+    let id = sc.run("FICHE-1003", &config).await;
+    let audit = sc.completed(&id).await;
+    let mut downgraded = 0;
+    for step in audit["steps"].as_array().expect("steps") {
+        for p in step["raw_result"]["points_controle"]
+            .as_array()
+            .expect("points")
+        {
+            let checks = p["citation_checks"].as_array().cloned().unwrap_or_default();
+            let verified = checks.iter().any(|c| c["verdict"] == "VERIFIED");
+            if p["statut"] == "PRESENT" {
+                assert!(verified, "PRESENT backed only by invented quotes: {p}");
+            }
+            if p["evidence_unverified"] == true {
+                assert!(!verified, "{p}");
+                assert_ne!(p["statut"], "PRESENT", "{p}");
+                assert!(
+                    p["evidence_reason"].as_str().is_some_and(|r| !r.is_empty()),
+                    "{p}"
+                );
+                if p["claimed_statut"] == "PRESENT" {
+                    downgraded += 1;
+                }
+            }
+        }
+    }
+    assert!(
+        downgraded >= 1,
+        "no fabricated claim was downgraded: {audit}"
+    );
 }

@@ -6,4 +6,5 @@
 mod support;
 
 mod audit_pipeline;
+mod events_stream;
 mod foundation;

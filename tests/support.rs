@@ -78,6 +78,7 @@ pub async fn spawn_api(database_url: &str, settings: TemporalSettings) -> TestAp
         token_ttl: chrono::Duration::hours(1),
         metrics: Arc::new(Metrics::new()),
         events: hub,
+        step_parallelism: 3,
     };
     let acceptor = poem::listener::TcpListener::bind("127.0.0.1:0")
         .into_acceptor()
@@ -224,4 +225,104 @@ pub fn start_private_temporal(port: u16) -> ChildGuard {
         .spawn()
         .expect("start temporal dev server (is the temporal CLI installed? see temporal-dev/)");
     ChildGuard(child)
+}
+
+/// One Server-Sent Event as received.
+#[derive(Debug, Clone, PartialEq)]
+pub struct SseEvent {
+    /// `id:` field.
+    pub id: Option<String>,
+    /// `event:` field.
+    pub event: Option<String>,
+    /// `data:` lines joined by newlines.
+    pub data: String,
+}
+
+/// A minimal SSE reader over a live HTTP response (comments and keep-alives skipped).
+pub struct SseClient {
+    resp: reqwest::Response,
+    buf: String,
+    /// HTTP status of the stream request.
+    pub status: u16,
+}
+
+impl SseClient {
+    /// Opens `path` with a bearer token and an optional `Last-Event-ID`.
+    pub async fn open(
+        api: &TestApi,
+        path: &str,
+        token: &str,
+        last_event_id: Option<&str>,
+    ) -> SseClient {
+        let mut req = api
+            .http
+            .get(format!("{}{path}", api.base))
+            .bearer_auth(token)
+            .header("Accept", "text/event-stream");
+        if let Some(id) = last_event_id {
+            req = req.header("Last-Event-ID", id);
+        }
+        let resp = req.send().await.expect("sse request");
+        let status = resp.status().as_u16();
+        SseClient {
+            resp,
+            buf: String::new(),
+            status,
+        }
+    }
+
+    /// The next event, `None` when the server closed the stream; fails the test when
+    /// nothing arrives within `timeout`.
+    pub async fn next(&mut self, timeout: Duration) -> Option<SseEvent> {
+        let deadline = tokio::time::Instant::now() + timeout;
+        loop {
+            while let Some(end) = self.buf.find("\n\n") {
+                let frame: String = self.buf.drain(..end + 2).collect();
+                let mut ev = SseEvent {
+                    id: None,
+                    event: None,
+                    data: String::new(),
+                };
+                let mut has_data = false;
+                for line in frame.lines() {
+                    let (field, value) = line.split_once(':').unwrap_or((line, ""));
+                    let value = value.strip_prefix(' ').unwrap_or(value);
+                    match field {
+                        "id" => ev.id = Some(value.to_string()),
+                        "event" => ev.event = Some(value.to_string()),
+                        "data" => {
+                            if has_data {
+                                ev.data.push('\n');
+                            }
+                            ev.data.push_str(value);
+                            has_data = true;
+                        }
+                        _ => {}
+                    }
+                }
+                if has_data {
+                    return Some(ev);
+                }
+            }
+            let chunk = tokio::time::timeout_at(deadline, self.resp.chunk())
+                .await
+                .unwrap_or_else(|_| panic!("no SSE event within {timeout:?}"))
+                .expect("sse body");
+            match chunk {
+                Some(bytes) => self
+                    .buf
+                    .push_str(&String::from_utf8_lossy(&bytes).replace("\r\n", "\n")),
+                None => return None,
+            }
+        }
+    }
+
+    /// Every remaining event until the server closes the stream.
+    pub async fn rest(&mut self, timeout: Duration) -> Vec<SseEvent> {
+        let mut out = vec![];
+        while let Some(e) = self.next(timeout).await {
+            out.push(e);
+        }
+        out
+    }
 }

@@ -9,8 +9,12 @@ use std::time::Duration;
 use temporalio_common::ActivityError;
 use temporalio_sdk::activities::ActivityContext;
 
-/// Lease length: longer than any CRM call (timeout) so a live holder never loses it.
-const LEASE_SECONDS: i32 = 180;
+/// Lease length. A live holder extends it every [`EXTEND_EVERY`]; a crashed worker's
+/// slot is free again at most this long after its last extension.
+const LEASE_SECONDS: i32 = 30;
+
+/// How often a holder extends its lease (and heartbeats its activity).
+const EXTEND_EVERY: Duration = Duration::from_secs(4);
 
 /// A held slot.
 #[derive(Debug)]
@@ -77,6 +81,47 @@ pub async fn acquire(
 }
 
 impl Permit {
+    /// Runs `work` while holding the slot, extending the lease and heartbeating the
+    /// activity every [`EXTEND_EVERY`] so a long call never loses its slot.
+    pub async fn hold<F: std::future::Future>(
+        &self,
+        db: &Pool,
+        ctx: &ActivityContext,
+        work: F,
+    ) -> F::Output {
+        let mut work = std::pin::pin!(work);
+        let mut tick =
+            tokio::time::interval_at(tokio::time::Instant::now() + EXTEND_EVERY, EXTEND_EVERY);
+        loop {
+            tokio::select! {
+                out = &mut work => return out,
+                _ = tick.tick() => {
+                    self.extend(db).await;
+                    let _ = ctx.record_heartbeat(()).await;
+                }
+            }
+        }
+    }
+
+    async fn extend(&self, db: &Pool) {
+        let Ok(mut conn) = pool::get(db).await else {
+            return;
+        };
+        let r = diesel::sql_query(
+            "UPDATE crm_permit_leases SET lease_until = now() + make_interval(secs => $4) \
+             WHERE pool = $1 AND slot = $2 AND holder = $3",
+        )
+        .bind::<Text, _>(&self.pool_name)
+        .bind::<Integer, _>(self.slot)
+        .bind::<Text, _>(&self.holder)
+        .bind::<Integer, _>(LEASE_SECONDS)
+        .execute(&mut conn)
+        .await;
+        if let Err(e) = r {
+            tracing::warn!(error = %e, pool = %self.pool_name, "lease extension failed");
+        }
+    }
+
     /// Frees the slot (best effort: an unreleased slot expires after the lease).
     pub async fn release(self, db: &Pool) {
         if let Ok(mut conn) = pool::get(db).await {

@@ -178,6 +178,25 @@ impl WorkerActivities {
     }
 }
 
+/// How often a long vendor call heartbeats its activity. The workflows set a heartbeat
+/// timeout of a few of these, so a worker that dies mid-call has its activity retried
+/// elsewhere within seconds instead of after the whole start-to-close timeout.
+pub const HEARTBEAT_EVERY: std::time::Duration = std::time::Duration::from_secs(3);
+
+/// Runs `work`, heartbeating the activity every [`HEARTBEAT_EVERY`] until it finishes.
+pub async fn heartbeating<F: std::future::Future>(ctx: &ActivityContext, work: F) -> F::Output {
+    let mut work = std::pin::pin!(work);
+    let mut tick = tokio::time::interval(HEARTBEAT_EVERY);
+    loop {
+        tokio::select! {
+            out = &mut work => return out,
+            _ = tick.tick() => {
+                let _ = ctx.record_heartbeat(()).await;
+            }
+        }
+    }
+}
+
 #[activities]
 impl WorkerActivities {
     /// `audit.start`.
@@ -239,7 +258,9 @@ impl WorkerActivities {
                 &self.holder,
             )
             .await?;
-            let result = crm.fiche_details(&input.fiche_id).await;
+            let result = permit
+                .hold(&self.pool, &ctx, crm.fiche_details(&input.fiche_id))
+                .await;
             permit.release(&self.pool).await;
             let details = result.map_err(upstream)?.ok_or_else(|| {
                 permanent(format!("fiche {} not found in the CRM", input.fiche_id))
@@ -301,7 +322,7 @@ impl WorkerActivities {
     #[activity(name = "transcription.transcribe")]
     pub async fn transcribe(
         self: Arc<Self>,
-        _ctx: ActivityContext,
+        ctx: ActivityContext,
         input: TranscribeInput,
     ) -> Result<TranscribeOutput, ActivityError> {
         let mut conn = self.conn().await?;
@@ -326,8 +347,7 @@ impl WorkerActivities {
             .stt
             .as_ref()
             .ok_or_else(|| permanent("ELEVENLABS_API_KEY is not configured"))?;
-        let transcript = stt
-            .transcribe(&input.recording_id, &url)
+        let transcript = heartbeating(&ctx, stt.transcribe(&input.recording_id, &url))
             .await
             .map_err(upstream)?;
         let words = serde_json::to_value(&transcript.words).map_err(retryable)?;
@@ -355,7 +375,7 @@ impl WorkerActivities {
     #[activity(name = "audit.analyze_step")]
     pub async fn analyze_step(
         self: Arc<Self>,
-        _ctx: ActivityContext,
+        ctx: ActivityContext,
         input: AnalyzeStepInput,
     ) -> Result<StepOutcome, ActivityError> {
         let id = parse_uuid(&input.audit_id)?;
@@ -394,16 +414,18 @@ impl WorkerActivities {
             .as_ref()
             .ok_or_else(|| permanent("OPENAI_API_KEY is not configured"))?;
         let (system, user) = step_prompt(step, &transcripts);
-        let (answer, usage) = llm
-            .json_completion(
+        let (answer, usage) = heartbeating(
+            &ctx,
+            llm.json_completion(
                 &self.model_audit,
                 &system,
                 &user,
                 STEP_ANALYSIS_SCHEMA_NAME,
                 &step_analysis_json_schema(),
-            )
-            .await
-            .map_err(upstream)?;
+            ),
+        )
+        .await
+        .map_err(upstream)?;
         let mut analysis: StepAnalysis = serde_json::from_value(answer)
             .map_err(|e| retryable(format!("answer does not follow the schema: {e}")))?;
         // The configuration, not the model, is the source of truth for the points.

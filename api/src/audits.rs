@@ -2,13 +2,15 @@
 
 use crate::auth::{ApiTags, BearerAuth};
 use crate::error::ApiError;
+use crate::events::{Follow, StreamEvent};
 use crate::state::AppState;
 use callaudit_db::{pipeline, pool};
 use callaudit_domain::workflow_io::{AuditWorkflowInput, ids};
 use callaudit_workflows::AuditWorkflow;
+use futures::stream::BoxStream;
 use poem::web::Data;
-use poem_openapi::param::{Path, Query};
-use poem_openapi::payload::Json;
+use poem_openapi::param::{Header, Path, Query};
+use poem_openapi::payload::{EventStream, Json};
 use poem_openapi::{ApiResponse, Object, OpenApi};
 use temporalio_client::WorkflowStartOptions;
 use uuid::Uuid;
@@ -217,7 +219,7 @@ impl AuditsApi {
             audit_id: audit_id.to_string(),
             fiche_id: body.fiche_id.clone(),
             use_rlm,
-            step_parallelism: 3,
+            step_parallelism: state.step_parallelism,
         };
         let started = async {
             let client = state.temporal.client().await.map_err(|e| e.to_string())?;
@@ -270,6 +272,58 @@ impl AuditsApi {
             .ok_or_else(|| ApiError::not_found(format!("audit {} not found", id.0)))?;
         let steps = pipeline::step_results(&mut conn, id.0).await?;
         Ok(Json(view(audit, steps)))
+    }
+
+    /// The audit's events as Server-Sent Events: replays what follows `Last-Event-ID` (or
+    /// `?after=`), then follows live from any api replica, and closes after
+    /// `audit.completed` or `audit.failed`. Each SSE `id:` is the event id, `event:` its
+    /// type, `data:` the event as JSON.
+    #[oai(path = "/api/audits/:id/events", method = "get")]
+    async fn events(
+        &self,
+        auth: BearerAuth,
+        state: Data<&AppState>,
+        id: Path<Uuid>,
+        #[oai(name = "Last-Event-ID")] last_event_id: Header<Option<String>>,
+        #[oai(validator(minimum(value = "0")))] after: Query<Option<i64>>,
+    ) -> Result<EventStream<BoxStream<'static, StreamEvent>>, ApiError> {
+        auth.require("audits", "read")?;
+        let after = match last_event_id.0.as_deref().map(str::trim) {
+            Some(raw) if !raw.is_empty() => {
+                raw.parse::<i64>().ok().filter(|v| *v >= 0).ok_or_else(|| {
+                    ApiError::bad_request(format!(
+                        "Last-Event-ID must be a non-negative event id, got {raw:?}"
+                    ))
+                })?
+            }
+            _ => after.0.unwrap_or(0),
+        };
+        {
+            let mut conn = pool::get(&state.pool).await?;
+            if pipeline::get_audit(&mut conn, id.0).await?.is_none() {
+                return Err(ApiError::not_found(format!("audit {} not found", id.0)));
+            }
+        }
+        let stream = crate::events::follow(
+            state.pool.clone(),
+            state.events.clone(),
+            Follow {
+                topic: ids::audit_topic(&id.0.to_string()),
+                after,
+                terminal: &["audit.completed", "audit.failed"],
+                poll: std::time::Duration::from_secs(5),
+            },
+        );
+        Ok(
+            EventStream::new(Box::pin(stream) as BoxStream<'static, StreamEvent>)
+                .keep_alive(std::time::Duration::from_secs(15))
+                .to_event(|e| {
+                    use poem_openapi::types::ToJSON;
+                    poem::web::sse::Event::message(e.to_json_string())
+                        .id(e.id.to_string())
+                        .event_type(e.kind)
+                }),
+        )
     }
 
     /// Audits, newest first, optionally of one fiche.

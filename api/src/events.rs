@@ -45,3 +45,110 @@ impl EventHub {
         }
     }
 }
+
+/// One stored event as sent on an SSE stream (`id:` is the event id, `event:` its type).
+#[derive(Debug, Clone, poem_openapi::Object)]
+pub struct StreamEvent {
+    /// Monotonic event id (send it back as `Last-Event-ID` to resume).
+    pub id: i64,
+    /// Event type, e.g. `audit.step.completed`.
+    #[oai(rename = "type")]
+    pub kind: String,
+    /// Event payload.
+    pub payload: serde_json::Value,
+    /// When it was stored.
+    pub created_at: chrono::DateTime<chrono::Utc>,
+}
+
+impl From<callaudit_db::events::Event> for StreamEvent {
+    fn from(e: callaudit_db::events::Event) -> Self {
+        Self {
+            id: e.id,
+            kind: e.kind,
+            payload: e.payload,
+            created_at: e.created_at,
+        }
+    }
+}
+
+/// How a stream follows one topic.
+#[derive(Debug, Clone)]
+pub struct Follow {
+    /// Topic, e.g. `audit:<uuid>`.
+    pub topic: String,
+    /// Replay events with an id greater than this (the client's `Last-Event-ID`).
+    pub after: i64,
+    /// Event types after which the stream ends.
+    pub terminal: &'static [&'static str],
+    /// Re-read even without a notification this often (a lost NOTIFY costs at most this).
+    pub poll: std::time::Duration,
+}
+
+/// Rows read per query while catching up.
+const PAGE: i64 = 500;
+
+/// Replays the stored events of `follow.topic` after `follow.after`, then follows new
+/// ones as they are notified, and ends after a terminal event (or when the client goes
+/// away). Reads use a pooled connection only for the duration of a query.
+pub fn follow(
+    pool: callaudit_db::Pool,
+    hub: EventHub,
+    follow: Follow,
+) -> impl futures::Stream<Item = StreamEvent> + Send + 'static {
+    let (tx, rx) = tokio::sync::mpsc::channel::<StreamEvent>(64);
+    tokio::spawn(async move {
+        if let Err(e) = pump(&pool, &hub, &follow, &tx).await {
+            tracing::warn!(topic = %follow.topic, error = %e, "event stream ended on an error");
+        }
+    });
+    futures::stream::unfold(rx, |mut rx| async move { rx.recv().await.map(|e| (e, rx)) })
+}
+
+async fn pump(
+    pool: &callaudit_db::Pool,
+    hub: &EventHub,
+    follow: &Follow,
+    tx: &tokio::sync::mpsc::Sender<StreamEvent>,
+) -> Result<(), callaudit_db::DbError> {
+    // Subscribe before the first read so nothing stored in between is missed.
+    let mut notified = hub.subscribe();
+    let mut last = follow.after;
+    loop {
+        let batch = {
+            let mut conn = callaudit_db::pool::get(pool).await?;
+            callaudit_db::events::since(&mut conn, &follow.topic, last, PAGE).await?
+        };
+        let full = i64::try_from(batch.len()).unwrap_or(i64::MAX) == PAGE;
+        for event in batch {
+            last = event.id;
+            let end = follow.terminal.contains(&event.kind.as_str());
+            if tx.send(event.into()).await.is_err() {
+                return Ok(()); // client gone
+            }
+            if end {
+                return Ok(());
+            }
+        }
+        if full {
+            continue;
+        }
+        // Wait for a notification of this topic, a poll tick, or the client leaving.
+        let tick = tokio::time::sleep(follow.poll);
+        tokio::pin!(tick);
+        loop {
+            tokio::select! {
+                () = tx.closed() => return Ok(()),
+                () = &mut tick => break,
+                got = notified.recv() => match got {
+                    Ok(topic) if topic == follow.topic || topic == "*" => break,
+                    Ok(_) => {}
+                    Err(tokio::sync::broadcast::error::RecvError::Lagged(_)) => break,
+                    Err(tokio::sync::broadcast::error::RecvError::Closed) => {
+                        notified = hub.subscribe();
+                        break;
+                    }
+                },
+            }
+        }
+    }
+}

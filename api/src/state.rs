@@ -19,4 +19,6 @@ pub struct AppState {
     pub metrics: Arc<Metrics>,
     /// Fan-out of `pg_notify` topics to SSE streams.
     pub events: EventHub,
+    /// Steps an audit analyses at once (`AUDIT_STEP_PARALLELISM`).
+    pub step_parallelism: u32,
 }

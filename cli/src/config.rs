@@ -155,6 +155,9 @@ pub struct ApiArgs {
     /// Bearer token lifetime in hours.
     #[arg(long, env = "AUTH_TOKEN_TTL_HOURS", default_value_t = 12)]
     pub auth_token_ttl_hours: i64,
+    /// Steps analysed at once per audit (set on the workflows this api starts).
+    #[arg(long, env = "AUDIT_STEP_PARALLELISM", default_value_t = 3, value_parser = clap::value_parser!(u32).range(1..=50))]
+    pub audit_step_parallelism: u32,
     #[command(flatten)]
     #[allow(missing_docs)]
     pub db: DbArgs,
@@ -272,9 +275,6 @@ pub struct NotifyArgs {
 /// `worker` arguments.
 #[derive(Debug, Clone, Args)]
 pub struct WorkerArgs {
-    /// Steps analysed at once per audit.
-    #[arg(long, env = "AUDIT_STEP_PARALLELISM", default_value_t = 3)]
-    pub audit_step_parallelism: u32,
     /// Max activities running at once in this worker.
     #[arg(long, env = "WORKER_MAX_CONCURRENT_ACTIVITIES", default_value_t = 50)]
     pub worker_max_concurrent_activities: usize,

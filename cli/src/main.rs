@@ -122,6 +122,7 @@ async fn api(args: ApiArgs) -> anyhow::Result<()> {
         token_ttl: chrono::Duration::hours(args.auth_token_ttl_hours.max(1)),
         metrics: Arc::new(Metrics::new()),
         events: hub,
+        step_parallelism: args.audit_step_parallelism,
     };
     let listener = poem::listener::TcpListener::bind(args.api_addr.clone());
     tracing::info!(addr = %args.api_addr, "api listening");

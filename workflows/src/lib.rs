@@ -41,9 +41,11 @@ fn db_activity() -> ActivityOptions {
         .build()
 }
 
+/// Vendor calls heartbeat every few seconds (`callaudit_activities::HEARTBEAT_EVERY`,
+/// CRM lease holders every 4 s), so a dead worker's call is retried after 12 s.
 fn upstream_activity(timeout: Duration) -> ActivityOptions {
     ActivityOptions::with_start_to_close_timeout(timeout)
-        .heartbeat_timeout(Duration::from_secs(30))
+        .heartbeat_timeout(Duration::from_secs(12))
         .retry_policy(upstream_retry())
         .build()
 }

@@ -1,0 +1,122 @@
+//! `GET /api/audits/{id}/events`: replay from `Last-Event-ID`, live follow through
+//! LISTEN/NOTIFY, close after the terminal event. Events are published straight into the
+//! events table here (as the worker's activities do), so no workflow is needed.
+
+use crate::support::*;
+use callaudit_db::events::publish;
+use callaudit_domain::audit_config::AuditConfigSpec;
+use std::time::Duration;
+
+const T: Duration = Duration::from_secs(10);
+
+async fn pending_audit(api: &TestApi) -> uuid::Uuid {
+    let mut conn = callaudit_db::pool::get(&api.state.pool)
+        .await
+        .expect("conn");
+    let spec: AuditConfigSpec =
+        serde_json::from_str(callaudit_sim::SAMPLE_AUDIT_CONFIG_JSON).expect("sample config");
+    let config = callaudit_db::audit_configs::create(&mut conn, &spec, None)
+        .await
+        .expect("config");
+    let id = uuid::Uuid::new_v4();
+    callaudit_db::pipeline::create_audit(
+        &mut conn,
+        id,
+        "FICHE-1001",
+        config,
+        false,
+        &format!("audit:{id}"),
+        6,
+        None,
+    )
+    .await
+    .expect("audit");
+    id
+}
+
+async fn emit(api: &TestApi, audit: uuid::Uuid, kind: &str, n: i64) -> i64 {
+    let mut conn = callaudit_db::pool::get(&api.state.pool)
+        .await
+        .expect("conn");
+    publish(
+        &mut conn,
+        &format!("audit:{audit}"),
+        kind,
+        &serde_json::json!({"n": n}),
+        None,
+    )
+    .await
+    .expect("publish")
+    .expect("stored")
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn the_event_stream_follows_live_events_and_closes_after_the_terminal_one() {
+    let db = test_db("sse_live").await;
+    let api = spawn_api(&db.url, temporal_settings(&temporal_address(), "unused")).await;
+    let token = api.token_for("viewer").await;
+    let audit = pending_audit(&api).await;
+    let other = pending_audit(&api).await;
+    let path = format!("/api/audits/{audit}/events");
+
+    let first = emit(&api, audit, "audit.started", 0).await;
+    let mut sse = SseClient::open(&api, &path, &token, None).await;
+    assert_eq!(sse.status, 200);
+    let e = sse.next(T).await.expect("replayed event");
+    assert_eq!(e.id.as_deref(), Some(first.to_string().as_str()));
+    assert_eq!(e.event.as_deref(), Some("audit.started"));
+
+    // Live: each event published after the stream is open arrives, in order, and events
+    // of another audit never do.
+    for n in 1..=3 {
+        emit(&api, other, "audit.step.completed", n).await;
+        let id = emit(&api, audit, "audit.step.completed", n).await;
+        let e = sse.next(T).await.expect("live event");
+        assert_eq!(e.id, Some(id.to_string()));
+        let data: serde_json::Value = serde_json::from_str(&e.data).expect("json data");
+        assert_eq!(data["type"], "audit.step.completed");
+        assert_eq!(data["payload"]["n"], n);
+    }
+    let last = emit(&api, audit, "audit.completed", 9).await;
+    let e = sse.next(T).await.expect("terminal event");
+    assert_eq!(e.id, Some(last.to_string()));
+    assert_eq!(
+        sse.next(T).await,
+        None,
+        "the stream closes after audit.completed"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn the_event_stream_rejects_bad_requests_with_clear_4xx() {
+    let db = test_db("sse_bad").await;
+    let api = spawn_api(&db.url, temporal_settings(&temporal_address(), "unused")).await;
+    let token = api.token_for("viewer").await;
+    let audit = pending_audit(&api).await;
+
+    let (status, body) = api
+        .get(
+            &format!("/api/audits/{}/events", uuid::Uuid::new_v4()),
+            Some(&token),
+        )
+        .await;
+    assert_eq!(status, 404, "{body}");
+    let (status, _) = api.get(&format!("/api/audits/{audit}/events"), None).await;
+    assert_eq!(status, 401);
+    let resp = api
+        .http
+        .get(format!("{}/api/audits/{audit}/events", api.base))
+        .bearer_auth(&token)
+        .header("Last-Event-ID", "abc")
+        .send()
+        .await
+        .expect("request");
+    assert_eq!(resp.status(), 400);
+    let body: serde_json::Value = resp.json().await.expect("json");
+    assert!(
+        body["error"]["message"]
+            .as_str()
+            .is_some_and(|m| m.contains("Last-Event-ID")),
+        "{body}"
+    );
+}
