@@ -47,17 +47,17 @@ fn four_step_config() -> serde_json::Value {
 }
 
 /// A test database, simulators, an api and tokens; workers are started by each test.
-struct Scenario {
-    db: callaudit_db::testing::TestDatabase,
-    queue: String,
-    sim: SocketAddr,
-    api: TestApi,
-    auditor: String,
-    manager: String,
+pub(crate) struct Scenario {
+    pub(crate) db: callaudit_db::testing::TestDatabase,
+    pub(crate) queue: String,
+    pub(crate) sim: SocketAddr,
+    pub(crate) api: TestApi,
+    pub(crate) auditor: String,
+    pub(crate) manager: String,
 }
 
 impl Scenario {
-    async fn new(label: &str, sim: callaudit_sim::SimConfig) -> Scenario {
+    pub(crate) async fn new(label: &str, sim: callaudit_sim::SimConfig) -> Scenario {
         let db = test_db(label).await;
         let queue = task_queue(label);
         let (sim, _) = callaudit_sim::spawn("127.0.0.1:0", callaudit_sim::SimState::new(sim))
@@ -76,11 +76,11 @@ impl Scenario {
         }
     }
 
-    fn worker(&self, env: &[(&str, &str)]) -> ChildGuard {
+    pub(crate) fn worker(&self, env: &[(&str, &str)]) -> ChildGuard {
         spawn_worker_with(&self.db.url, &self.queue, &self.sim.to_string(), env)
     }
 
-    async fn config(&self, steps: usize) -> serde_json::Value {
+    pub(crate) async fn config(&self, steps: usize) -> serde_json::Value {
         let (status, config) = self
             .api
             .send(
@@ -94,7 +94,7 @@ impl Scenario {
         config["id"].clone()
     }
 
-    async fn run(&self, fiche: &str, config: &serde_json::Value) -> String {
+    pub(crate) async fn run(&self, fiche: &str, config: &serde_json::Value) -> String {
         let body = serde_json::json!({"fiche_id": fiche, "audit_config_id": config});
         let (status, accepted) = self
             .api
@@ -109,7 +109,7 @@ impl Scenario {
         accepted["audit_id"].as_str().expect("id").to_string()
     }
 
-    async fn audit(&self, id: &str) -> serde_json::Value {
+    pub(crate) async fn audit(&self, id: &str) -> serde_json::Value {
         let (status, a) = self
             .api
             .get(&format!("/api/audits/{id}"), Some(&self.auditor))
@@ -118,7 +118,7 @@ impl Scenario {
         a
     }
 
-    async fn completed(&self, id: &str) -> serde_json::Value {
+    pub(crate) async fn completed(&self, id: &str) -> serde_json::Value {
         wait_for(
             "the audit to complete",
             Duration::from_secs(180),
@@ -131,7 +131,7 @@ impl Scenario {
         .await
     }
 
-    async fn sim_stats(&self) -> serde_json::Value {
+    pub(crate) async fn sim_stats(&self) -> serde_json::Value {
         reqwest::get(format!("http://{}/_sim/stats", self.sim))
             .await
             .expect("stats")

@@ -8,3 +8,4 @@ mod support;
 mod audit_pipeline;
 mod events_stream;
 mod foundation;
+mod replay;
