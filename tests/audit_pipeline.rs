@@ -57,13 +57,28 @@ pub(crate) struct Scenario {
 }
 
 impl Scenario {
+    /// With an api that checks fiches against the simulated CRM before audits.
     pub(crate) async fn new(label: &str, sim: callaudit_sim::SimConfig) -> Scenario {
+        Self::build(label, sim, true).await
+    }
+
+    /// With an api that has no CRM configured: the workers fetch every fiche.
+    pub(crate) async fn without_api_crm(label: &str, sim: callaudit_sim::SimConfig) -> Scenario {
+        Self::build(label, sim, false).await
+    }
+
+    async fn build(label: &str, sim: callaudit_sim::SimConfig, api_crm: bool) -> Scenario {
         let db = test_db(label).await;
         let queue = task_queue(label);
         let (sim, _) = callaudit_sim::spawn("127.0.0.1:0", callaudit_sim::SimState::new(sim))
             .await
             .expect("sim");
-        let api = spawn_api(&db.url, temporal_settings(&temporal_address(), &queue)).await;
+        let api = spawn_api_with_crm(
+            &db.url,
+            temporal_settings(&temporal_address(), &queue),
+            api_crm.then(|| format!("http://{sim}/crm")),
+        )
+        .await;
         let auditor = api.token_for("auditor").await;
         let manager = api.token_for("manager").await;
         Scenario {
@@ -385,7 +400,8 @@ async fn a_worker_killed_mid_audit_is_replaced_and_the_audit_completes_with_exac
 
 #[tokio::test(flavor = "multi_thread")]
 async fn two_workers_never_exceed_the_global_crm_fetch_cap() {
-    let sc = Scenario::new(
+    // The api does not fetch here, so every fiche is fetched by one of the two workers.
+    let sc = Scenario::without_api_crm(
         "crm_cap",
         callaudit_sim::SimConfig {
             latency_ms: 300,

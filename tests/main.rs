@@ -7,5 +7,6 @@ mod support;
 
 mod audit_pipeline;
 mod events_stream;
+mod fiches;
 mod foundation;
 mod replay;

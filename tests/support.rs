@@ -66,10 +66,34 @@ pub struct TestApi {
     pub http: reqwest::Client,
 }
 
-/// Starts the api on `database_url` and Temporal `settings`.
+/// Starts the api on `database_url` and Temporal `settings`, with no CRM configured.
 pub async fn spawn_api(database_url: &str, settings: TemporalSettings) -> TestApi {
+    spawn_api_with_crm(database_url, settings, None).await
+}
+
+/// Starts the api; with `crm` (a base URL such as `http://SIM/crm`) it reads fiches and
+/// checks them before audits, under a fetch cap of 3 and a 60 s force-refresh cooldown.
+pub async fn spawn_api_with_crm(
+    database_url: &str,
+    settings: TemporalSettings,
+    crm: Option<String>,
+) -> TestApi {
     use poem::listener::{Acceptor, Listener};
     let pool = callaudit_db::connect_pool(database_url, 5).expect("pool");
+    let fiches = callaudit_activities::fiches::FicheService {
+        pool: pool.clone(),
+        crm: crm.map(|base| {
+            callaudit_activities::clients::CrmClient::new(
+                &base,
+                callaudit_domain::secret::Secret::normalized("sim-crm"),
+                Duration::from_secs(10),
+            )
+        }),
+        fetch_concurrency: 3,
+        search_concurrency: 1,
+        force_refresh_cooldown: Duration::from_secs(60),
+        holder: "test-api".into(),
+    };
     let hub = EventHub::new();
     tokio::spawn(hub.clone().run_listener(database_url.to_string()));
     let state = AppState {
@@ -78,6 +102,7 @@ pub async fn spawn_api(database_url: &str, settings: TemporalSettings) -> TestAp
         token_ttl: chrono::Duration::hours(1),
         metrics: Arc::new(Metrics::new()),
         events: hub,
+        fiches,
         step_parallelism: 3,
     };
     let acceptor = poem::listener::TcpListener::bind("127.0.0.1:0")

@@ -144,6 +144,39 @@ impl CrmClient {
     }
 }
 
+impl CrmClient {
+    /// Partial fiches sold on `date` that have calls (`GET /sales-with-calls`).
+    pub async fn sales_with_calls(
+        &self,
+        date: chrono::NaiveDate,
+    ) -> Result<Vec<Value>, UpstreamError> {
+        let url = format!(
+            "{}/sales-with-calls?date={}",
+            self.base,
+            date.format("%Y-%m-%d")
+        );
+        let resp = self
+            .http
+            .get(url)
+            .header("x-api-key", self.key.expose())
+            .send()
+            .await
+            .map_err(|e| transport_error("crm", &e))?;
+        let resp = classify("crm", &self.key, resp).await?;
+        let body: Value = resp.json().await.map_err(|_| UpstreamError::Permanent {
+            vendor: "crm",
+            message: "sales search answer is not valid JSON".into(),
+        })?;
+        match body.get("fiches").and_then(Value::as_array) {
+            Some(fiches) => Ok(fiches.clone()),
+            None => Err(UpstreamError::Permanent {
+                vendor: "crm",
+                message: "sales search answer has no `fiches` array".into(),
+            }),
+        }
+    }
+}
+
 fn urlencode(s: &str) -> String {
     s.bytes()
         .map(|b| match b {

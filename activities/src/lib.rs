@@ -3,6 +3,7 @@
 //! a retried or replayed activity finds its row and returns it without calling upstream.
 
 pub mod clients;
+pub mod fiches;
 pub mod leases;
 
 use callaudit_db::{Pool, events, pipeline, pool};
@@ -17,10 +18,9 @@ use callaudit_domain::workflow_io::{
     AnalyzeStepInput, AuditFailure, AuditPlan, AuditRef, EnsureFicheInput, FicheRecordings,
     RecordingRef, StepOutcome, TranscribeInput, TranscribeOutput, ids,
 };
-use clients::{CrmClient, ElevenLabsClient, OpenAiClient, UpstreamError};
+use clients::{ElevenLabsClient, OpenAiClient, UpstreamError};
 use serde_json::json;
 use std::sync::Arc;
-use std::time::Duration;
 use temporalio_common::ActivityError;
 use temporalio_common::error::ApplicationFailure;
 use temporalio_macros::activities;
@@ -31,26 +31,20 @@ use uuid::Uuid;
 pub struct WorkerActivities {
     /// Postgres.
     pub pool: Pool,
-    /// CRM gateway (None: not configured → permanent failure naming CRM_BASE_URL).
-    pub crm: Option<CrmClient>,
+    /// CRM access: cache, global caps, force-refresh cooldown.
+    pub fiches: fiches::FicheService,
     /// ElevenLabs.
     pub stt: Option<ElevenLabsClient>,
     /// LLM.
     pub llm: Option<OpenAiClient>,
     /// Model for audits.
     pub model_audit: String,
-    /// Min interval between forced refreshes of one fiche.
-    pub force_refresh_cooldown: Duration,
-    /// Global cap on CRM detail fetches.
-    pub fiche_fetch_concurrency: u32,
-    /// This worker's identity (lease holder).
-    pub holder: String,
 }
 
 impl std::fmt::Debug for WorkerActivities {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("WorkerActivities")
-            .field("holder", &self.holder)
+            .field("holder", &self.fiches.holder)
             .finish_non_exhaustive()
     }
 }
@@ -97,12 +91,6 @@ async fn audit_with_config(
         .map_err(retryable)?
         .ok_or_else(|| permanent("audit configuration deleted"))?;
     Ok((audit, config))
-}
-
-fn parse_time(v: &serde_json::Value) -> Option<chrono::DateTime<chrono::Utc>> {
-    v.as_str()
-        .and_then(|s| chrono::DateTime::parse_from_rfc3339(s).ok())
-        .map(|d| d.with_timezone(&chrono::Utc))
 }
 
 /// The prompt of one step (prompt mode): instructions in the system message, the step,
@@ -233,74 +221,17 @@ impl WorkerActivities {
         ctx: ActivityContext,
         input: EnsureFicheInput,
     ) -> Result<FicheRecordings, ActivityError> {
-        let mut conn = self.conn().await?;
-        let state = pipeline::fiche_cache_state(&mut conn, &input.fiche_id)
+        let ensured = self
+            .fiches
+            .ensure(&input.fiche_id, input.force_refresh, Some(&ctx), None)
             .await
-            .map_err(retryable)?;
-        let cooldown = chrono::Duration::from_std(self.force_refresh_cooldown).unwrap_or_default();
-        let cached = matches!(state, Some((false, Some(_), _)));
-        let force_allowed = match state {
-            Some((_, _, Some(last))) => chrono::Utc::now() - last >= cooldown,
-            _ => true,
-        };
-        let fetch = !cached || (input.force_refresh && force_allowed);
-        drop(conn);
-        if fetch {
-            let crm = self
-                .crm
-                .as_ref()
-                .ok_or_else(|| permanent("CRM_BASE_URL / CRM_API_KEY are not configured"))?;
-            let permit = leases::acquire(
-                &self.pool,
-                &ctx,
-                "crm_fetch",
-                self.fiche_fetch_concurrency,
-                &self.holder,
-            )
-            .await?;
-            let result = permit
-                .hold(&self.pool, &ctx, crm.fiche_details(&input.fiche_id))
-                .await;
-            permit.release(&self.pool).await;
-            let details = result.map_err(upstream)?.ok_or_else(|| {
-                permanent(format!("fiche {} not found in the CRM", input.fiche_id))
+            .map_err(|e| {
+                if e.is_retryable() {
+                    retryable(e)
+                } else {
+                    permanent(e.to_string())
+                }
             })?;
-            let recs: Vec<pipeline::RecordingRow> = details["recordings"]
-                .as_array()
-                .map(|rs| {
-                    rs.iter()
-                        .filter_map(|r| {
-                            Some(pipeline::RecordingRow {
-                                recording_id: r["recording_id"].as_str()?.to_string(),
-                                url: r["url"].as_str()?.to_string(),
-                                started_at: parse_time(&r["started_at"]),
-                                duration_s: r["duration_s"].as_f64(),
-                                direction: r["direction"].as_str().map(str::to_string),
-                            })
-                        })
-                        .collect()
-                })
-                .unwrap_or_default();
-            let mut conn = self.conn().await?;
-            pipeline::upsert_fiche_details(
-                &mut conn,
-                &input.fiche_id,
-                details["cle"].as_str(),
-                details["groupe"].as_str(),
-                details["statut"].as_str(),
-                parse_time(&details["date_vente"]),
-                &details["client"],
-                &details,
-                &recs,
-            )
-            .await
-            .map_err(retryable)?;
-            if input.force_refresh {
-                pipeline::mark_force_refreshed(&mut conn, &input.fiche_id)
-                    .await
-                    .map_err(retryable)?;
-            }
-        }
         let mut conn = self.conn().await?;
         let recordings = pipeline::fiche_recordings(&mut conn, &input.fiche_id)
             .await
@@ -314,7 +245,7 @@ impl WorkerActivities {
         Ok(FicheRecordings {
             fiche_id: input.fiche_id,
             recordings,
-            fetched: fetch,
+            fetched: ensured.fetched,
         })
     }
 

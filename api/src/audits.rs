@@ -201,6 +201,26 @@ impl AuditsApi {
                 config.id
             )));
         }
+        drop(conn);
+        // Unknown fiches are refused here, before anything is stored. The details this
+        // fetches are cached, so the workflow will not call the CRM again.
+        match state
+            .fiches
+            .ensure(
+                &body.fiche_id,
+                false,
+                None,
+                Some(crate::fiches::CRM_SLOT_WAIT),
+            )
+            .await
+        {
+            Ok(_) => {}
+            Err(callaudit_activities::fiches::FicheError::NotConfigured) => {
+                tracing::debug!("CRM not configured in the api: the workflow checks the fiche");
+            }
+            Err(e) => return Err(e.into()),
+        }
+        let mut conn = pool::get(&state.pool).await?;
         let audit_id = Uuid::new_v4();
         let workflow_id = ids::audit(&audit_id.to_string());
         let steps_total = i32::try_from(config.spec.steps.len()).unwrap_or(i32::MAX);

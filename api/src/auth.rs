@@ -21,6 +21,8 @@ pub enum ApiTags {
     Audits,
     /// Audit configurations.
     AuditConfigs,
+    /// CRM fiches: cached reads, forced refresh, sales search.
+    Fiches,
 }
 
 /// A bearer token issued by `POST /api/auth/login`.

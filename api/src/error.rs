@@ -56,12 +56,30 @@ pub enum ApiError {
     /// Well-formed but semantically invalid.
     #[oai(status = 422)]
     Unprocessable(Json<ErrorBody>),
-    /// A dependency (Postgres, Temporal) is unavailable; retry later.
+    /// An upstream vendor (the CRM) refused the request; retrying will not help.
+    #[oai(status = 502)]
+    BadGateway(Json<ErrorBody>),
+    /// A dependency (Postgres, Temporal, the CRM) is unavailable; retry later.
     #[oai(status = 503)]
     Unavailable(Json<ErrorBody>),
     /// Unexpected failure; details are in the server log, never in the response.
     #[oai(status = 500)]
     Internal(Json<ErrorBody>),
+}
+
+impl From<callaudit_activities::fiches::FicheError> for ApiError {
+    fn from(e: callaudit_activities::fiches::FicheError) -> Self {
+        use callaudit_activities::fiches::FicheError;
+        match &e {
+            FicheError::NotFound(_) => ApiError::not_found(e.to_string()),
+            FicheError::NotConfigured => ApiError::unavailable(e.to_string()),
+            FicheError::Store(_) => ApiError::internal(e.to_string()),
+            _ if e.is_retryable() => {
+                ApiError::unavailable(format!("the CRM is unavailable, retry later: {e}"))
+            }
+            _ => ApiError::bad_gateway(format!("the CRM refused the request: {e}")),
+        }
+    }
 }
 
 impl ApiError {
@@ -106,6 +124,14 @@ impl ApiError {
         Self::Unprocessable(Json(ErrorBody::new(
             StatusCode::UNPROCESSABLE_ENTITY,
             "unprocessable",
+            msg,
+        )))
+    }
+    /// 502.
+    pub fn bad_gateway(msg: impl Into<String>) -> Self {
+        Self::BadGateway(Json(ErrorBody::new(
+            StatusCode::BAD_GATEWAY,
+            "bad_gateway",
             msg,
         )))
     }

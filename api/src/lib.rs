@@ -7,6 +7,7 @@ pub mod audits;
 pub mod auth;
 pub mod error;
 pub mod events;
+pub mod fiches;
 pub mod health;
 pub mod metrics;
 pub mod state;
@@ -25,6 +26,7 @@ pub type Apis = (
     auth::AuthApi,
     audit_configs::AuditConfigsApi,
     audits::AuditsApi,
+    fiches::FichesApi,
 );
 
 /// The OpenAPI service with every route.
@@ -35,6 +37,7 @@ pub fn openapi() -> OpenApiService<Apis, ()> {
             auth::AuthApi,
             audit_configs::AuditConfigsApi,
             audits::AuditsApi,
+            fiches::FichesApi,
         ),
         "callaudit",
         env!("CARGO_PKG_VERSION"),

@@ -19,6 +19,8 @@ pub struct AppState {
     pub metrics: Arc<Metrics>,
     /// Fan-out of `pg_notify` topics to SSE streams.
     pub events: EventHub,
+    /// CRM access (cache + global caps) for fiche reads and the pre-audit check.
+    pub fiches: callaudit_activities::fiches::FicheService,
     /// Steps an audit analyses at once (`AUDIT_STEP_PARALLELISM`).
     pub step_parallelism: u32,
 }

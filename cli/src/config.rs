@@ -155,6 +155,9 @@ pub struct ApiArgs {
     /// Bearer token lifetime in hours.
     #[arg(long, env = "AUTH_TOKEN_TTL_HOURS", default_value_t = 12)]
     pub auth_token_ttl_hours: i64,
+    #[command(flatten)]
+    #[allow(missing_docs)]
+    pub crm: CrmArgs,
     /// Steps analysed at once per audit (set on the workflows this api starts).
     #[arg(long, env = "AUDIT_STEP_PARALLELISM", default_value_t = 3, value_parser = clap::value_parser!(u32).range(1..=50))]
     pub audit_step_parallelism: u32,
@@ -172,12 +175,9 @@ pub struct ApiArgs {
 /// Upstream vendor settings (worker side).
 #[derive(Debug, Clone, Args)]
 pub struct UpstreamArgs {
-    /// CRM gateway base URL.
-    #[arg(long, env = "CRM_BASE_URL")]
-    pub crm_base_url: Option<String>,
-    /// CRM gateway key.
-    #[arg(long, env = "CRM_API_KEY", hide_env_values = true, value_parser = secret)]
-    pub crm_api_key: Option<Secret>,
+    #[command(flatten)]
+    #[allow(missing_docs)]
+    pub crm: CrmArgs,
     /// ElevenLabs base URL.
     #[arg(
         long,
@@ -207,6 +207,17 @@ pub struct UpstreamArgs {
     /// Model for chat.
     #[arg(long, env = "OPENAI_MODEL_CHAT", default_value = "gpt-4.1-mini")]
     pub openai_model_chat: String,
+}
+
+/// CRM gateway settings (api and worker: both fetch fiches under the same global caps).
+#[derive(Debug, Clone, Args)]
+pub struct CrmArgs {
+    /// CRM gateway base URL.
+    #[arg(long, env = "CRM_BASE_URL")]
+    pub crm_base_url: Option<String>,
+    /// CRM gateway key.
+    #[arg(long, env = "CRM_API_KEY", hide_env_values = true, value_parser = secret)]
+    pub crm_api_key: Option<Secret>,
     /// HTTP timeout of upstream calls, ms.
     #[arg(long, env = "UPSTREAM_TIMEOUT_MS", default_value_t = 120_000)]
     pub upstream_timeout_ms: u64,
@@ -223,6 +234,37 @@ pub struct UpstreamArgs {
     /// Global cap on concurrent CRM detail fetches.
     #[arg(long, env = "FICHE_FETCH_CONCURRENCY", default_value_t = 3)]
     pub fiche_fetch_concurrency: u32,
+}
+
+impl CrmArgs {
+    /// HTTP timeout of upstream calls.
+    pub fn timeout(&self) -> std::time::Duration {
+        std::time::Duration::from_millis(self.upstream_timeout_ms.max(1000))
+    }
+
+    /// The fiche service over `pool`, leasing CRM slots as `holder`.
+    pub fn service(
+        &self,
+        pool: callaudit_db::Pool,
+        holder: String,
+    ) -> callaudit_activities::fiches::FicheService {
+        let crm = match (&self.crm_base_url, present(&self.crm_api_key)) {
+            (Some(url), Some(key)) if !url.trim().is_empty() => Some(
+                callaudit_activities::clients::CrmClient::new(url.trim(), key, self.timeout()),
+            ),
+            _ => None,
+        };
+        callaudit_activities::fiches::FicheService {
+            pool,
+            crm,
+            fetch_concurrency: self.fiche_fetch_concurrency.max(1),
+            search_concurrency: self.fiche_sales_search_concurrency.max(1),
+            force_refresh_cooldown: std::time::Duration::from_millis(
+                self.fiche_force_refresh_cooldown_ms,
+            ),
+            holder,
+        }
+    }
 }
 
 /// Notification settings (automation; used by later workflows).

@@ -117,11 +117,14 @@ async fn api(args: ApiArgs) -> anyhow::Result<()> {
     let hub = EventHub::new();
     tokio::spawn(hub.clone().run_listener(url.clone()));
     let state = AppState {
-        pool,
+        pool: pool.clone(),
         temporal: Arc::new(TemporalGateway::new(args.temporal.settings())),
         token_ttl: chrono::Duration::hours(args.auth_token_ttl_hours.max(1)),
         metrics: Arc::new(Metrics::new()),
         events: hub,
+        fiches: args
+            .crm
+            .service(pool.clone(), format!("api-{}", std::process::id())),
         step_parallelism: args.audit_step_parallelism,
     };
     let listener = poem::listener::TcpListener::bind(args.api_addr.clone());

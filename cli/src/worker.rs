@@ -5,7 +5,7 @@
 use crate::config::WorkerArgs;
 use anyhow::Context;
 use callaudit_activities::WorkerActivities;
-use callaudit_activities::clients::{CrmClient, ElevenLabsClient, OpenAiClient};
+use callaudit_activities::clients::{ElevenLabsClient, OpenAiClient};
 use callaudit_workflows::{AuditStepWorkflow, AuditWorkflow, TranscriptionWorkflow};
 use std::time::Duration;
 use temporalio_sdk::{Runtime, Worker, WorkerOptions};
@@ -70,13 +70,11 @@ async fn connect_with_retry(
 
 fn build_activities(args: &WorkerArgs, database_url: &str) -> anyhow::Result<WorkerActivities> {
     let up = &args.upstream;
-    let timeout = Duration::from_millis(up.upstream_timeout_ms.max(1000));
-    let crm = match (&up.crm_base_url, crate::config::present(&up.crm_api_key)) {
-        (Some(url), Some(key)) if !url.trim().is_empty() => {
-            Some(CrmClient::new(url.trim(), key, timeout))
-        }
-        _ => None,
-    };
+    let timeout = up.crm.timeout();
+    let pool = callaudit_db::connect_pool(database_url, args.db.database_pool_size)?;
+    let fiches = up
+        .crm
+        .service(pool.clone(), format!("worker-{}", std::process::id()));
     let stt = crate::config::present(&up.elevenlabs_api_key).map(|key| {
         ElevenLabsClient::new(
             &up.elevenlabs_base_url,
@@ -88,7 +86,7 @@ fn build_activities(args: &WorkerArgs, database_url: &str) -> anyhow::Result<Wor
     let llm = crate::config::present(&up.openai_api_key)
         .map(|key| OpenAiClient::new(&up.openai_base_url, key, timeout));
     for (missing, name) in [
-        (crm.is_none(), "CRM_BASE_URL/CRM_API_KEY"),
+        (fiches.crm.is_none(), "CRM_BASE_URL/CRM_API_KEY"),
         (stt.is_none(), "ELEVENLABS_API_KEY"),
         (llm.is_none(), "OPENAI_API_KEY"),
     ] {
@@ -100,13 +98,10 @@ fn build_activities(args: &WorkerArgs, database_url: &str) -> anyhow::Result<Wor
         }
     }
     Ok(WorkerActivities {
-        pool: callaudit_db::connect_pool(database_url, args.db.database_pool_size)?,
-        crm,
+        pool,
+        fiches,
         stt,
         llm,
         model_audit: up.openai_model_audit.clone(),
-        force_refresh_cooldown: Duration::from_millis(up.fiche_force_refresh_cooldown_ms),
-        fiche_fetch_concurrency: up.fiche_fetch_concurrency,
-        holder: format!("worker-{}", std::process::id()),
     })
 }

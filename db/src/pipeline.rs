@@ -5,7 +5,10 @@ use crate::DbResult;
 use crate::schema::{audit_step_results, audits, fiches, recordings, transcriptions};
 use chrono::{DateTime, Utc};
 use diesel::upsert::excluded;
-use diesel::{ExpressionMethods, OptionalExtension, QueryDsl, SelectableHelper};
+use diesel::{
+    BoolExpressionMethods, ExpressionMethods, NullableExpressionMethods, OptionalExtension,
+    QueryDsl, SelectableHelper,
+};
 use diesel_async::{AsyncPgConnection, RunQueryDsl};
 use uuid::Uuid;
 
@@ -118,6 +121,140 @@ pub async fn mark_force_refreshed(conn: &mut AsyncPgConnection, fiche_id: &str) 
         .execute(conn)
         .await?;
     Ok(())
+}
+
+/// Stores a partial fiche from the CRM sales search, flagged `sales_list_only`. A fiche
+/// whose full details are already cached keeps them (only a partial row is updated).
+pub async fn upsert_sales_list_fiche(
+    conn: &mut AsyncPgConnection,
+    fiche_id: &str,
+    groupe: Option<&str>,
+    date_vente: Option<DateTime<Utc>>,
+    client: &serde_json::Value,
+    recordings_count: i32,
+) -> DbResult<()> {
+    use diesel::sql_types::{Integer, Jsonb, Nullable, Text, Timestamptz};
+    diesel::sql_query(
+        "INSERT INTO fiches (fiche_id, groupe, date_vente, client, sales_list_only, recordings_count) \
+         VALUES ($1, $2, $3, $4, true, $5) \
+         ON CONFLICT (fiche_id) DO UPDATE SET groupe = EXCLUDED.groupe, \
+           date_vente = EXCLUDED.date_vente, client = EXCLUDED.client, \
+           recordings_count = EXCLUDED.recordings_count, updated_at = now() \
+         WHERE fiches.sales_list_only",
+    )
+    .bind::<Text, _>(fiche_id)
+    .bind::<Nullable<Text>, _>(groupe)
+    .bind::<Nullable<Timestamptz>, _>(date_vente)
+    .bind::<Jsonb, _>(client)
+    .bind::<Integer, _>(recordings_count)
+    .execute(conn)
+    .await?;
+    Ok(())
+}
+
+/// Claims the right to force-refresh a cached fiche: succeeds (and stamps
+/// `force_refreshed_at`) only when the last forced refresh is older than `cooldown`, so
+/// concurrent requests on any replica refresh at most once per cooldown. On refusal,
+/// returns how long until the next forced refresh is allowed.
+pub async fn claim_force_refresh(
+    conn: &mut AsyncPgConnection,
+    fiche_id: &str,
+    cooldown: chrono::Duration,
+) -> DbResult<Result<(), chrono::Duration>> {
+    let now = Utc::now();
+    let claimed = diesel::update(fiches::table.find(fiche_id))
+        .filter(
+            fiches::force_refreshed_at
+                .is_null()
+                .or(fiches::force_refreshed_at.le(now - cooldown)),
+        )
+        .set(fiches::force_refreshed_at.eq(now))
+        .execute(&mut *conn)
+        .await?;
+    if claimed == 1 {
+        return Ok(Ok(()));
+    }
+    let last: Option<DateTime<Utc>> = fiches::table
+        .find(fiche_id)
+        .select(fiches::force_refreshed_at)
+        .first(conn)
+        .await
+        .optional()?
+        .flatten();
+    Ok(Err(last.map_or(chrono::Duration::zero(), |l| {
+        (l + cooldown - now).max(chrono::Duration::zero())
+    })))
+}
+
+/// A cached fiche.
+#[derive(Debug, Clone, diesel::Queryable, diesel::Selectable)]
+#[diesel(table_name = fiches)]
+pub struct FicheRow {
+    /// Id.
+    pub fiche_id: String,
+    /// Group.
+    pub groupe: Option<String>,
+    /// CRM status.
+    pub statut: Option<String>,
+    /// Sale time.
+    pub date_vente: Option<DateTime<Utc>>,
+    /// Customer.
+    pub client: serde_json::Value,
+    /// Full CRM details (None while only the sales list is known).
+    pub details: Option<serde_json::Value>,
+    /// Only the partial sales-list entry is known.
+    pub sales_list_only: bool,
+    /// Number of recordings.
+    pub recordings_count: i32,
+    /// When the details were fetched.
+    pub details_fetched_at: Option<DateTime<Utc>>,
+    /// Last forced refresh.
+    pub force_refreshed_at: Option<DateTime<Utc>>,
+}
+
+/// A recording with its transcription state.
+#[derive(Debug, Clone, diesel::Queryable)]
+pub struct RecordingView {
+    /// Id.
+    pub recording_id: String,
+    /// Call start.
+    pub started_at: Option<DateTime<Utc>>,
+    /// Length.
+    pub duration_s: Option<f64>,
+    /// outbound / inbound.
+    pub direction: Option<String>,
+    /// Transcription status, if any.
+    pub transcription: Option<String>,
+}
+
+/// A cached fiche and its recordings.
+pub async fn get_fiche(
+    conn: &mut AsyncPgConnection,
+    fiche_id: &str,
+) -> DbResult<Option<(FicheRow, Vec<RecordingView>)>> {
+    let Some(row) = fiches::table
+        .find(fiche_id)
+        .select(FicheRow::as_select())
+        .first(&mut *conn)
+        .await
+        .optional()?
+    else {
+        return Ok(None);
+    };
+    let recs = recordings::table
+        .left_join(transcriptions::table)
+        .filter(recordings::fiche_id.eq(fiche_id))
+        .order(recordings::position.asc())
+        .select((
+            recordings::recording_id,
+            recordings::started_at,
+            recordings::duration_s,
+            recordings::direction,
+            transcriptions::status.nullable(),
+        ))
+        .load(conn)
+        .await?;
+    Ok(Some((row, recs)))
 }
 
 /// Recordings of a fiche in CRM order, with whether each has a completed transcription.

@@ -1,0 +1,246 @@
+//! Fiches from the CRM gateway, cached in Postgres: used by the `fiche.ensure_details`
+//! activity and by the api (fiche reads, sales search, the unknown-fiche check before an
+//! audit starts). Every CRM call holds a slot of the global cap (`leases`).
+
+use crate::clients::{CrmClient, UpstreamError};
+use crate::leases::{self, LeaseError};
+use callaudit_db::{DbError, Pool, pipeline, pool};
+use chrono::{DateTime, NaiveDate, Utc};
+use serde_json::Value;
+use std::time::Duration;
+use temporalio_sdk::activities::ActivityContext;
+
+/// Why a fiche could not be provided.
+#[derive(Debug, thiserror::Error)]
+pub enum FicheError {
+    /// `CRM_BASE_URL` / `CRM_API_KEY` are not set.
+    #[error("the CRM gateway is not configured (CRM_BASE_URL / CRM_API_KEY)")]
+    NotConfigured,
+    /// The CRM does not know the fiche.
+    #[error("fiche {0} not found in the CRM")]
+    NotFound(String),
+    /// The CRM failed (typed, sanitised).
+    #[error(transparent)]
+    Upstream(#[from] UpstreamError),
+    /// No CRM slot became free, or the wait was cancelled.
+    #[error(transparent)]
+    Lease(#[from] LeaseError),
+    /// Postgres failed.
+    #[error("database: {0}")]
+    Store(String),
+}
+
+impl From<DbError> for FicheError {
+    fn from(e: DbError) -> Self {
+        FicheError::Store(e.to_string())
+    }
+}
+
+impl FicheError {
+    /// Whether trying again later may succeed.
+    pub fn is_retryable(&self) -> bool {
+        match self {
+            FicheError::NotConfigured | FicheError::NotFound(_) => false,
+            FicheError::Upstream(e) => e.is_retryable(),
+            FicheError::Lease(LeaseError::Cancelled(_)) => false,
+            FicheError::Lease(_) | FicheError::Store(_) => true,
+        }
+    }
+}
+
+/// What happened to a `force_refresh` request.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ForceRefresh {
+    /// Not asked for.
+    NotRequested,
+    /// Details were fetched again.
+    Done,
+    /// Refused: the fiche was force-refreshed less than the cooldown ago.
+    Cooldown {
+        /// Until the next forced refresh is allowed.
+        retry_after: Duration,
+    },
+}
+
+/// Outcome of [`FicheService::ensure`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Ensured {
+    /// The CRM was called (cache miss, partial row or honoured force refresh).
+    pub fetched: bool,
+    /// Fate of the force-refresh request.
+    pub force_refresh: ForceRefresh,
+}
+
+/// CRM access with the Postgres cache and the global caps.
+#[derive(Clone)]
+pub struct FicheService {
+    /// Postgres.
+    pub pool: Pool,
+    /// CRM gateway (None: not configured).
+    pub crm: Option<CrmClient>,
+    /// Global cap on detail fetches (`FICHE_FETCH_CONCURRENCY`).
+    pub fetch_concurrency: u32,
+    /// Global cap on sales searches (`FICHE_SALES_SEARCH_CONCURRENCY`).
+    pub search_concurrency: u32,
+    /// Min interval between forced refreshes of one fiche.
+    pub force_refresh_cooldown: Duration,
+    /// Lease holder name (process identity).
+    pub holder: String,
+}
+
+impl std::fmt::Debug for FicheService {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("FicheService")
+            .field("crm", &self.crm)
+            .field("fetch_concurrency", &self.fetch_concurrency)
+            .field("search_concurrency", &self.search_concurrency)
+            .field("holder", &self.holder)
+            .finish_non_exhaustive()
+    }
+}
+
+fn parse_time(v: &Value) -> Option<DateTime<Utc>> {
+    v.as_str()
+        .and_then(|s| DateTime::parse_from_rfc3339(s).ok())
+        .map(|d| d.with_timezone(&Utc))
+}
+
+impl FicheService {
+    fn crm(&self) -> Result<&CrmClient, FicheError> {
+        self.crm.as_ref().ok_or(FicheError::NotConfigured)
+    }
+
+    /// Makes sure the full details of `fiche_id` are cached: a cache miss or a
+    /// sales-list-only row fetches them; `force_refresh` fetches again at most once per
+    /// cooldown. `ctx` (activities) heartbeats while waiting; `max_wait` bounds the wait
+    /// for a CRM slot (the api passes one, activities rely on their own timeouts).
+    pub async fn ensure(
+        &self,
+        fiche_id: &str,
+        force_refresh: bool,
+        ctx: Option<&ActivityContext>,
+        max_wait: Option<Duration>,
+    ) -> Result<Ensured, FicheError> {
+        let mut conn = pool::get(&self.pool).await?;
+        let state = pipeline::fiche_cache_state(&mut conn, fiche_id).await?;
+        let cached = matches!(state, Some((false, Some(_), _)));
+        let mut outcome = Ensured {
+            fetched: false,
+            force_refresh: if force_refresh {
+                ForceRefresh::Done
+            } else {
+                ForceRefresh::NotRequested
+            },
+        };
+        if cached {
+            if !force_refresh {
+                return Ok(outcome);
+            }
+            let cooldown = chrono::Duration::from_std(self.force_refresh_cooldown)
+                .unwrap_or(chrono::Duration::MAX);
+            if let Err(left) = pipeline::claim_force_refresh(&mut conn, fiche_id, cooldown).await? {
+                outcome.force_refresh = ForceRefresh::Cooldown {
+                    retry_after: left.to_std().unwrap_or_default(),
+                };
+                return Ok(outcome);
+            }
+        }
+        drop(conn);
+        let crm = self.crm()?;
+        let permit = leases::acquire(
+            &self.pool,
+            ctx,
+            leases::CRM_FETCH,
+            self.fetch_concurrency,
+            &self.holder,
+            max_wait,
+        )
+        .await?;
+        let result = permit
+            .hold(&self.pool, ctx, crm.fiche_details(fiche_id))
+            .await;
+        permit.release(&self.pool).await;
+        let details = result?.ok_or_else(|| FicheError::NotFound(fiche_id.to_string()))?;
+        let recs: Vec<pipeline::RecordingRow> = details["recordings"]
+            .as_array()
+            .map(|rs| {
+                rs.iter()
+                    .filter_map(|r| {
+                        Some(pipeline::RecordingRow {
+                            recording_id: r["recording_id"].as_str()?.to_string(),
+                            url: r["url"].as_str()?.to_string(),
+                            started_at: parse_time(&r["started_at"]),
+                            duration_s: r["duration_s"].as_f64(),
+                            direction: r["direction"].as_str().map(str::to_string),
+                        })
+                    })
+                    .collect()
+            })
+            .unwrap_or_default();
+        let mut conn = pool::get(&self.pool).await?;
+        pipeline::upsert_fiche_details(
+            &mut conn,
+            fiche_id,
+            details["cle"].as_str(),
+            details["groupe"].as_str(),
+            details["statut"].as_str(),
+            parse_time(&details["date_vente"]),
+            &details["client"],
+            &details,
+            &recs,
+        )
+        .await?;
+        if force_refresh && !cached {
+            // A forced first fetch starts the cooldown too.
+            pipeline::mark_force_refreshed(&mut conn, fiche_id).await?;
+        }
+        outcome.fetched = true;
+        Ok(outcome)
+    }
+
+    /// Sales of `date` that have calls, from the CRM (under the sales-search cap); each
+    /// is stored as a partial fiche flagged `sales_list_only` (full details are fetched
+    /// when an audit or a read needs them). Returns the partial fiches as the CRM sent them.
+    pub async fn sales_search(
+        &self,
+        date: NaiveDate,
+        ctx: Option<&ActivityContext>,
+        max_wait: Option<Duration>,
+    ) -> Result<Vec<Value>, FicheError> {
+        let crm = self.crm()?;
+        let permit = leases::acquire(
+            &self.pool,
+            ctx,
+            leases::CRM_SALES_SEARCH,
+            self.search_concurrency,
+            &self.holder,
+            max_wait,
+        )
+        .await?;
+        let result = permit
+            .hold(&self.pool, ctx, crm.sales_with_calls(date))
+            .await;
+        permit.release(&self.pool).await;
+        let fiches = result?;
+        let mut conn = pool::get(&self.pool).await?;
+        for f in &fiches {
+            let Some(id) = f["fiche_id"].as_str().filter(|s| !s.is_empty()) else {
+                continue;
+            };
+            let count = f["recordings_count"]
+                .as_i64()
+                .and_then(|n| i32::try_from(n).ok())
+                .unwrap_or(0);
+            pipeline::upsert_sales_list_fiche(
+                &mut conn,
+                id,
+                f["groupe"].as_str(),
+                parse_time(&f["date_vente"]),
+                &f["client"],
+                count,
+            )
+            .await?;
+        }
+        Ok(fiches)
+    }
+}

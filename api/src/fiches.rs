@@ -1,0 +1,190 @@
+//! `/api/fiches`: read a fiche (cached; fetched from the CRM on a miss; `force_refresh`
+//! at most once per cooldown) and the CRM sales search by date.
+
+use crate::auth::{ApiTags, BearerAuth};
+use crate::error::ApiError;
+use crate::state::AppState;
+use callaudit_activities::fiches::ForceRefresh;
+use callaudit_db::{pipeline, pool};
+use poem::web::Data;
+use poem_openapi::param::{Path, Query};
+use poem_openapi::payload::Json;
+use poem_openapi::{Object, OpenApi};
+use std::time::Duration;
+
+/// How long a request waits for a free CRM slot before answering 503.
+pub const CRM_SLOT_WAIT: Duration = Duration::from_secs(20);
+
+/// A recording of a fiche.
+#[derive(Debug, Object)]
+pub struct RecordingItem {
+    /// Id.
+    pub recording_id: String,
+    /// Call start.
+    pub started_at: Option<chrono::DateTime<chrono::Utc>>,
+    /// Length, seconds.
+    pub duration_s: Option<f64>,
+    /// outbound / inbound.
+    pub direction: Option<String>,
+    /// Transcription status (`completed`…), absent when never transcribed.
+    pub transcription: Option<String>,
+}
+
+/// A cached fiche.
+#[derive(Debug, Object)]
+pub struct FicheView {
+    /// CRM fiche id.
+    pub fiche_id: String,
+    /// Group.
+    pub groupe: Option<String>,
+    /// CRM status.
+    pub statut: Option<String>,
+    /// Sale time.
+    pub date_vente: Option<chrono::DateTime<chrono::Utc>>,
+    /// Customer.
+    pub client: serde_json::Value,
+    /// Full CRM details.
+    pub details: Option<serde_json::Value>,
+    /// Only the sales-list entry is known (`_salesListOnly`).
+    #[oai(rename = "_salesListOnly")]
+    pub sales_list_only: bool,
+    /// Recordings in CRM order.
+    pub recordings: Vec<RecordingItem>,
+    /// When the details were fetched from the CRM.
+    pub details_fetched_at: Option<chrono::DateTime<chrono::Utc>>,
+    /// The CRM was called for this answer.
+    pub fetched: bool,
+    /// `not_requested`, `done` or `cooldown`.
+    pub force_refresh: String,
+    /// With `cooldown`: seconds until a forced refresh is allowed again.
+    pub force_refresh_retry_after_s: Option<u64>,
+}
+
+/// One sale from the CRM sales search (a partial fiche).
+#[derive(Debug, Object)]
+pub struct SaleItem {
+    /// CRM fiche id.
+    pub fiche_id: String,
+    /// Group.
+    pub groupe: Option<String>,
+    /// Sale time as sent by the CRM.
+    pub date_vente: Option<String>,
+    /// Customer.
+    pub client: serde_json::Value,
+    /// Number of calls.
+    pub recordings_count: i64,
+    /// Always true: full details are fetched on demand.
+    #[oai(rename = "_salesListOnly")]
+    pub sales_list_only: bool,
+}
+
+/// Sales search result.
+#[derive(Debug, Object)]
+pub struct SalesPage {
+    /// The day searched.
+    pub date: String,
+    /// Sales with calls, as the CRM ordered them.
+    pub fiches: Vec<SaleItem>,
+}
+
+/// Fiche routes.
+pub struct FichesApi;
+
+#[OpenApi(tag = "ApiTags::Fiches")]
+impl FichesApi {
+    /// Sales with calls on a day (CRM `sales-with-calls`, under the global search cap);
+    /// each is stored as a partial fiche flagged `_salesListOnly`.
+    #[oai(path = "/api/fiches/sales", method = "get")]
+    async fn sales(
+        &self,
+        auth: BearerAuth,
+        state: Data<&AppState>,
+        /// Day, `YYYY-MM-DD`.
+        date: Query<String>,
+    ) -> Result<Json<SalesPage>, ApiError> {
+        auth.require("fiches", "read")?;
+        let day = chrono::NaiveDate::parse_from_str(date.0.trim(), "%Y-%m-%d").map_err(|_| {
+            ApiError::bad_request(format!(
+                "date must be a calendar day YYYY-MM-DD, got {:?}",
+                date.0
+            ))
+        })?;
+        let fiches = state
+            .fiches
+            .sales_search(day, None, Some(CRM_SLOT_WAIT))
+            .await?;
+        Ok(Json(SalesPage {
+            date: day.format("%Y-%m-%d").to_string(),
+            fiches: fiches
+                .into_iter()
+                .filter_map(|f| {
+                    Some(SaleItem {
+                        fiche_id: f["fiche_id"].as_str()?.to_string(),
+                        groupe: f["groupe"].as_str().map(str::to_string),
+                        date_vente: f["date_vente"].as_str().map(str::to_string),
+                        client: f["client"].clone(),
+                        recordings_count: f["recordings_count"].as_i64().unwrap_or(0),
+                        sales_list_only: true,
+                    })
+                })
+                .collect(),
+        }))
+    }
+
+    /// A fiche with its recordings: from the cache, fetched from the CRM when missing or
+    /// only known from a sales list. `force_refresh=true` (needs `fiches:write`) fetches
+    /// again, at most once per `FICHE_FORCE_REFRESH_COOLDOWN_MS` per fiche; inside the
+    /// cooldown the cached fiche is returned with `force_refresh: "cooldown"`.
+    #[oai(path = "/api/fiches/:fiche_id", method = "get")]
+    async fn get(
+        &self,
+        auth: BearerAuth,
+        state: Data<&AppState>,
+        #[oai(validator(min_length = 1, max_length = 100, pattern = r"^[A-Za-z0-9_.\-]+$"))]
+        fiche_id: Path<String>,
+        #[oai(default)] force_refresh: Query<bool>,
+    ) -> Result<Json<FicheView>, ApiError> {
+        auth.require("fiches", "read")?;
+        if force_refresh.0 {
+            auth.require("fiches", "write")?;
+        }
+        let ensured = state
+            .fiches
+            .ensure(&fiche_id.0, force_refresh.0, None, Some(CRM_SLOT_WAIT))
+            .await?;
+        let mut conn = pool::get(&state.pool).await?;
+        let (row, recs) = pipeline::get_fiche(&mut conn, &fiche_id.0)
+            .await?
+            .ok_or_else(|| ApiError::not_found(format!("fiche {} not found", fiche_id.0)))?;
+        let (force, retry_after) = match ensured.force_refresh {
+            ForceRefresh::NotRequested => ("not_requested", None),
+            ForceRefresh::Done => ("done", None),
+            ForceRefresh::Cooldown { retry_after } => {
+                ("cooldown", Some(retry_after.as_secs().max(1)))
+            }
+        };
+        Ok(Json(FicheView {
+            fiche_id: row.fiche_id,
+            groupe: row.groupe,
+            statut: row.statut,
+            date_vente: row.date_vente,
+            client: row.client,
+            details: row.details,
+            sales_list_only: row.sales_list_only,
+            recordings: recs
+                .into_iter()
+                .map(|r| RecordingItem {
+                    recording_id: r.recording_id,
+                    started_at: r.started_at,
+                    duration_s: r.duration_s,
+                    direction: r.direction,
+                    transcription: r.transcription,
+                })
+                .collect(),
+            details_fetched_at: row.details_fetched_at,
+            fetched: ensured.fetched,
+            force_refresh: force.into(),
+            force_refresh_retry_after_s: retry_after,
+        }))
+    }
+}
