@@ -18,7 +18,7 @@ source "$STATE/env"
 
 log "building callaudit (first build takes several minutes on 2 cores)"
 (cd "$ROOT" && cargo build --quiet -p callaudit)
-BIN="$ROOT/target/debug/callaudit"
+BIN="${CARGO_TARGET_DIR:-$ROOT/target}/debug/callaudit"
 
 export API_ADDR=${API_ADDR:-127.0.0.1:8080}
 export SIM_ADDR=${SIM_ADDR:-127.0.0.1:9090}

@@ -102,6 +102,10 @@ pub async fn run(args: DemoArgs) -> anyhow::Result<()> {
         args.fiche_id
     );
     let started = Instant::now();
+    println!("→ following its events (GET /api/audits/{audit_id}/events, Server-Sent Events):");
+    if let Err(e) = follow_events(&http, base, &token, &audit_id, started).await {
+        println!("  (event stream interrupted: {e:#}; polling instead)");
+    }
     let audit = loop {
         let (_, a) = call(
             http.get(format!("{base}/api/audits/{audit_id}"))
@@ -160,5 +164,64 @@ pub async fn run(args: DemoArgs) -> anyhow::Result<()> {
         "Real vendors: set CRM_BASE_URL, CRM_API_KEY, ELEVENLABS_API_KEY, OPENAI_API_KEY (and \
          OPENAI_BASE_URL / OPENAI_MODEL_AUDIT) before temporal-dev/demo.sh, and pass --fiche-id."
     );
+    Ok(())
+}
+
+/// Prints the audit's events as they arrive until the server closes the stream after
+/// the terminal event.
+async fn follow_events(
+    http: &reqwest::Client,
+    base: &str,
+    token: &str,
+    audit_id: &str,
+    started: Instant,
+) -> anyhow::Result<()> {
+    let mut resp = http
+        .get(format!("{base}/api/audits/{audit_id}/events"))
+        .bearer_auth(token)
+        .header("Accept", "text/event-stream")
+        .timeout(Duration::from_secs(300))
+        .send()
+        .await
+        .context("opening the event stream")?;
+    if !resp.status().is_success() {
+        bail!("HTTP {}", resp.status());
+    }
+    let mut buf = String::new();
+    while let Some(chunk) = resp.chunk().await.context("reading the event stream")? {
+        buf.push_str(&String::from_utf8_lossy(&chunk).replace("\r\n", "\n"));
+        while let Some(end) = buf.find("\n\n") {
+            let frame: String = buf.drain(..end + 2).collect();
+            let Some(data) = frame.lines().find_map(|l| l.strip_prefix("data:")) else {
+                continue; // keep-alive comment
+            };
+            let Ok(event) = serde_json::from_str::<Value>(data.trim()) else {
+                continue;
+            };
+            let p = &event["payload"];
+            let what = match event["type"].as_str().unwrap_or("?") {
+                "audit.started" => format!("started, {} steps", p["steps_total"]),
+                "audit.step.completed" => format!(
+                    "step {} {} → {} ({})",
+                    p["position"],
+                    p["name"].as_str().unwrap_or("?"),
+                    p["conforme"].as_str().unwrap_or("?"),
+                    p["score"]
+                ),
+                "audit.completed" => format!(
+                    "completed: {} / 100, {}",
+                    p["score"],
+                    p["niveau"].as_str().unwrap_or("?")
+                ),
+                "audit.failed" => format!("failed: {}", p["error"].as_str().unwrap_or("?")),
+                other => other.to_string(),
+            };
+            println!(
+                "  [{:>5.1} s] #{} {what}",
+                started.elapsed().as_secs_f64(),
+                event["id"]
+            );
+        }
+    }
     Ok(())
 }
