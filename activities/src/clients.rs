@@ -123,6 +123,11 @@ impl CrmClient {
     /// Full details of a fiche; `Ok(None)` when the CRM does not know it.
     pub async fn fiche_details(&self, fiche_id: &str) -> Result<Option<Value>, UpstreamError> {
         let url = format!("{}/fiches/{}", self.base, urlencode(fiche_id));
+        self.get_json(&url, "fiche details").await
+    }
+
+    /// GETs `url` with the key; `Ok(None)` on 404, typed errors otherwise.
+    async fn get_json(&self, url: &str, what: &str) -> Result<Option<Value>, UpstreamError> {
         let resp = self
             .http
             .get(url)
@@ -139,7 +144,7 @@ impl CrmClient {
             .map(Some)
             .map_err(|_| UpstreamError::Permanent {
                 vendor: "crm",
-                message: "fiche details are not valid JSON".into(),
+                message: format!("{what} is not valid JSON"),
             })
     }
 }
@@ -155,18 +160,10 @@ impl CrmClient {
             self.base,
             date.format("%Y-%m-%d")
         );
-        let resp = self
-            .http
-            .get(url)
-            .header("x-api-key", self.key.expose())
-            .send()
-            .await
-            .map_err(|e| transport_error("crm", &e))?;
-        let resp = classify("crm", &self.key, resp).await?;
-        let body: Value = resp.json().await.map_err(|_| UpstreamError::Permanent {
-            vendor: "crm",
-            message: "sales search answer is not valid JSON".into(),
-        })?;
+        let body = self
+            .get_json(&url, "sales search answer")
+            .await?
+            .unwrap_or(Value::Null);
         match body.get("fiches").and_then(Value::as_array) {
             Some(fiches) => Ok(fiches.clone()),
             None => Err(UpstreamError::Permanent {

@@ -110,6 +110,22 @@ impl FicheService {
         self.crm.as_ref().ok_or(FicheError::NotConfigured)
     }
 
+    /// Runs `call` holding a slot of the global cap `pool_name`.
+    async fn in_slot<F: std::future::Future>(
+        &self,
+        pool_name: &str,
+        cap: u32,
+        ctx: Option<&ActivityContext>,
+        max_wait: Option<Duration>,
+        call: F,
+    ) -> Result<F::Output, FicheError> {
+        let permit =
+            leases::acquire(&self.pool, ctx, pool_name, cap, &self.holder, max_wait).await?;
+        let out = permit.hold(&self.pool, ctx, call).await;
+        permit.release(&self.pool).await;
+        Ok(out)
+    }
+
     /// Makes sure the full details of `fiche_id` are cached: a cache miss or a
     /// sales-list-only row fetches them; `force_refresh` fetches again at most once per
     /// cooldown. `ctx` (activities) heartbeats while waiting; `max_wait` bounds the wait
@@ -147,20 +163,16 @@ impl FicheService {
         }
         drop(conn);
         let crm = self.crm()?;
-        let permit = leases::acquire(
-            &self.pool,
-            ctx,
-            leases::CRM_FETCH,
-            self.fetch_concurrency,
-            &self.holder,
-            max_wait,
-        )
-        .await?;
-        let result = permit
-            .hold(&self.pool, ctx, crm.fiche_details(fiche_id))
-            .await;
-        permit.release(&self.pool).await;
-        let details = result?.ok_or_else(|| FicheError::NotFound(fiche_id.to_string()))?;
+        let details = self
+            .in_slot(
+                leases::CRM_FETCH,
+                self.fetch_concurrency,
+                ctx,
+                max_wait,
+                crm.fiche_details(fiche_id),
+            )
+            .await??
+            .ok_or_else(|| FicheError::NotFound(fiche_id.to_string()))?;
         let recs: Vec<pipeline::RecordingRow> = details["recordings"]
             .as_array()
             .map(|rs| {
@@ -208,20 +220,15 @@ impl FicheService {
         max_wait: Option<Duration>,
     ) -> Result<Vec<Value>, FicheError> {
         let crm = self.crm()?;
-        let permit = leases::acquire(
-            &self.pool,
-            ctx,
-            leases::CRM_SALES_SEARCH,
-            self.search_concurrency,
-            &self.holder,
-            max_wait,
-        )
-        .await?;
-        let result = permit
-            .hold(&self.pool, ctx, crm.sales_with_calls(date))
-            .await;
-        permit.release(&self.pool).await;
-        let fiches = result?;
+        let fiches = self
+            .in_slot(
+                leases::CRM_SALES_SEARCH,
+                self.search_concurrency,
+                ctx,
+                max_wait,
+                crm.sales_with_calls(date),
+            )
+            .await??;
         let mut conn = pool::get(&self.pool).await?;
         for f in &fiches {
             let Some(id) = f["fiche_id"].as_str().filter(|s| !s.is_empty()) else {

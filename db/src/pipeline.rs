@@ -42,60 +42,60 @@ pub async fn upsert_fiche_details(
 ) -> DbResult<()> {
     // One transaction: a reader never sees the fiche without its recordings.
     conn.transaction::<_, crate::DbError, _>(async |conn| {
-            let now = Utc::now();
-            diesel::insert_into(fiches::table)
+        let now = Utc::now();
+        diesel::insert_into(fiches::table)
+            .values((
+                fiches::fiche_id.eq(fiche_id),
+                fiches::cle.eq(cle),
+                fiches::groupe.eq(groupe),
+                fiches::statut.eq(statut),
+                fiches::date_vente.eq(date_vente),
+                fiches::client.eq(client),
+                fiches::details.eq(details),
+                fiches::sales_list_only.eq(false),
+                fiches::recordings_count.eq(i32::try_from(recs.len()).unwrap_or(i32::MAX)),
+                fiches::details_fetched_at.eq(now),
+            ))
+            .on_conflict(fiches::fiche_id)
+            .do_update()
+            .set((
+                fiches::cle.eq(excluded(fiches::cle)),
+                fiches::groupe.eq(excluded(fiches::groupe)),
+                fiches::statut.eq(excluded(fiches::statut)),
+                fiches::date_vente.eq(excluded(fiches::date_vente)),
+                fiches::client.eq(excluded(fiches::client)),
+                fiches::details.eq(excluded(fiches::details)),
+                fiches::sales_list_only.eq(false),
+                fiches::recordings_count.eq(excluded(fiches::recordings_count)),
+                fiches::details_fetched_at.eq(now),
+                fiches::updated_at.eq(now),
+            ))
+            .execute(&mut *conn)
+            .await?;
+        for (i, r) in recs.iter().enumerate() {
+            diesel::insert_into(recordings::table)
                 .values((
-                    fiches::fiche_id.eq(fiche_id),
-                    fiches::cle.eq(cle),
-                    fiches::groupe.eq(groupe),
-                    fiches::statut.eq(statut),
-                    fiches::date_vente.eq(date_vente),
-                    fiches::client.eq(client),
-                    fiches::details.eq(details),
-                    fiches::sales_list_only.eq(false),
-                    fiches::recordings_count.eq(i32::try_from(recs.len()).unwrap_or(i32::MAX)),
-                    fiches::details_fetched_at.eq(now),
+                    recordings::recording_id.eq(&r.recording_id),
+                    recordings::fiche_id.eq(fiche_id),
+                    recordings::position.eq(i32::try_from(i).unwrap_or(i32::MAX)),
+                    recordings::url.eq(&r.url),
+                    recordings::started_at.eq(r.started_at),
+                    recordings::duration_s.eq(r.duration_s),
+                    recordings::direction.eq(&r.direction),
                 ))
-                .on_conflict(fiches::fiche_id)
+                .on_conflict(recordings::recording_id)
                 .do_update()
                 .set((
-                    fiches::cle.eq(excluded(fiches::cle)),
-                    fiches::groupe.eq(excluded(fiches::groupe)),
-                    fiches::statut.eq(excluded(fiches::statut)),
-                    fiches::date_vente.eq(excluded(fiches::date_vente)),
-                    fiches::client.eq(excluded(fiches::client)),
-                    fiches::details.eq(excluded(fiches::details)),
-                    fiches::sales_list_only.eq(false),
-                    fiches::recordings_count.eq(excluded(fiches::recordings_count)),
-                    fiches::details_fetched_at.eq(now),
-                    fiches::updated_at.eq(now),
+                    recordings::url.eq(excluded(recordings::url)),
+                    recordings::position.eq(excluded(recordings::position)),
+                    recordings::started_at.eq(excluded(recordings::started_at)),
+                    recordings::duration_s.eq(excluded(recordings::duration_s)),
+                    recordings::direction.eq(excluded(recordings::direction)),
+                    recordings::updated_at.eq(now),
                 ))
                 .execute(&mut *conn)
                 .await?;
-            for (i, r) in recs.iter().enumerate() {
-                diesel::insert_into(recordings::table)
-                    .values((
-                        recordings::recording_id.eq(&r.recording_id),
-                        recordings::fiche_id.eq(fiche_id),
-                        recordings::position.eq(i32::try_from(i).unwrap_or(i32::MAX)),
-                        recordings::url.eq(&r.url),
-                        recordings::started_at.eq(r.started_at),
-                        recordings::duration_s.eq(r.duration_s),
-                        recordings::direction.eq(&r.direction),
-                    ))
-                    .on_conflict(recordings::recording_id)
-                    .do_update()
-                    .set((
-                        recordings::url.eq(excluded(recordings::url)),
-                        recordings::position.eq(excluded(recordings::position)),
-                        recordings::started_at.eq(excluded(recordings::started_at)),
-                        recordings::duration_s.eq(excluded(recordings::duration_s)),
-                        recordings::direction.eq(excluded(recordings::direction)),
-                        recordings::updated_at.eq(now),
-                    ))
-                    .execute(&mut *conn)
-                    .await?;
-            }
+        }
         Ok(())
     })
     .await
