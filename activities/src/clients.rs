@@ -278,6 +278,26 @@ impl Default for ToolLoopLimits {
     }
 }
 
+/// One tool-calling conversation ([`OpenAiClient::tools_completion`]): the opening
+/// messages, the tools offered, the schema of the final answer and the bounds.
+#[derive(Debug, Clone, Copy)]
+pub struct ToolsRequest<'a> {
+    /// Model.
+    pub model: &'a str,
+    /// System message.
+    pub system: &'a str,
+    /// First user message.
+    pub user: &'a str,
+    /// OpenAI `tools` array (function tools).
+    pub tools: &'a Value,
+    /// Name of the answer schema.
+    pub schema_name: &'a str,
+    /// Strict JSON schema of the final answer.
+    pub schema: &'a Value,
+    /// Bounds of the conversation.
+    pub limits: ToolLoopLimits,
+}
+
 /// What a tool-calling conversation produced.
 #[derive(Debug, Clone, PartialEq)]
 pub struct ToolCompletion {
@@ -351,7 +371,7 @@ impl OpenAiClient {
     /// answer holds `message.tool_calls`, the assistant message (with its calls) and one
     /// `tool` message per call (`run_tool(name, arguments)`, serialised) are appended and
     /// the next round starts; an answer without tool calls is the final one. The
-    /// conversation is bounded by `limits`: once the model has had
+    /// conversation is bounded by `req.limits`: once the model has had
     /// `max_tool_rounds` answers with tool calls, or a result would take the tool text past
     /// `max_tool_chars` (that result is then withheld), the model is told in the tool
     /// results and the next request forces the final answer with `tool_choice: "none"`.
@@ -361,18 +381,20 @@ impl OpenAiClient {
     ///
     /// Errors are those of [`Self::json_completion`], for every round; a tool call without
     /// id is retryable. Token usage is summed over the rounds.
-    #[allow(clippy::too_many_arguments)]
     pub async fn tools_completion(
         &self,
-        model: &str,
-        system: &str,
-        user: &str,
-        tools: &Value,
-        schema_name: &str,
-        schema: &Value,
-        limits: ToolLoopLimits,
+        req: ToolsRequest<'_>,
         mut run_tool: impl FnMut(&str, &str) -> Value,
     ) -> Result<ToolCompletion, UpstreamError> {
+        let ToolsRequest {
+            model,
+            system,
+            user,
+            tools,
+            schema_name,
+            schema,
+            limits,
+        } = req;
         let mut messages = vec![
             json!({"role": "system", "content": system}),
             json!({"role": "user", "content": user}),

@@ -18,7 +18,9 @@ use callaudit_domain::workflow_io::{
     AnalyzeStepInput, AuditFailure, AuditPlan, AuditRef, EnsureFicheInput, FicheRecordings,
     RecordingRef, StepOutcome, TranscribeInput, TranscribeOutput, ids,
 };
-use clients::{CrmClient, ElevenLabsClient, OpenAiClient, ToolLoopLimits, UpstreamError, Usage};
+use clients::{
+    CrmClient, ElevenLabsClient, OpenAiClient, ToolLoopLimits, ToolsRequest, UpstreamError,
+};
 use serde_json::json;
 use std::sync::Arc;
 use std::time::Duration;
@@ -439,21 +441,22 @@ impl WorkerActivities {
             .ok_or_else(|| permanent("OPENAI_API_KEY is not configured"))?;
         let schema = step_analysis_json_schema();
         // Both modes end in the same answer; `mode` records how it was obtained.
-        let (answer, usage, mode): (serde_json::Value, Usage, serde_json::Value) = if input.use_rlm
-        {
+        let (answer, usage, mode) = if input.use_rlm {
             let tools = TranscriptTools::new(&transcripts);
             let limits = ToolLoopLimits::default();
             let (system, user) = step_tools_prompt(step, &tools, limits);
             let done = with_heartbeats(
                 &ctx,
                 llm.tools_completion(
-                    &self.model_audit,
-                    &system,
-                    &user,
-                    &tool_definitions(),
-                    STEP_ANALYSIS_SCHEMA_NAME,
-                    &schema,
-                    limits,
+                    ToolsRequest {
+                        model: &self.model_audit,
+                        system: &system,
+                        user: &user,
+                        tools: &tool_definitions(),
+                        schema_name: STEP_ANALYSIS_SCHEMA_NAME,
+                        schema: &schema,
+                        limits,
+                    },
                     |name, arguments| tools.call(name, arguments),
                 ),
             )

@@ -3,7 +3,7 @@
 //! transcript-tools conversation against the LLM simulator.
 
 use callaudit_activities::clients::{
-    OpenAiClient, ToolCompletion, ToolLoopLimits, UpstreamError, Usage,
+    OpenAiClient, ToolCompletion, ToolLoopLimits, ToolsRequest, UpstreamError, Usage,
 };
 use callaudit_activities::{step_prompt, step_tools_prompt};
 use callaudit_domain::analysis::{
@@ -107,13 +107,15 @@ async fn converse(
 ) -> Result<ToolCompletion, UpstreamError> {
     client
         .tools_completion(
-            "gpt-test",
-            "system",
-            "user",
-            &tool_definitions(),
-            STEP_ANALYSIS_SCHEMA_NAME,
-            &step_analysis_json_schema(),
-            limits,
+            ToolsRequest {
+                model: "gpt-test",
+                system: "system",
+                user: "user",
+                tools: &tool_definitions(),
+                schema_name: STEP_ANALYSIS_SCHEMA_NAME,
+                schema: &step_analysis_json_schema(),
+                limits,
+            },
             run_tool,
         )
         .await
@@ -435,13 +437,15 @@ async fn against_the_simulator_tools_mode_reaches_the_prompt_mode_verdicts_with_
             );
             let done = client
                 .tools_completion(
-                    "m",
-                    &system,
-                    &user,
-                    &tool_definitions(),
-                    STEP_ANALYSIS_SCHEMA_NAME,
-                    &schema,
-                    limits,
+                    ToolsRequest {
+                        model: "m",
+                        system: &system,
+                        user: &user,
+                        tools: &tool_definitions(),
+                        schema_name: STEP_ANALYSIS_SCHEMA_NAME,
+                        schema: &schema,
+                        limits,
+                    },
                     |name, args| tools.call(name, args),
                 )
                 .await
