@@ -319,8 +319,8 @@ pub struct ToolCompletion {
 
 /// What the model is told when it may not read more.
 const BUDGET_EXHAUSTED: &str = "Tool budget exhausted: no more tool calls. Answer now, in the \
-     required JSON format, from the excerpts already read; a point without a verbatim quote \
-     read here is ABSENT.";
+     required JSON format, from the excerpts already read; quote nothing you have not read \
+     in a tool result.";
 
 /// OpenAI-compatible Chat Completions client.
 #[derive(Debug, Clone)]
@@ -450,15 +450,14 @@ impl OpenAiClient {
                     })?;
                 let name = call["function"]["name"].as_str().unwrap_or_default();
                 let arguments = call["function"]["arguments"].as_str().unwrap_or_default();
+                // Only function tools are offered, so every call is a function call.
                 echoed.push(json!({
                     "id": id,
-                    "type": call["type"].as_str().unwrap_or("function"),
+                    "type": "function",
                     "function": {"name": name, "arguments": arguments},
                 }));
                 let content = if out.budget_exhausted {
                     json!({"error": BUDGET_EXHAUSTED}).to_string()
-                } else if call["type"].as_str().is_some_and(|t| t != "function") {
-                    json!({"error": "only function tools are available"}).to_string()
                 } else {
                     let mut result = run_tool(name, arguments);
                     if last_round && let Some(o) = result.as_object_mut() {
