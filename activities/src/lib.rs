@@ -14,11 +14,12 @@ use callaudit_domain::audit_config::StepSpec;
 use callaudit_domain::evidence::{GatingOptions, gate_step};
 use callaudit_domain::scoring::{AuditSummary, StepForSummary, score_step, summarize};
 use callaudit_domain::transcript::{Transcript, Word};
+use callaudit_domain::transcript_tools::{TranscriptTools, tool_definitions};
 use callaudit_domain::workflow_io::{
     AnalyzeStepInput, AuditFailure, AuditPlan, AuditRef, EnsureFicheInput, FicheRecordings,
     RecordingRef, StepOutcome, TranscribeInput, TranscribeOutput, ids,
 };
-use clients::{ElevenLabsClient, OpenAiClient, UpstreamError};
+use clients::{ElevenLabsClient, OpenAiClient, ToolLoopLimits, ToolsRequest, UpstreamError};
 use serde_json::json;
 use std::sync::Arc;
 use temporalio_common::ActivityError;
@@ -113,6 +114,39 @@ pub fn step_prompt(step: &StepSpec, transcripts: &[Transcript]) -> (String, Stri
             "recording_id": t.recording_id,
             "utterances": t.utterances(),
         })).collect::<Vec<_>>(),
+    });
+    (system, user.to_string())
+}
+
+/// The prompt of one step in transcript-tools mode (`use_rlm`): the same instructions as
+/// [`step_prompt`] plus how to use the tools and cite what they return; the user message
+/// lists the recordings (ids, durations, utterance counts, speakers) but no transcript
+/// text, which the model reads through the tools.
+pub fn step_tools_prompt(
+    step: &StepSpec,
+    tools: &TranscriptTools,
+    limits: ToolLoopLimits,
+) -> (String, String) {
+    let system = format!(
+        "Tu es auditeur qualité d'appels de vente. Les transcriptions ne sont pas dans ce \
+         message : lis-les avec les outils. searchTranscript cherche des mots (accents et \
+         casse ignorés) et renvoie les énoncés correspondants avec recording_id, index, \
+         speaker, start_s et leur texte exact ; getTranscriptChunks lit des énoncés \
+         consécutifs d'un enregistrement (par index ou par fenêtre de temps) pour vérifier le \
+         contexte. Budget : au plus {} tours d'appels d'outils et {} caractères lus en tout ; \
+         fais plusieurs appels par tour. Pour chaque point de contrôle, décide PRESENT, \
+         PARTIEL, ABSENT ou NON_APPLICABLE d'après ce que les outils t'ont montré uniquement. \
+         Pour PRESENT et PARTIEL, cite mot pour mot des phrases lues dans les résultats des \
+         outils, avec le recording_id, le start_s et le speaker de l'énoncé cité. N'invente \
+         jamais de citation. Consignes de l'étape : {}",
+        limits.max_tool_rounds, limits.max_tool_chars, step.instructions
+    );
+    let user = json!({
+        "mode": "tools",
+        "step": {"position": step.position, "name": step.name, "instructions": step.instructions},
+        "control_points": step.control_points.iter().enumerate()
+            .map(|(i, p)| json!({"index": i, "point": p})).collect::<Vec<_>>(),
+        "recordings": tools.recordings(),
     });
     (system, user.to_string())
 }
@@ -334,29 +368,70 @@ impl WorkerActivities {
             .ok_or_else(|| {
                 permanent(format!("step {} not in the configuration", input.position))
             })?;
-        if input.use_rlm {
-            return Err(permanent(
-                "transcript-tools mode (use_rlm) is not available yet",
-            ));
-        }
         let transcripts = self.load_transcripts(&audit.fiche_id).await?;
         let llm = self
             .llm
             .as_ref()
             .ok_or_else(|| permanent("OPENAI_API_KEY is not configured"))?;
-        let (system, user) = step_prompt(step, &transcripts);
-        let (answer, usage) = heartbeating(
-            &ctx,
-            llm.json_completion(
-                &self.model_audit,
-                &system,
-                &user,
-                STEP_ANALYSIS_SCHEMA_NAME,
-                &step_analysis_json_schema(),
-            ),
-        )
-        .await
-        .map_err(upstream)?;
+        let schema = step_analysis_json_schema();
+        // Both modes end in the same answer; `mode` records how it was obtained.
+        let (answer, usage, mode) = if input.use_rlm {
+            let tools = TranscriptTools::new(&transcripts);
+            let limits = ToolLoopLimits::default();
+            let (system, user) = step_tools_prompt(step, &tools, limits);
+            let done = heartbeating(
+                &ctx,
+                llm.tools_completion(
+                    ToolsRequest {
+                        model: &self.model_audit,
+                        system: &system,
+                        user: &user,
+                        tools: &tool_definitions(),
+                        schema_name: STEP_ANALYSIS_SCHEMA_NAME,
+                        schema: &schema,
+                        limits,
+                    },
+                    |name, arguments| tools.call(name, arguments),
+                ),
+            )
+            .await
+            .map_err(upstream)?;
+            tracing::info!(
+                audit.id = %input.audit_id,
+                step.position = input.position,
+                tool_rounds = done.tool_rounds,
+                tool_calls = done.tool_calls,
+                tool_chars = done.tool_chars,
+                budget_exhausted = done.budget_exhausted,
+                "step analysed in transcript-tools mode"
+            );
+            let mode = json!({
+                "mode": "tools",
+                "requests": done.requests,
+                "tool_rounds": done.tool_rounds,
+                "tool_calls": done.tool_calls,
+                "tool_chars": done.tool_chars,
+                "budget_exhausted": done.budget_exhausted,
+                "max_tool_rounds": limits.max_tool_rounds,
+                "max_tool_chars": limits.max_tool_chars,
+            });
+            (done.answer, done.usage, mode)
+        } else {
+            let (system, user) = step_prompt(step, &transcripts);
+            let (answer, usage) = heartbeating(
+                &ctx,
+                llm.json_completion(
+                    &self.model_audit,
+                    &system,
+                    &user,
+                    STEP_ANALYSIS_SCHEMA_NAME,
+                    &schema,
+                ),
+            )
+            .await
+            .map_err(upstream)?;
+            (answer, usage, json!({"mode": "prompt"}))
+        };
         let mut analysis: StepAnalysis = serde_json::from_value(answer)
             .map_err(|e| retryable(format!("answer does not follow the schema: {e}")))?;
         // The configuration, not the model, is the source of truth for the points.
@@ -370,6 +445,7 @@ impl WorkerActivities {
         let scored = score_step(step.weight, &gated.points_controle);
         let mut raw = serde_json::to_value(&gated).map_err(retryable)?;
         raw["rerun_history"] = json!([]);
+        raw["analysis"] = mode;
         let row = pipeline::StepResultRow {
             position: step.position,
             step_name: step.name.clone(),

@@ -23,7 +23,9 @@ pub struct RunAuditRequest {
     pub fiche_id: String,
     /// Audit configuration to apply.
     pub audit_config_id: Uuid,
-    /// Transcript-tools mode (`useRlm` is accepted too).
+    /// Transcript-tools mode: the LLM reads the transcripts through `searchTranscript` /
+    /// `getTranscriptChunks` tool calls instead of in its prompt (default false; `useRlm`
+    /// is accepted too).
     pub use_rlm: Option<bool>,
     /// Alias of `use_rlm` (seed compatibility).
     #[oai(rename = "useRlm")]
@@ -77,7 +79,7 @@ pub struct StepView {
     pub score: f64,
     /// CONFORME / PARTIEL / NON_CONFORME.
     pub conforme: String,
-    /// Gated analysis: `points_controle` (statut, citations, evidence_unverified…), commentaire, rerun_history.
+    /// Gated analysis: `points_controle` (statut, citations, evidence_unverified…), commentaire, rerun_history, and `analysis`: how it was obtained (`mode` `prompt` or `tools`; in tools mode `requests`, `tool_rounds`, `tool_calls`, `tool_chars` read, `budget_exhausted`).
     pub raw_result: serde_json::Value,
     /// Model used.
     pub model: Option<String>,
@@ -184,11 +186,6 @@ impl AuditsApi {
     ) -> Result<RunAuditResponse, ApiError> {
         let who = auth.require("audits", "write")?;
         let use_rlm = body.use_rlm.or(body.use_rlm_camel).unwrap_or(false);
-        if use_rlm {
-            return Err(ApiError::unprocessable(
-                "use_rlm (transcript-tools mode) is not available yet",
-            ));
-        }
         let mut conn = pool::get(&state.pool).await?;
         let config = callaudit_db::audit_configs::get(&mut conn, body.audit_config_id)
             .await?

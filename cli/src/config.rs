@@ -395,6 +395,9 @@ pub struct DemoArgs {
     /// Fiche to audit.
     #[arg(long, default_value = "FICHE-1001")]
     pub fiche_id: String,
+    /// Audit in transcript-tools mode (the LLM reads the transcripts through tool calls).
+    #[arg(long)]
+    pub use_rlm: bool,
     /// Temporal UI base URL.
     #[arg(long, env = "TEMPORAL_UI_URL", default_value = "http://localhost:8233")]
     pub temporal_ui_url: String,

@@ -83,7 +83,7 @@ pub async fn run(args: DemoArgs) -> anyhow::Result<()> {
     let (status, accepted) = call(
         http.post(format!("{base}/api/audits/run"))
             .bearer_auth(&token)
-            .json(&json!({"fiche_id": args.fiche_id, "audit_config_id": created["id"]})),
+            .json(&json!({"fiche_id": args.fiche_id, "audit_config_id": created["id"], "use_rlm": args.use_rlm})),
     )
     .await?;
     if status != 202 {

@@ -5,12 +5,15 @@
 //! - [`evidence`]: verification of quoted evidence against transcripts (gating).
 //! - [`scoring`]: deterministic step scores and audit summary.
 //! - [`text`]: normalisation and similarity used for matching quotes.
+//! - [`transcript_tools`]: the `searchTranscript` / `getTranscriptChunks` tools of
+//!   transcript-tools mode.
 
 pub mod analysis;
 pub mod evidence;
 pub mod scoring;
 pub mod text;
 pub mod transcript;
+pub mod transcript_tools;
 
 // Modules below are owned by the service layer (RBAC table, secret type, ids).
 pub mod activities;

@@ -193,6 +193,11 @@ pub struct SimStats {
     pub llm_requests: u64,
     /// Tool calls emitted by the simulated model.
     pub llm_tool_calls: u64,
+    /// Chat completion requests that offered tools (transcript-tools mode).
+    pub llm_tool_requests: u64,
+    /// Tool results received: the `tool` messages that end a request, each counted once
+    /// (equals `llm_tool_calls` when the client answered every call).
+    pub llm_tool_results: u64,
 }
 
 #[derive(Default)]
@@ -207,6 +212,8 @@ struct Counters {
     stt_requests: AtomicU64,
     llm_requests: AtomicU64,
     llm_tool_calls: AtomicU64,
+    llm_tool_requests: AtomicU64,
+    llm_tool_results: AtomicU64,
 }
 
 /// Shared state of a simulator: runtime-changeable config, dataset, random
@@ -316,6 +323,8 @@ impl SimState {
             stt_requests: l(&c.stt_requests),
             llm_requests: l(&c.llm_requests),
             llm_tool_calls: l(&c.llm_tool_calls),
+            llm_tool_requests: l(&c.llm_tool_requests),
+            llm_tool_results: l(&c.llm_tool_results),
         }
     }
 
@@ -330,6 +339,8 @@ impl SimState {
         z(&c.stt_requests);
         z(&c.llm_requests);
         z(&c.llm_tool_calls);
+        z(&c.llm_tool_requests);
+        z(&c.llm_tool_results);
         c.crm_detail_max_in_flight.store(
             c.crm_detail_in_flight.load(Ordering::SeqCst),
             Ordering::SeqCst,
@@ -417,6 +428,18 @@ impl SimState {
 
     pub(crate) fn add_tool_calls(&self, n: u64) {
         self.counters.llm_tool_calls.fetch_add(n, Ordering::SeqCst);
+    }
+
+    pub(crate) fn count_tool_request(&self) {
+        self.counters
+            .llm_tool_requests
+            .fetch_add(1, Ordering::SeqCst);
+    }
+
+    pub(crate) fn add_tool_results(&self, n: u64) {
+        self.counters
+            .llm_tool_results
+            .fetch_add(n, Ordering::SeqCst);
     }
 }
 

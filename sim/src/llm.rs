@@ -109,6 +109,10 @@ fn check_key(state: &SimState, req: &Request) -> Option<Response> {
 struct Msg {
     role: String,
     content: String,
+    /// `tool_call_id` of a `tool` message.
+    tool_call_id: Option<String>,
+    /// Ids of the `tool_calls` of an `assistant` message.
+    tool_call_ids: Vec<String>,
 }
 
 /// What the simulated model reads from a request.
@@ -198,8 +202,20 @@ fn parse_request(v: &Value) -> Result<ChatReq, Box<Response>> {
         messages.push(Msg {
             role: role.to_owned(),
             content,
+            tool_call_id: m
+                .get("tool_call_id")
+                .and_then(Value::as_str)
+                .map(str::to_owned),
+            tool_call_ids: m
+                .get("tool_calls")
+                .and_then(Value::as_array)
+                .into_iter()
+                .flatten()
+                .filter_map(|c| c.get("id").and_then(Value::as_str).map(str::to_owned))
+                .collect(),
         });
     }
+    check_tool_flow(&messages)?;
     let mut tools = Vec::new();
     if let Some(t) = obj.get("tools") {
         let Some(list) = t.as_array() else {
@@ -224,6 +240,12 @@ fn parse_request(v: &Value) -> Result<ChatReq, Box<Response>> {
             }
         }
         prompt_chars += t.to_string().len();
+    }
+    if obj.get("tool_choice").is_some_and(|c| !c.is_null()) && tools.is_empty() {
+        return Err(Box::new(bad_request(
+            "Invalid value for 'tool_choice': 'tool_choice' is only allowed when 'tools' are specified.",
+            Some("tool_choice"),
+        )));
     }
     let tool_choice_none = obj.get("tool_choice").and_then(Value::as_str) == Some("none");
     let json_format = obj
@@ -261,6 +283,54 @@ fn parse_request(v: &Value) -> Result<ChatReq, Box<Response>> {
         max_tokens,
         prompt_chars,
     })
+}
+
+/// Rejects what the real API rejects in a tool-calling conversation: a `tool` message
+/// without `tool_call_id`, or not answering a call of the assistant message just before
+/// it, and an assistant message whose tool calls are not all answered right after it.
+fn check_tool_flow(messages: &[Msg]) -> Result<(), Box<Response>> {
+    let unanswered = |i: usize, ids: &[String]| {
+        Box::new(bad_request(
+            &format!(
+                "An assistant message with 'tool_calls' must be followed by tool messages responding to each 'tool_call_id'. The following tool_call_ids did not have response messages: {}",
+                ids.join(", ")
+            ),
+            Some(&format!("messages.[{i}].role")),
+        ))
+    };
+    // The latest assistant message with tool calls, and its calls not answered yet.
+    let mut pending: Option<(usize, Vec<String>)> = None;
+    for (i, m) in messages.iter().enumerate() {
+        if m.role == "tool" {
+            let Some(id) = &m.tool_call_id else {
+                return Err(Box::new(bad_request(
+                    "Missing parameter 'tool_call_id': messages with role 'tool' must have a 'tool_call_id'.",
+                    Some(&format!("messages.[{i}].tool_call_id")),
+                )));
+            };
+            match pending.as_mut() {
+                Some((_, ids)) if ids.contains(id) => ids.retain(|x| x != id),
+                _ => {
+                    return Err(Box::new(bad_request(
+                        "Invalid parameter: messages with role 'tool' must be a response to a preceeding message with 'tool_calls'.",
+                        Some(&format!("messages.[{i}].role")),
+                    )));
+                }
+            }
+            continue;
+        }
+        if let Some((j, ids)) = &pending
+            && !ids.is_empty()
+        {
+            return Err(unanswered(*j, ids));
+        }
+        pending = (m.role == "assistant" && !m.tool_call_ids.is_empty())
+            .then(|| (i, m.tool_call_ids.clone()));
+    }
+    match pending {
+        Some((j, ids)) if !ids.is_empty() => Err(unanswered(j, &ids)),
+        _ => Ok(()),
+    }
 }
 
 /// What the simulated model answers.
@@ -612,6 +682,17 @@ pub(crate) async fn chat_completions(
         Ok(c) => c,
         Err(r) => return *r,
     };
+    if !chat.tools.is_empty() {
+        state.count_tool_request();
+    }
+    // The results of the latest tool round: the tool messages ending the conversation.
+    let results = chat
+        .messages
+        .iter()
+        .rev()
+        .take_while(|m| m.role == "tool")
+        .count();
+    state.add_tool_results(results as u64);
     let outcome = run_model(state, &chat);
     if let Outcome::ToolCalls(calls) = &outcome {
         state.add_tool_calls(calls.len() as u64);

@@ -832,6 +832,78 @@ async fn tools_mode_searches_first_then_answers_from_the_tool_results() {
         }
     }
     assert_eq!(state.stats().llm_requests, 2);
+    assert_eq!(state.stats().llm_tool_requests, 2);
+    assert_eq!(state.stats().llm_tool_results, 2);
+}
+
+#[tokio::test]
+async fn tool_messages_must_answer_the_calls_of_the_assistant_message_just_before() {
+    let (addr, state) = start(SimConfig::default()).await;
+    let user = json!({ "role": "user", "content": "Bonjour" });
+    let assistant = json!({ "role": "assistant", "content": null, "tool_calls": [
+        { "id": "call_a", "type": "function", "function": { "name": "searchTranscript", "arguments": "{}" } },
+        { "id": "call_b", "type": "function", "function": { "name": "searchTranscript", "arguments": "{}" } },
+    ] });
+    let answer =
+        |id: &str| json!({ "role": "tool", "tool_call_id": id, "content": "{\"matches\":[]}" });
+    let cases = [
+        (
+            json!([user, assistant, answer("call_a")]),
+            "call_b",
+            "messages.[1].role",
+        ),
+        (
+            json!([
+                user,
+                assistant,
+                answer("call_a"),
+                answer("call_b"),
+                answer("call_c")
+            ]),
+            "preceeding message with 'tool_calls'",
+            "messages.[4].role",
+        ),
+        (
+            json!([user, answer("call_a")]),
+            "preceeding message with 'tool_calls'",
+            "messages.[1].role",
+        ),
+        (
+            json!([user, assistant, { "role": "tool", "content": "{}" }]),
+            "tool_call_id",
+            "messages.[2].tool_call_id",
+        ),
+    ];
+    for (messages, says, param) in cases {
+        let r = chat(
+            addr,
+            &json!({ "model": "m", "messages": messages, "tools": tools() }),
+        )
+        .await;
+        assert_eq!(r.status, 400, "{messages}");
+        let e = r.json();
+        assert!(
+            e["error"]["message"].as_str().unwrap().contains(says),
+            "{e}"
+        );
+        assert_eq!(e["error"]["param"], param);
+    }
+    // Answered in any order, the conversation goes on.
+    let ok = chat(
+        addr,
+        &json!({ "model": "m", "messages": [user, assistant, answer("call_b"), answer("call_a")], "tools": tools() }),
+    )
+    .await;
+    assert_eq!(ok.status, 200, "{}", ok.text());
+    assert_eq!(state.stats().llm_tool_results, 2);
+    // tool_choice needs tools.
+    let r = chat(
+        addr,
+        &json!({ "model": "m", "messages": [user], "tool_choice": "none" }),
+    )
+    .await;
+    assert_eq!(r.status, 400);
+    assert_eq!(r.json()["error"]["param"], "tool_choice");
 }
 
 #[tokio::test]
