@@ -9,6 +9,17 @@ use std::time::Duration;
 
 /// A worker process wired to the simulators at `sim`, with extra environment.
 fn spawn_worker_with(db_url: &str, queue: &str, sim: &str, env: &[(&str, &str)]) -> ChildGuard {
+    spawn_worker_logged(db_url, queue, sim, env, None)
+}
+
+/// Like [`spawn_worker_with`], writing stdout and stderr to `log` when given.
+fn spawn_worker_logged(
+    db_url: &str,
+    queue: &str,
+    sim: &str,
+    env: &[(&str, &str)],
+    log: Option<&std::path::Path>,
+) -> ChildGuard {
     let mut cmd = Command::new(bin());
     cmd.arg("worker")
         .env("DATABASE_URL", db_url)
@@ -25,6 +36,11 @@ fn spawn_worker_with(db_url: &str, queue: &str, sim: &str, env: &[(&str, &str)])
         .stderr(Stdio::null());
     for (k, v) in env {
         cmd.env(k, v);
+    }
+    if let Some(path) = log {
+        let out = std::fs::File::create(path).expect("worker log");
+        let err = out.try_clone().expect("worker log");
+        cmd.stdout(out).stderr(err);
     }
     ChildGuard(cmd.spawn().expect("spawn worker"))
 }
@@ -576,4 +592,100 @@ async fn a_fabricated_citation_is_downgraded_and_marked_evidence_unverified() {
         downgraded >= 1,
         "no fabricated claim was downgraded: {audit}"
     );
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn vendor_keys_are_normalised_and_never_leak_even_when_the_vendor_echoes_them() {
+    let keys = callaudit_sim::ExpectedKeys {
+        crm: "sim-crm".into(),
+        elevenlabs: "the-right-stt-key".into(),
+        openai: "the-right-llm-key".into(),
+    };
+    let sc = Scenario::new(
+        "secrets",
+        callaudit_sim::SimConfig {
+            expected_api_keys: Some(keys),
+            ..Default::default()
+        },
+    )
+    .await;
+    let config = sc.config(2).await;
+    let log = std::env::temp_dir().join(format!("callaudit-{}.log", sc.queue));
+    let wrong_stt_key = "wrong-stt-key-5f1c9e";
+    // The LLM key arrives with surrounding whitespace and quotes, as copied from a
+    // dashboard: normalised, it is right. The speech-to-text key is wrong, and the
+    // vendor's 401 echoes it back.
+    let worker = spawn_worker_logged(
+        &sc.db.url,
+        &sc.queue,
+        &sc.sim.to_string(),
+        &[
+            ("ELEVENLABS_API_KEY", wrong_stt_key),
+            ("OPENAI_API_KEY", "  \"the-right-llm-key\"\n"),
+            ("RUST_LOG", "debug"),
+        ],
+        Some(&log),
+    );
+    let id = sc.run("FICHE-1001", &config).await;
+    let audit = wait_for("the audit to fail", Duration::from_secs(120), || async {
+        let a = sc.audit(&id).await;
+        (a["status"] == "failed").then_some(a)
+    })
+    .await;
+    let error = audit["error"].as_str().expect("error");
+    println!("recorded failure: {error}");
+    assert!(
+        error.contains("elevenlabs") && error.contains("401"),
+        "{error}"
+    );
+    assert!(!audit.to_string().contains(wrong_stt_key), "{audit}");
+    let mut events = SseClient::open(
+        &sc.api,
+        &format!("/api/audits/{id}/events"),
+        &sc.auditor,
+        None,
+    )
+    .await;
+    let events = events.rest(Duration::from_secs(30)).await;
+    assert_eq!(
+        events.last().and_then(|e| e.event.as_deref()),
+        Some("audit.failed")
+    );
+    assert!(events.iter().all(|e| !e.data.contains(wrong_stt_key)));
+    drop(worker);
+    let logged = std::fs::read_to_string(&log).expect("worker log");
+    let _ = std::fs::remove_file(&log);
+    assert!(
+        logged.contains("elevenlabs"),
+        "the failure is logged: {logged}"
+    );
+    assert!(
+        !logged.contains(wrong_stt_key),
+        "the key leaked into the worker log"
+    );
+    assert!(
+        !logged.contains("the-right-llm-key"),
+        "a key leaked into the worker log"
+    );
+
+    // With both keys right once normalised (quotes, spaces, newline), the audit completes.
+    let sc2 = Scenario::new(
+        "secrets_ok",
+        callaudit_sim::SimConfig {
+            expected_api_keys: Some(callaudit_sim::ExpectedKeys {
+                crm: "sim-crm".into(),
+                elevenlabs: "the-right-stt-key".into(),
+                openai: "the-right-llm-key".into(),
+            }),
+            ..Default::default()
+        },
+    )
+    .await;
+    let config = sc2.config(2).await;
+    let _ok = sc2.worker(&[
+        ("ELEVENLABS_API_KEY", " 'the-right-stt-key' "),
+        ("OPENAI_API_KEY", "  \"the-right-llm-key\"\n"),
+    ]);
+    let id = sc2.run("FICHE-1001", &config).await;
+    sc2.completed(&id).await;
 }
