@@ -59,9 +59,14 @@ async fn the_event_stream_follows_live_events_and_closes_after_the_terminal_one(
     let other = pending_audit(&api).await;
     let path = format!("/api/audits/{audit}/events");
 
+    // A second api replica on the same database serves the same stream.
+    let replica = spawn_api(&db.url, temporal_settings(&temporal_address(), "unused")).await;
+
     let first = emit(&api, audit, "audit.started", 0).await;
     let mut sse = SseClient::open(&api, &path, &token, None).await;
     assert_eq!(sse.status, 200);
+    let mut on_replica = SseClient::open(&replica, &path, &token, None).await;
+    assert_eq!(on_replica.status, 200);
     let e = sse.next(T).await.expect("replayed event");
     assert_eq!(e.id.as_deref(), Some(first.to_string().as_str()));
     assert_eq!(e.event.as_deref(), Some("audit.started"));
@@ -85,6 +90,15 @@ async fn the_event_stream_follows_live_events_and_closes_after_the_terminal_one(
         None,
         "the stream closes after audit.completed"
     );
+
+    let seen_on_replica = on_replica.rest(T).await;
+    let ids: Vec<String> = seen_on_replica
+        .iter()
+        .filter_map(|e| e.id.clone())
+        .collect();
+    assert_eq!(ids.len(), 5, "{seen_on_replica:?}");
+    assert_eq!(ids.first(), Some(&first.to_string()));
+    assert_eq!(ids.last(), Some(&last.to_string()));
 }
 
 #[tokio::test(flavor = "multi_thread")]
