@@ -122,7 +122,7 @@ pub(crate) async fn seed_auth(url: &str, auth: &AuthArgs) -> anyhow::Result<()> 
 async fn api(args: ApiArgs) -> anyhow::Result<()> {
     let url = args.db.url()?.to_string();
     prepare_database(&url, &args.auth).await?;
-    let state = app_state(
+    let (state, _listener) = app_state(
         &url,
         args.db.database_pool_size,
         args.temporal.settings(),
@@ -144,7 +144,7 @@ async fn api(args: ApiArgs) -> anyhow::Result<()> {
 }
 
 /// The api's state, built in this one place (`api` and `bench`); starts the LISTEN loop
-/// that feeds SSE streams.
+/// that feeds SSE streams and returns its task (it runs until aborted).
 pub(crate) fn app_state(
     database_url: &str,
     pool_size: usize,
@@ -152,11 +152,11 @@ pub(crate) fn app_state(
     token_ttl_hours: i64,
     step_parallelism: u32,
     crm: &config::CrmArgs,
-) -> anyhow::Result<AppState> {
+) -> anyhow::Result<(AppState, tokio::task::JoinHandle<()>)> {
     let pool = callaudit_db::connect_pool(database_url, pool_size)?;
     let hub = EventHub::new();
-    tokio::spawn(hub.clone().run_listener(database_url.to_string()));
-    Ok(AppState {
+    let listener = tokio::spawn(hub.clone().run_listener(database_url.to_string()));
+    let state = AppState {
         pool: pool.clone(),
         temporal: Arc::new(TemporalGateway::new(temporal)),
         token_ttl: chrono::Duration::hours(token_ttl_hours.max(1)),
@@ -164,7 +164,8 @@ pub(crate) fn app_state(
         events: hub,
         fiches: crm.service(pool, format!("api-{}", std::process::id())),
         step_parallelism,
-    })
+    };
+    Ok((state, listener))
 }
 
 async fn shutdown_signal() {

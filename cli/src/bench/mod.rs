@@ -366,6 +366,7 @@ async fn project_run(
     .await;
     let measured = finish_run(worker, probe, result).await;
     sim_task.abort();
+    drop(api);
     let measured = measured?;
 
     // The work really happened: one transcription per recording, one LLM call per step.
@@ -396,11 +397,19 @@ fn sim_crm(sim_addr: std::net::SocketAddr) -> crate::config::CrmArgs {
     }
 }
 
-/// The api served in this process on an ephemeral port, with an HTTP client.
+/// The api served in this process on an ephemeral port, with an HTTP client; stops
+/// serving (and listening to Postgres) when dropped.
 struct InProcessApi {
     base: String,
     state: callaudit_api::AppState,
     http: reqwest::Client,
+    tasks: Vec<tokio::task::JoinHandle<()>>,
+}
+
+impl Drop for InProcessApi {
+    fn drop(&mut self) {
+        self.tasks.iter().for_each(tokio::task::JoinHandle::abort);
+    }
 }
 
 impl InProcessApi {
@@ -411,7 +420,8 @@ impl InProcessApi {
         crm: &crate::config::CrmArgs,
     ) -> anyhow::Result<Self> {
         use poem::listener::{Acceptor, Listener};
-        let state = crate::app_state(database_url, 10, settings, 1, step_parallelism, crm)?;
+        let (state, listener) =
+            crate::app_state(database_url, 10, settings, 1, step_parallelism, crm)?;
         let acceptor = poem::listener::TcpListener::bind("127.0.0.1:0")
             .into_acceptor()
             .await
@@ -422,7 +432,7 @@ impl InProcessApi {
             .and_then(|a| a.as_socket_addr().copied())
             .context("api address")?;
         let app = callaudit_api::app(state.clone());
-        tokio::spawn(async move {
+        let server = tokio::spawn(async move {
             let _ = poem::Server::new_with_acceptor(acceptor).run(app).await;
         });
         Ok(InProcessApi {
@@ -431,6 +441,7 @@ impl InProcessApi {
             http: reqwest::Client::builder()
                 .timeout(Duration::from_secs(30))
                 .build()?,
+            tasks: vec![listener, server],
         })
     }
 
