@@ -28,7 +28,7 @@ use callaudit_workflows::bare::{BareAuditInput, BareAuditWorkflow};
 use futures::{StreamExt, TryStreamExt};
 use report::{BenchReport, Measured, RunFigures, Shape};
 use serde_json::{Value, json};
-use std::collections::{HashMap, VecDeque};
+use std::collections::{BTreeMap, HashMap, VecDeque};
 use std::sync::{Arc, Mutex, PoisonError};
 use std::time::{Duration, Instant};
 use temporalio_client::{WorkflowGetResultOptions, WorkflowStartOptions};
@@ -160,16 +160,28 @@ fn temporal_settings(
 struct Probe {
     worker_pid: u32,
     temporal_pid: Option<u32>,
+    database: Option<String>,
     worker_cpu_s: f64,
     temporal_cpu_s: Option<f64>,
     self_cpu_s: f64,
+    postgres_cpu_s: BTreeMap<u32, f64>,
 }
 
 impl Probe {
-    fn start(worker_pid: u32, temporal_pid: Option<u32>) -> anyhow::Result<Self> {
+    /// Starts measuring; with `database`, also the CPU of the local Postgres backends
+    /// serving it (found by their command line).
+    fn start(
+        worker_pid: u32,
+        temporal_pid: Option<u32>,
+        database: Option<&str>,
+    ) -> anyhow::Result<Self> {
         Ok(Probe {
             worker_pid,
             temporal_pid,
+            database: database.map(|d| format!(" {d} ")),
+            postgres_cpu_s: database
+                .map(|d| procstat::cpu_of_processes_matching(&format!(" {d} ")))
+                .unwrap_or_default(),
             worker_cpu_s: procstat::sample(worker_pid)?.cpu_s,
             temporal_cpu_s: temporal_pid
                 .map(|p| procstat::sample(p).map(|s| s.cpu_s))
@@ -185,9 +197,19 @@ impl Probe {
             (Some(pid), Some(before)) => Some(procstat::sample(pid)?.cpu_s - before),
             _ => None,
         };
+        // Backends opened during the batch count from zero; one that closed is missed.
+        let postgres_cpu_s = self.database.as_deref().and_then(|needle| {
+            let now = procstat::cpu_of_processes_matching(needle);
+            (!now.is_empty()).then(|| {
+                now.iter()
+                    .map(|(pid, cpu)| cpu - self.postgres_cpu_s.get(pid).copied().unwrap_or(0.0))
+                    .sum()
+            })
+        });
         Ok(Measured {
             wall,
             latencies,
+            postgres_cpu_s,
             worker_cpu_s: worker.cpu_s - self.worker_cpu_s,
             worker_peak_rss_bytes: worker.peak_rss_bytes,
             temporal_cpu_s,
@@ -236,7 +258,7 @@ async fn bare_run(args: &BenchArgs, shape: Shape) -> anyhow::Result<Measured> {
     .await?;
     let client = callaudit_api::temporal::connect(&settings, Duration::from_secs(10)).await?;
 
-    let probe = Probe::start(worker.pid, args.temporal_pid)?;
+    let probe = Probe::start(worker.pid, args.temporal_pid, None)?;
     let result = batch(
         args.audits,
         args.concurrency,
@@ -350,7 +372,7 @@ async fn project_run(
     watchers.wait_until_live(&db.url).await?;
     sim.reset_stats();
 
-    let probe = Probe::start(worker.pid, args.temporal_pid)?;
+    let probe = Probe::start(worker.pid, args.temporal_pid, Some(&db.name))?;
     let result = batch(
         args.audits,
         args.concurrency,

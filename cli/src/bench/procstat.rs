@@ -24,6 +24,34 @@ pub fn sample(pid: u32) -> anyhow::Result<ProcSample> {
     })
 }
 
+/// CPU seconds of every process whose command line contains `needle` (e.g. the Postgres
+/// backends serving one database: `postgres: … user dbname host …`), by pid.
+pub fn cpu_of_processes_matching(needle: &str) -> std::collections::BTreeMap<u32, f64> {
+    let mut out = std::collections::BTreeMap::new();
+    let Ok(dir) = std::fs::read_dir("/proc") else {
+        return out;
+    };
+    for entry in dir.flatten() {
+        let Some(pid) = entry
+            .file_name()
+            .to_str()
+            .and_then(|n| n.parse::<u32>().ok())
+        else {
+            continue;
+        };
+        let Ok(cmdline) = std::fs::read(format!("/proc/{pid}/cmdline")) else {
+            continue;
+        };
+        if !String::from_utf8_lossy(&cmdline).contains(needle) {
+            continue;
+        }
+        if let Ok(s) = sample(pid) {
+            out.insert(pid, s.cpu_s);
+        }
+    }
+    out
+}
+
 /// utime + stime, in clock ticks. The command name (field 2) may hold spaces and
 /// parentheses, so fields are counted from the last `)`.
 fn cpu_ticks(stat: &str) -> Option<u64> {

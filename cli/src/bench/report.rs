@@ -41,6 +41,8 @@ pub struct Measured {
     pub temporal_cpu_s: Option<f64>,
     /// CPU seconds of this process (api + simulators + driver) during the batch.
     pub bench_process_cpu_s: f64,
+    /// CPU seconds of the local Postgres backends serving the run's database.
+    pub postgres_cpu_s: Option<f64>,
 }
 
 /// The figures of one run.
@@ -72,6 +74,9 @@ pub struct RunFigures {
     pub temporal_cpu_s_per_audit: Option<f64>,
     /// CPU seconds per audit of the bench process (api + simulators + driver).
     pub bench_process_cpu_s_per_audit: f64,
+    /// CPU seconds per audit of the Postgres backends of the run's database (project run,
+    /// local Postgres only).
+    pub postgres_cpu_s_per_audit: Option<f64>,
 }
 
 /// Nearest-rank percentile of sorted values.
@@ -117,6 +122,7 @@ impl RunFigures {
             worker_cpu_s_per_audit: per_audit(m.worker_cpu_s),
             temporal_cpu_s_per_audit: m.temporal_cpu_s.map(per_audit),
             bench_process_cpu_s_per_audit: per_audit(m.bench_process_cpu_s),
+            postgres_cpu_s_per_audit: m.postgres_cpu_s.map(per_audit),
         }
     }
 }
@@ -206,60 +212,47 @@ impl BenchReport {
         );
         let _ = writeln!(out);
         let _ = writeln!(out, "{:<34} {:>12} {:>12}", "", "project", "bare");
-        let cell = |run: &Option<RunFigures>, f: &dyn Fn(&RunFigures) -> Option<String>| {
+        /// One row: a label and how to print a run's value (None: not measured).
+        type Row = (&'static str, fn(&RunFigures) -> Option<String>);
+        let rows: [Row; 13] = [
+            ("audits", |r| Some(r.audits.to_string())),
+            ("wall s", |r| Some(format!("{:.2}", r.wall_s))),
+            ("audits/s", |r| Some(format!("{:.3}", r.audits_per_s))),
+            ("workflow executions/s", |r| {
+                Some(format!("{:.2}", r.workflow_executions_per_s))
+            }),
+            ("activities/s", |r| {
+                Some(format!("{:.2}", r.activities_per_s))
+            }),
+            ("p50 ms per audit", |r| Some(format!("{:.0}", r.p50_ms))),
+            ("p95 ms per audit", |r| Some(format!("{:.0}", r.p95_ms))),
+            ("p99 ms per audit", |r| Some(format!("{:.0}", r.p99_ms))),
+            ("worker peak RSS MiB", |r| {
+                Some(format!("{:.1}", r.worker_peak_rss_mib))
+            }),
+            ("worker CPU s/audit", |r| {
+                Some(format!("{:.4}", r.worker_cpu_s_per_audit))
+            }),
+            ("Temporal server CPU s/audit", |r| {
+                r.temporal_cpu_s_per_audit.map(|c| format!("{c:.4}"))
+            }),
+            ("bench process CPU s/audit (1)", |r| {
+                Some(format!("{:.4}", r.bench_process_cpu_s_per_audit))
+            }),
+            ("Postgres backends CPU s/audit", |r| {
+                r.postgres_cpu_s_per_audit.map(|c| format!("{c:.4}"))
+            }),
+        ];
+        let cell = |run: &Option<RunFigures>, f: fn(&RunFigures) -> Option<String>| {
             run.as_ref().and_then(f).unwrap_or_else(|| "-".into())
         };
-        let rows: Vec<(&str, Box<dyn Fn(&RunFigures) -> Option<String>>)> = vec![
-            ("audits", Box::new(|r| Some(r.audits.to_string()))),
-            ("wall s", Box::new(|r| Some(format!("{:.2}", r.wall_s)))),
-            (
-                "audits/s",
-                Box::new(|r| Some(format!("{:.3}", r.audits_per_s))),
-            ),
-            (
-                "workflow executions/s",
-                Box::new(|r| Some(format!("{:.2}", r.workflow_executions_per_s))),
-            ),
-            (
-                "activities/s",
-                Box::new(|r| Some(format!("{:.2}", r.activities_per_s))),
-            ),
-            (
-                "p50 ms per audit",
-                Box::new(|r| Some(format!("{:.0}", r.p50_ms))),
-            ),
-            (
-                "p95 ms per audit",
-                Box::new(|r| Some(format!("{:.0}", r.p95_ms))),
-            ),
-            (
-                "p99 ms per audit",
-                Box::new(|r| Some(format!("{:.0}", r.p99_ms))),
-            ),
-            (
-                "worker peak RSS MiB",
-                Box::new(|r| Some(format!("{:.1}", r.worker_peak_rss_mib))),
-            ),
-            (
-                "worker CPU s/audit",
-                Box::new(|r| Some(format!("{:.4}", r.worker_cpu_s_per_audit))),
-            ),
-            (
-                "Temporal server CPU s/audit",
-                Box::new(|r| r.temporal_cpu_s_per_audit.map(|c| format!("{c:.4}"))),
-            ),
-            (
-                "bench process CPU s/audit (1)",
-                Box::new(|r| Some(format!("{:.4}", r.bench_process_cpu_s_per_audit))),
-            ),
-        ];
-        for (label, f) in &rows {
+        for (label, f) in rows {
             let _ = writeln!(
                 out,
                 "{:<34} {:>12} {:>12}",
                 label,
-                cell(&self.project, f.as_ref()),
-                cell(&self.bare, f.as_ref())
+                cell(&self.project, f),
+                cell(&self.bare, f)
             );
         }
         let _ = writeln!(out);
@@ -330,6 +323,7 @@ mod tests {
                     worker_peak_rss_bytes: 64 << 20,
                     temporal_cpu_s: None,
                     bench_process_cpu_s: 0.5,
+                    postgres_cpu_s: None,
                 },
             )
         };
