@@ -28,15 +28,12 @@ use callaudit_workflows::bare::{BareAuditInput, BareAuditWorkflow};
 use futures::{StreamExt, TryStreamExt};
 use report::{BenchReport, Measured, RunFigures, Shape};
 use serde_json::{Value, json};
-use std::collections::{BTreeMap, HashMap, VecDeque};
+use std::collections::{BTreeMap, VecDeque};
 use std::sync::{Arc, Mutex, PoisonError};
 use std::time::{Duration, Instant};
 use temporalio_client::{WorkflowGetResultOptions, WorkflowStartOptions};
 use tokio::io::{AsyncBufReadExt, BufReader};
-use tokio::sync::Notify;
 
-/// How often an audit is re-read when no event woke it up (events normally do).
-const FALLBACK_POLL: Duration = Duration::from_millis(200);
 /// Log filter of the workers: warnings, and the line saying they poll.
 const WORKER_LOG: &str = "warn,callaudit::worker=info";
 
@@ -159,6 +156,8 @@ fn temporal_settings(
 /// CPU and memory readings taken at the start and at the end of a batch.
 struct Probe {
     worker_pid: u32,
+    sim_threads: Option<&'static str>,
+    sim_cpu_s: Option<f64>,
     temporal_pid: Option<u32>,
     database: Option<String>,
     worker_cpu_s: f64,
@@ -169,14 +168,18 @@ struct Probe {
 
 impl Probe {
     /// Starts measuring; with `database`, also the CPU of the local Postgres backends
-    /// serving it (found by their command line).
+    /// serving it (found by their command line); with `sim_threads`, the CPU of this
+    /// process's threads of that name.
     fn start(
         worker_pid: u32,
         temporal_pid: Option<u32>,
         database: Option<&str>,
+        sim_threads: Option<&'static str>,
     ) -> anyhow::Result<Self> {
         Ok(Probe {
             worker_pid,
+            sim_threads,
+            sim_cpu_s: sim_threads.map(procstat::cpu_of_own_threads),
             temporal_pid,
             database: database.map(|d| format!(" {d} ")),
             postgres_cpu_s: database
@@ -210,6 +213,10 @@ impl Probe {
             wall,
             latencies,
             postgres_cpu_s,
+            simulators_cpu_s: self
+                .sim_threads
+                .zip(self.sim_cpu_s)
+                .map(|(name, before)| procstat::cpu_of_own_threads(name) - before),
             worker_cpu_s: worker.cpu_s - self.worker_cpu_s,
             worker_peak_rss_bytes: worker.peak_rss_bytes,
             temporal_cpu_s,
@@ -258,7 +265,7 @@ async fn bare_run(args: &BenchArgs, shape: Shape) -> anyhow::Result<Measured> {
     .await?;
     let client = callaudit_api::temporal::connect(&settings, Duration::from_secs(10)).await?;
 
-    let probe = Probe::start(worker.pid, args.temporal_pid, None)?;
+    let probe = Probe::start(worker.pid, args.temporal_pid, None, None)?;
     let result = batch(
         args.audits,
         args.concurrency,
@@ -333,7 +340,8 @@ async fn project_run(
         },
     )
     .await?;
-    let (sim_addr, sim_task) = callaudit_sim::spawn("127.0.0.1:0", sim.clone()).await?;
+    let sim_server = SimServer::start(sim.clone())?;
+    let sim_addr = sim_server.addr;
     let settings = temporal_settings(args, &format!("bench-{run}"));
     let api = InProcessApi::spawn(
         &db.url,
@@ -367,12 +375,15 @@ async fn project_run(
     let config_id = api.load_sample_config(&token, shape).await?;
     // Connected before the clock starts, as the bare run's client is.
     api.state.temporal.client().await?;
-    let watchers = Watchers::default();
-    watchers.follow(&api.state.events);
-    watchers.wait_until_live(&db.url).await?;
+    api.wait_until_events_flow(&db.url).await?;
     sim.reset_stats();
 
-    let probe = Probe::start(worker.pid, args.temporal_pid, Some(&db.name))?;
+    let probe = Probe::start(
+        worker.pid,
+        args.temporal_pid,
+        Some(&db.name),
+        Some(SimServer::THREAD_NAME),
+    )?;
     let result = batch(
         args.audits,
         args.concurrency,
@@ -380,14 +391,13 @@ async fn project_run(
         |i| {
             let api = &api;
             let token = token.as_str();
-            let watchers = &watchers;
             let config_id = &config_id;
-            async move { api.audit(token, config_id, &fiche_id(i), watchers).await }
+            async move { api.audit(token, config_id, &fiche_id(i)).await }
         },
     )
     .await;
     let measured = finish_run(worker, probe, result).await;
-    sim_task.abort();
+    drop(sim_server);
     drop(api);
     let measured = measured?;
 
@@ -407,6 +417,44 @@ async fn project_run(
     Ok(measured)
 }
 
+/// The simulators on a runtime of their own, so their CPU time (upstream vendors' work,
+/// not ours) can be told apart from the api's by thread name.
+struct SimServer {
+    addr: std::net::SocketAddr,
+    runtime: Option<tokio::runtime::Runtime>,
+}
+
+impl SimServer {
+    const THREAD_NAME: &'static str = "bench-sim";
+
+    fn start(state: Arc<callaudit_sim::SimState>) -> anyhow::Result<Self> {
+        let runtime = tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(2)
+            .thread_name(Self::THREAD_NAME)
+            .enable_all()
+            .build()?;
+        let listener = std::net::TcpListener::bind("127.0.0.1:0")?;
+        listener.set_nonblocking(true)?;
+        let addr = listener.local_addr()?;
+        runtime.spawn(async move {
+            let listener = tokio::net::TcpListener::from_std(listener)?;
+            callaudit_sim::serve(listener, state).await
+        });
+        Ok(SimServer {
+            addr,
+            runtime: Some(runtime),
+        })
+    }
+}
+
+impl Drop for SimServer {
+    fn drop(&mut self) {
+        if let Some(rt) = self.runtime.take() {
+            rt.shutdown_background();
+        }
+    }
+}
+
 /// The api's CRM settings: the simulator's CRM, defaults otherwise.
 fn sim_crm(sim_addr: std::net::SocketAddr) -> crate::config::CrmArgs {
     crate::config::CrmArgs {
@@ -424,7 +472,10 @@ fn sim_crm(sim_addr: std::net::SocketAddr) -> crate::config::CrmArgs {
 struct InProcessApi {
     base: String,
     state: callaudit_api::AppState,
+    /// Short requests (30 s timeout).
     http: reqwest::Client,
+    /// Event streams: no overall timeout (the batch has one).
+    stream: reqwest::Client,
     tasks: Vec<tokio::task::JoinHandle<()>>,
 }
 
@@ -462,6 +513,9 @@ impl InProcessApi {
             state,
             http: reqwest::Client::builder()
                 .timeout(Duration::from_secs(30))
+                .build()?,
+            stream: reqwest::Client::builder()
+                .connect_timeout(Duration::from_secs(10))
                 .build()?,
             tasks: vec![listener, server],
         })
@@ -511,13 +565,13 @@ impl InProcessApi {
         Ok(created["id"].clone())
     }
 
-    /// Runs one audit through the api; returns submission → completion.
+    /// Runs one audit through the api and follows it on its SSE stream (what a UI does);
+    /// returns submission → terminal event.
     async fn audit(
         &self,
         token: &str,
         config_id: &Value,
         fiche_id: &str,
-        watchers: &Watchers,
     ) -> anyhow::Result<Duration> {
         let t0 = Instant::now();
         let (status, accepted) = self
@@ -532,99 +586,82 @@ impl InProcessApi {
             bail!("starting the audit of {fiche_id} failed ({status}): {accepted}");
         }
         let audit_id = accepted["audit_id"].as_str().context("no audit id")?;
-        let topic = ids::audit_topic(audit_id);
-        let woken = watchers.watch(&topic);
-        let url = format!("{}/api/audits/{audit_id}", self.base);
-        let outcome = loop {
-            // Read after subscribing: an event published meanwhile leaves a permit.
-            let (status, audit) = self.call(self.http.get(&url).bearer_auth(token)).await?;
-            match audit["status"].as_str() {
-                Some("completed") => break Ok(t0.elapsed()),
-                Some("failed") => {
-                    break Err(anyhow::anyhow!(
-                        "audit {audit_id} of {fiche_id} failed: {}",
-                        audit["error"]
-                    ));
-                }
-                _ if status != 200 => {
-                    break Err(anyhow::anyhow!(
-                        "reading audit {audit_id} ({status}): {audit}"
-                    ));
-                }
-                _ => {}
-            }
-            let _ = tokio::time::timeout(FALLBACK_POLL, woken.notified()).await;
-        };
-        watchers.forget(&topic);
-        outcome
-    }
-}
-
-/// Wakes the audits waiting for their topic when the api's event hub relays a
-/// `pg_notify` (what the SSE endpoints follow).
-#[derive(Default, Clone)]
-struct Watchers(Arc<Mutex<HashMap<String, Arc<Notify>>>>);
-
-impl Watchers {
-    fn map(&self) -> std::sync::MutexGuard<'_, HashMap<String, Arc<Notify>>> {
-        self.0.lock().unwrap_or_else(PoisonError::into_inner)
-    }
-
-    fn watch(&self, topic: &str) -> Arc<Notify> {
-        self.map().entry(topic.to_string()).or_default().clone()
-    }
-
-    fn forget(&self, topic: &str) {
-        self.map().remove(topic);
-    }
-
-    fn wake(&self, topic: &str) {
-        let map = self.map();
-        if topic == "*" {
-            map.values().for_each(|n| n.notify_one());
-        } else if let Some(n) = map.get(topic) {
-            n.notify_one();
+        let mut resp = self
+            .stream
+            .get(format!("{}/api/audits/{audit_id}/events", self.base))
+            .bearer_auth(token)
+            .header("Accept", "text/event-stream")
+            .send()
+            .await
+            .context("opening the audit's event stream")?;
+        if !resp.status().is_success() {
+            bail!("event stream of audit {audit_id}: {}", resp.status());
         }
-    }
-
-    /// Relays the hub's topics until the hub goes away.
-    fn follow(&self, hub: &callaudit_api::events::EventHub) {
-        let mut rx = hub.subscribe();
-        let me = self.clone();
-        tokio::spawn(async move {
-            use tokio::sync::broadcast::error::RecvError;
-            loop {
-                match rx.recv().await {
-                    Ok(topic) => me.wake(&topic),
-                    Err(RecvError::Lagged(_)) => me.wake("*"),
-                    Err(RecvError::Closed) => break,
+        let mut sse = SseTypes::default();
+        while let Some(chunk) = resp.chunk().await.context("reading the event stream")? {
+            for kind in sse.push(&chunk) {
+                match kind.as_str() {
+                    "audit.completed" => return Ok(t0.elapsed()),
+                    "audit.failed" => bail!("audit {audit_id} of {fiche_id} failed"),
+                    _ => {}
                 }
             }
-        });
+        }
+        bail!("the event stream of audit {audit_id} ended before a terminal event")
     }
 
-    /// Publishes probe events until one comes back through the hub, so no audit of the
-    /// batch starts before the LISTEN connection is up.
-    async fn wait_until_live(&self, database_url: &str) -> anyhow::Result<()> {
+    /// Publishes probe events until the api's LISTEN connection relays one, so no audit's
+    /// stream starts before notifications flow (it would fall back to slow polling).
+    async fn wait_until_events_flow(&self, database_url: &str) -> anyhow::Result<()> {
+        use tokio::sync::broadcast::error::RecvError;
         let topic = format!("bench:{}", run_id());
-        let woken = self.watch(&topic);
+        let mut rx = self.state.events.subscribe();
         let mut conn = callaudit_db::establish(database_url).await?;
         let deadline = Instant::now() + Duration::from_secs(20);
         loop {
             callaudit_db::events::publish(&mut conn, &topic, "bench.probe", &json!({}), None)
                 .await?;
-            if tokio::time::timeout(Duration::from_millis(200), woken.notified())
-                .await
-                .is_ok()
-            {
-                break;
+            let heard = tokio::time::timeout(Duration::from_millis(200), async {
+                loop {
+                    match rx.recv().await {
+                        Ok(t) if t == topic => return true,
+                        Ok(_) | Err(RecvError::Lagged(_)) => {}
+                        Err(RecvError::Closed) => return false,
+                    }
+                }
+            })
+            .await;
+            if heard == Ok(true) {
+                return Ok(());
             }
             if Instant::now() > deadline {
                 bail!("the api's event listener did not come up within 20 s");
             }
         }
-        self.forget(&topic);
-        Ok(())
+    }
+}
+
+/// The `event:` types of a Server-Sent Events byte stream, frame by frame.
+#[derive(Debug, Default)]
+struct SseTypes {
+    buf: String,
+}
+
+impl SseTypes {
+    /// Adds bytes; returns the types of the frames they complete (frames without an
+    /// `event:` line are the default `message` type and are skipped).
+    fn push(&mut self, bytes: &[u8]) -> Vec<String> {
+        self.buf
+            .push_str(&String::from_utf8_lossy(bytes).replace("\r\n", "\n"));
+        let mut kinds = Vec::new();
+        while let Some(end) = self.buf.find("\n\n") {
+            let frame: String = self.buf.drain(..end + 2).collect();
+            kinds.extend(frame.lines().find_map(|l| {
+                l.strip_prefix("event:")
+                    .map(|v| v.strip_prefix(' ').unwrap_or(v).to_string())
+            }));
+        }
+        kinds
     }
 }
 
@@ -736,5 +773,22 @@ impl WorkerProcess {
                 bail!("the {} ignored SIGTERM for 40 s: killed", self.label)
             }
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::SseTypes;
+
+    #[test]
+    fn sse_event_types_are_read_across_chunk_boundaries() {
+        let mut sse = SseTypes::default();
+        assert!(sse.push(b"id: 1\nevent: audit.started\nda").is_empty());
+        assert_eq!(
+            sse.push(
+                b"ta: {}\n\n: keep-alive\n\nid: 9\r\nevent: audit.completed\r\ndata: {}\r\n\r\n"
+            ),
+            vec!["audit.started".to_string(), "audit.completed".to_string()]
+        );
     }
 }

@@ -52,6 +52,23 @@ pub fn cpu_of_processes_matching(needle: &str) -> std::collections::BTreeMap<u32
     out
 }
 
+/// CPU seconds of this process's threads whose name starts with `prefix` (a dedicated
+/// runtime's workers, e.g. the simulators').
+pub fn cpu_of_own_threads(prefix: &str) -> f64 {
+    let Ok(dir) = std::fs::read_dir("/proc/self/task") else {
+        return 0.0;
+    };
+    let ticks: u64 = dir
+        .flatten()
+        .filter(|t| {
+            std::fs::read_to_string(t.path().join("comm")).is_ok_and(|c| c.starts_with(prefix))
+        })
+        .filter_map(|t| std::fs::read_to_string(t.path().join("stat")).ok())
+        .filter_map(|stat| cpu_ticks(&stat))
+        .sum();
+    ticks as f64 / clock_ticks_per_second() as f64
+}
+
 /// utime + stime, in clock ticks. The command name (field 2) may hold spaces and
 /// parentheses, so fields are counted from the last `)`.
 fn cpu_ticks(stat: &str) -> Option<u64> {

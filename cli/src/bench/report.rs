@@ -41,6 +41,8 @@ pub struct Measured {
     pub temporal_cpu_s: Option<f64>,
     /// CPU seconds of this process (api + simulators + driver) during the batch.
     pub bench_process_cpu_s: f64,
+    /// Of which the simulators' threads (project run).
+    pub simulators_cpu_s: Option<f64>,
     /// CPU seconds of the local Postgres backends serving the run's database.
     pub postgres_cpu_s: Option<f64>,
 }
@@ -74,6 +76,8 @@ pub struct RunFigures {
     pub temporal_cpu_s_per_audit: Option<f64>,
     /// CPU seconds per audit of the bench process (api + simulators + driver).
     pub bench_process_cpu_s_per_audit: f64,
+    /// Of which the simulators (upstream vendors: not ours, but on the same cores).
+    pub simulators_cpu_s_per_audit: Option<f64>,
     /// CPU seconds per audit of the Postgres backends of the run's database (project run,
     /// local Postgres only).
     pub postgres_cpu_s_per_audit: Option<f64>,
@@ -122,6 +126,7 @@ impl RunFigures {
             worker_cpu_s_per_audit: per_audit(m.worker_cpu_s),
             temporal_cpu_s_per_audit: m.temporal_cpu_s.map(per_audit),
             bench_process_cpu_s_per_audit: per_audit(m.bench_process_cpu_s),
+            simulators_cpu_s_per_audit: m.simulators_cpu_s.map(per_audit),
             postgres_cpu_s_per_audit: m.postgres_cpu_s.map(per_audit),
         }
     }
@@ -214,7 +219,7 @@ impl BenchReport {
         let _ = writeln!(out, "{:<34} {:>12} {:>12}", "", "project", "bare");
         /// One row: a label and how to print a run's value (None: not measured).
         type Row = (&'static str, fn(&RunFigures) -> Option<String>);
-        let rows: [Row; 13] = [
+        let rows: [Row; 14] = [
             ("audits", |r| Some(r.audits.to_string())),
             ("wall s", |r| Some(format!("{:.2}", r.wall_s))),
             ("audits/s", |r| Some(format!("{:.3}", r.audits_per_s))),
@@ -236,8 +241,12 @@ impl BenchReport {
             ("Temporal server CPU s/audit", |r| {
                 r.temporal_cpu_s_per_audit.map(|c| format!("{c:.4}"))
             }),
-            ("bench process CPU s/audit (1)", |r| {
-                Some(format!("{:.4}", r.bench_process_cpu_s_per_audit))
+            ("api + driver CPU s/audit (1)", |r| {
+                let sim = r.simulators_cpu_s_per_audit.unwrap_or(0.0);
+                Some(format!("{:.4}", r.bench_process_cpu_s_per_audit - sim))
+            }),
+            ("simulators CPU s/audit", |r| {
+                r.simulators_cpu_s_per_audit.map(|c| format!("{c:.4}"))
             }),
             ("Postgres backends CPU s/audit", |r| {
                 r.postgres_cpu_s_per_audit.map(|c| format!("{c:.4}"))
@@ -271,7 +280,7 @@ impl BenchReport {
         }
         let _ = writeln!(
             out,
-            "(1) project: api + simulators + driver in this process; bare: the driver only."
+            "(1) in the bench process; bare: the driver (Temporal client) only."
         );
         out
     }
@@ -323,6 +332,7 @@ mod tests {
                     worker_peak_rss_bytes: 64 << 20,
                     temporal_cpu_s: None,
                     bench_process_cpu_s: 0.5,
+                    simulators_cpu_s: None,
                     postgres_cpu_s: None,
                 },
             )
