@@ -452,6 +452,9 @@ pub struct BenchArgs {
     /// Skip the project run (baseline only, no ratio).
     #[arg(long, conflicts_with = "skip_bare")]
     pub skip_project: bool,
+    /// Run the baseline once, before the project run (default: before and after).
+    #[arg(long)]
+    pub single_baseline: bool,
     /// Give up on a run after this many seconds.
     #[arg(long, default_value_t = 600)]
     pub timeout_s: u64,
