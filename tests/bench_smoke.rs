@@ -6,7 +6,7 @@ use crate::support::*;
 use std::process::Command;
 
 #[test]
-fn a_bench_of_three_audits_prints_positive_throughput_for_both_runs_and_their_ratio() {
+fn a_bench_of_three_audits_prints_positive_figures_for_every_run_and_their_ratio() {
     let out = Command::new(bin())
         .args([
             "bench",
@@ -32,7 +32,7 @@ fn a_bench_of_three_audits_prints_positive_throughput_for_both_runs_and_their_ra
     assert_eq!(report["audits"], 3);
     assert_eq!(report["workflow_executions_per_audit"], 9, "{report}");
     assert_eq!(report["activities_per_audit"], 11, "{report}");
-    for run in ["project", "bare"] {
+    for run in ["project", "bare", "bare_after"] {
         let r = &report[run];
         assert_eq!(r["audits"], 3, "{run}: {report}");
         for field in [
@@ -48,6 +48,8 @@ fn a_bench_of_three_audits_prints_positive_throughput_for_both_runs_and_their_ra
         }
         assert!(r["p50_ms"].as_f64() <= r["p99_ms"].as_f64(), "{report}");
     }
+    let baseline = report["baseline_audits_per_s"].as_f64().expect("baseline");
+    assert!(baseline > 0.0, "{report}");
     let ratio = report["ratio"].as_f64().expect("ratio");
     assert!(ratio > 0.0, "{report}");
     assert_eq!(
