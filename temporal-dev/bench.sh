@@ -53,9 +53,11 @@ port=${BENCH_TEMPORAL_PORT:-$(free_port)}
 [[ "$port" =~ ^[0-9]+$ ]] || die "BENCH_TEMPORAL_PORT must be a port number, got '$port'"
 tcp_open 127.0.0.1 "$port" && die "port $port is taken: a bench needs a server of its own"
 pidfile="$STATE/temporal-mem-$port.pid"
+logfile="$STATE/temporal-mem-$port.log"
 
+# cleanup STATUS : stop our server; keep its log only when the bench failed.
 cleanup() {
-  local pid
+  local status=$1 pid
   if pid=$(read_pidfile "$pidfile") && pid_alive "$pid" &&
     [[ "$(pid_cmdline "$pid")" == *"server start-dev"* ]]; then
     kill -TERM "$pid" 2>/dev/null || true
@@ -67,8 +69,9 @@ cleanup() {
     log "temporal on 127.0.0.1:$port stopped (pid $pid)"
   fi
   rm -f -- "$pidfile" "$run_bin"
+  if ((status == 0)); then rm -f -- "$logfile"; else log "Temporal log kept: $logfile"; fi
 }
-trap cleanup EXIT
+trap 'cleanup $?' EXIT
 
 TEMPORAL_PORT=$port "$ROOT/temporal-dev/temporal-start.sh" --memory >/dev/null
 temporal_pid=$(read_pidfile "$pidfile") || die "no pid file $pidfile after starting Temporal"
