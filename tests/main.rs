@@ -6,6 +6,7 @@
 mod support;
 
 mod audit_pipeline;
+mod bench_smoke;
 mod events_stream;
 mod fiches;
 mod foundation;

@@ -206,9 +206,15 @@ impl WorkerActivities {
 pub const HEARTBEAT_EVERY: std::time::Duration = std::time::Duration::from_secs(3);
 
 /// Runs `work`, heartbeating the activity every [`HEARTBEAT_EVERY`] until it finishes.
+/// The first heartbeat comes after one period, not at once: the SDK sends a first
+/// heartbeat to the server immediately, and a call that ends sooner needs none (one server
+/// round trip saved per short vendor call).
 pub async fn heartbeating<F: std::future::Future>(ctx: &ActivityContext, work: F) -> F::Output {
     let mut work = std::pin::pin!(work);
-    let mut tick = tokio::time::interval(HEARTBEAT_EVERY);
+    let mut tick = tokio::time::interval_at(
+        tokio::time::Instant::now() + HEARTBEAT_EVERY,
+        HEARTBEAT_EVERY,
+    );
     loop {
         tokio::select! {
             out = &mut work => return out,

@@ -1,11 +1,13 @@
 //! The `callaudit` binary: one executable, one subcommand per role.
 
+mod bench;
 mod config;
 mod demo;
 mod worker;
 
 use anyhow::Context;
-use callaudit_api::{AppState, events::EventHub, metrics::Metrics, temporal::TemporalGateway};
+use callaudit_api::temporal::{TemporalGateway, TemporalSettings};
+use callaudit_api::{AppState, events::EventHub, metrics::Metrics};
 use clap::Parser;
 use config::{ApiArgs, AuthArgs, Cli, Command};
 use std::sync::Arc;
@@ -13,7 +15,12 @@ use std::sync::Arc;
 #[tokio::main]
 async fn main() -> std::process::ExitCode {
     let cli = Cli::parse();
-    init_tracing(&cli.log_format);
+    // The bench serves the api in-process: its per-request lines would drown the figures.
+    let default_filter = match cli.command {
+        Command::Bench(_) => "warn,callaudit=info",
+        _ => "info",
+    };
+    init_tracing(&cli.log_format, default_filter);
     match run(cli.command).await {
         Ok(()) => std::process::ExitCode::SUCCESS,
         Err(e) => {
@@ -24,9 +31,9 @@ async fn main() -> std::process::ExitCode {
     }
 }
 
-fn init_tracing(format: &str) {
+fn init_tracing(format: &str, default_filter: &str) {
     let filter = tracing_subscriber::EnvFilter::try_from_default_env()
-        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(default_filter));
     let builder = tracing_subscriber::fmt()
         .with_env_filter(filter)
         .with_writer(std::io::stderr);
@@ -70,6 +77,8 @@ async fn run(command: Command) -> anyhow::Result<()> {
             println!("{}", callaudit_api::openapi_json());
             Ok(())
         }
+        Command::Bench(args) => bench::run(args).await,
+        Command::BenchBareWorker(args) => bench::bare_worker::run(args).await,
     }
 }
 
@@ -85,7 +94,7 @@ pub(crate) async fn prepare_database(url: &str, auth: &AuthArgs) -> anyhow::Resu
     seed_auth(url, auth).await
 }
 
-async fn seed_auth(url: &str, auth: &AuthArgs) -> anyhow::Result<()> {
+pub(crate) async fn seed_auth(url: &str, auth: &AuthArgs) -> anyhow::Result<()> {
     let mut conn = callaudit_db::establish(url)
         .await
         .context("connecting to DATABASE_URL")?;
@@ -113,20 +122,14 @@ async fn seed_auth(url: &str, auth: &AuthArgs) -> anyhow::Result<()> {
 async fn api(args: ApiArgs) -> anyhow::Result<()> {
     let url = args.db.url()?.to_string();
     prepare_database(&url, &args.auth).await?;
-    let pool = callaudit_db::connect_pool(&url, args.db.database_pool_size)?;
-    let hub = EventHub::new();
-    tokio::spawn(hub.clone().run_listener(url.clone()));
-    let state = AppState {
-        pool: pool.clone(),
-        temporal: Arc::new(TemporalGateway::new(args.temporal.settings())),
-        token_ttl: chrono::Duration::hours(args.auth_token_ttl_hours.max(1)),
-        metrics: Arc::new(Metrics::new()),
-        events: hub,
-        fiches: args
-            .crm
-            .service(pool.clone(), format!("api-{}", std::process::id())),
-        step_parallelism: args.audit_step_parallelism,
-    };
+    let (state, _listener) = app_state(
+        &url,
+        args.db.database_pool_size,
+        args.temporal.settings(),
+        args.auth_token_ttl_hours,
+        args.audit_step_parallelism,
+        &args.crm,
+    )?;
     let listener = poem::listener::TcpListener::bind(args.api_addr.clone());
     tracing::info!(addr = %args.api_addr, "api listening");
     poem::Server::new(listener)
@@ -138,6 +141,31 @@ async fn api(args: ApiArgs) -> anyhow::Result<()> {
         .await
         .with_context(|| format!("serving on {}", args.api_addr))?;
     Ok(())
+}
+
+/// The api's state, built in this one place (`api` and `bench`); starts the LISTEN loop
+/// that feeds SSE streams and returns its task (it runs until aborted).
+pub(crate) fn app_state(
+    database_url: &str,
+    pool_size: usize,
+    temporal: TemporalSettings,
+    token_ttl_hours: i64,
+    step_parallelism: u32,
+    crm: &config::CrmArgs,
+) -> anyhow::Result<(AppState, tokio::task::JoinHandle<()>)> {
+    let pool = callaudit_db::connect_pool(database_url, pool_size)?;
+    let hub = EventHub::new();
+    let listener = tokio::spawn(hub.clone().run_listener(database_url.to_string()));
+    let state = AppState {
+        pool: pool.clone(),
+        temporal: Arc::new(TemporalGateway::new(temporal)),
+        token_ttl: chrono::Duration::hours(token_ttl_hours.max(1)),
+        metrics: Arc::new(Metrics::new()),
+        events: hub,
+        fiches: crm.service(pool, format!("api-{}", std::process::id())),
+        step_parallelism,
+    };
+    Ok((state, listener))
 }
 
 async fn shutdown_signal() {

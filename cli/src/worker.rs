@@ -19,16 +19,36 @@ pub async fn run(args: WorkerArgs) -> anyhow::Result<()> {
     let client = connect_with_retry(&settings).await?;
 
     let activities = build_activities(&args, &database_url)?;
-    let runtime = Runtime::from_current_tokio(Default::default())
-        .map_err(|e| anyhow::anyhow!("temporal runtime: {e}"))?;
-    let options = WorkerOptions::new(settings.task_queue.clone())
+    let mut options = options(&settings, args.worker_shutdown_grace_s);
+    options
         .register_workflow::<AuditWorkflow>()?
         .register_workflow::<AuditStepWorkflow>()?
         .register_workflow::<TranscriptionWorkflow>()?
-        .register_activities(activities)
+        .register_activities(activities);
+    serve(client, &settings, options).await
+}
+
+/// Worker options shared by every worker this binary runs (the bench's bare worker too,
+/// so both are measured with the same tuning); callers register what they run.
+pub(crate) fn options(
+    settings: &callaudit_api::temporal::TemporalSettings,
+    shutdown_grace_s: u64,
+) -> WorkerOptions {
+    WorkerOptions::new(settings.task_queue.clone())
         .max_cached_workflows(500)
-        .graceful_shutdown_period(Duration::from_secs(args.worker_shutdown_grace_s))
-        .build();
+        .graceful_shutdown_period(Duration::from_secs(shutdown_grace_s))
+        .build()
+}
+
+/// Polls with `options` until SIGTERM or SIGINT, then drains. Logs `worker polling` once
+/// it starts (the bench waits for that line).
+pub(crate) async fn serve(
+    client: temporalio_client::Client,
+    settings: &callaudit_api::temporal::TemporalSettings,
+    options: WorkerOptions,
+) -> anyhow::Result<()> {
+    let runtime = Runtime::from_current_tokio(Default::default())
+        .map_err(|e| anyhow::anyhow!("temporal runtime: {e}"))?;
     let mut worker =
         Worker::new(&runtime, client, options).map_err(|e| anyhow::anyhow!("worker: {e}"))?;
     let shutdown = worker.shutdown_handle();
@@ -52,7 +72,7 @@ pub async fn run(args: WorkerArgs) -> anyhow::Result<()> {
     Ok(())
 }
 
-async fn connect_with_retry(
+pub(crate) async fn connect_with_retry(
     settings: &callaudit_api::temporal::TemporalSettings,
 ) -> anyhow::Result<temporalio_client::Client> {
     let deadline = tokio::time::Instant::now() + Duration::from_secs(60);

@@ -3,6 +3,8 @@
 //! Workflow type names are part of history; they are set explicitly and never renamed
 //! without `ctx.patched`.
 
+pub mod bare;
+
 use callaudit_domain::activities::CallauditActivities;
 use callaudit_domain::workflow_io::{
     AnalyzeStepInput, AuditFailure, AuditProgress, AuditRef, AuditWorkflowInput,
