@@ -7,6 +7,9 @@
 
 use crate::support::*;
 use callaudit_domain::workflow_io::{AuditWorkflowInput, AuditWorkflowOutput};
+use callaudit_workflows::bare::{
+    BareAuditInput, BareAuditWorkflow, BareStepWorkflow, BareTranscriptionWorkflow,
+};
 use callaudit_workflows::{AuditStepWorkflow, AuditWorkflow, TranscriptionWorkflow};
 use std::path::PathBuf;
 use std::time::Duration;
@@ -28,6 +31,12 @@ const HISTORIES: &[(&str, &str)] = &[
     ),
     ("audit_step.json", "AuditStepWorkflow"),
     ("transcription.json", "TranscriptionWorkflow"),
+    (
+        "bare_audit.json",
+        "BareAuditWorkflow (bench baseline): 2 transcription children, 2 step children",
+    ),
+    ("bare_step.json", "BareStepWorkflow"),
+    ("bare_transcription.json", "BareTranscriptionWorkflow"),
 ];
 
 fn history_path(file: &str) -> PathBuf {
@@ -51,6 +60,12 @@ fn replayer() -> WorkflowReplayer {
             .expect("register AuditStepWorkflow")
             .register_workflow::<TranscriptionWorkflow>()
             .expect("register TranscriptionWorkflow")
+            .register_workflow::<BareAuditWorkflow>()
+            .expect("register BareAuditWorkflow")
+            .register_workflow::<BareStepWorkflow>()
+            .expect("register BareStepWorkflow")
+            .register_workflow::<BareTranscriptionWorkflow>()
+            .expect("register BareTranscriptionWorkflow")
             .build(),
     )
     .expect("replayer")
@@ -138,7 +153,7 @@ async fn record() {
         std::env::var("CALLAUDIT_RECORD_HISTORIES").is_ok(),
         "set CALLAUDIT_RECORD_HISTORIES=1 to overwrite tests/histories"
     );
-    let sc = crate::audit_pipeline::Scenario::new("record", Default::default()).await;
+    let sc = crate::audit_pipeline::Scenario::without_api_crm("record", Default::default()).await;
     let config = sc.config(4).await;
     let _worker = sc.worker(&[]);
     let ok = sc.run("FICHE-1005", &config).await;
@@ -156,23 +171,47 @@ async fn record() {
     .await
     .expect("temporal");
     let parent = fetch(&client, &format!("audit:{ok}"), None).await;
-    let events = WorkflowHistory::from_json(&parent)
-        .expect("parent")
-        .into_events()
+    let (step_id, step_run) = started_child(&parent, &format!("audit:{ok}:step:")).await;
+    let (tr_id, tr_run) = started_child(&parent, "transcribe:").await;
+
+    // The bench's bare baseline, run by `callaudit bench-bare-worker`.
+    let bare_queue = task_queue("record-bare");
+    let _bare_worker = ChildGuard(
+        std::process::Command::new(bin())
+            .arg("bench-bare-worker")
+            .env("TEMPORAL_ADDRESS", temporal_address())
+            .env("TEMPORAL_TASK_QUEUE", &bare_queue)
+            .env("RUST_LOG", "warn")
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::null())
+            .spawn()
+            .expect("spawn bench-bare-worker"),
+    );
+    let bare_id = format!("record-bare-{}", uuid::Uuid::new_v4().simple());
+    let handle = client
+        .start_workflow(
+            BareAuditWorkflow::run,
+            BareAuditInput {
+                audit_id: bare_id.clone(),
+                fiche_id: format!("{bare_id}-fiche"),
+                steps: 2,
+                recordings: 2,
+                step_parallelism: 3,
+            },
+            temporalio_client::WorkflowStartOptions::new(bare_queue, format!("audit:{bare_id}"))
+                .build(),
+        )
         .await
-        .expect("events");
-    let started_child = |prefix: &str| {
-        events.iter().find_map(|e| match &e.attributes {
-            Some(Attributes::ChildWorkflowExecutionStartedEventAttributes(a)) => a
-                .workflow_execution
-                .as_ref()
-                .filter(|x| x.workflow_id.starts_with(prefix))
-                .map(|x| (x.workflow_id.clone(), x.run_id.clone())),
-            _ => None,
-        })
-    };
-    let (step_id, step_run) = started_child(&format!("audit:{ok}:step:")).expect("a step child");
-    let (tr_id, tr_run) = started_child("transcribe:").expect("a transcription child");
+        .expect("start the bare audit");
+    handle
+        .get_result(Default::default())
+        .await
+        .expect("bare audit result");
+    let bare_parent = fetch(&client, &format!("audit:{bare_id}"), None).await;
+    let (bare_step_id, bare_step_run) =
+        started_child(&bare_parent, &format!("audit:{bare_id}:step:")).await;
+    let (bare_tr_id, bare_tr_run) = started_child(&bare_parent, "transcribe:").await;
+
     let files = [
         ("audit_completed.json", parent),
         (
@@ -187,8 +226,38 @@ async fn record() {
             "transcription.json",
             fetch(&client, &tr_id, Some(tr_run)).await,
         ),
+        ("bare_audit.json", bare_parent),
+        (
+            "bare_step.json",
+            fetch(&client, &bare_step_id, Some(bare_step_run)).await,
+        ),
+        (
+            "bare_transcription.json",
+            fetch(&client, &bare_tr_id, Some(bare_tr_run)).await,
+        ),
     ];
     for (file, json) in files {
         std::fs::write(history_path(file), json).expect("write history");
     }
+}
+
+/// (workflow id, run id) of the first child started by the recorded `parent` whose id
+/// starts with `prefix`.
+async fn started_child(parent: &[u8], prefix: &str) -> (String, String) {
+    let events = WorkflowHistory::from_json(parent)
+        .expect("parent history")
+        .into_events()
+        .await
+        .expect("events");
+    events
+        .iter()
+        .find_map(|e| match &e.attributes {
+            Some(Attributes::ChildWorkflowExecutionStartedEventAttributes(a)) => a
+                .workflow_execution
+                .as_ref()
+                .filter(|x| x.workflow_id.starts_with(prefix))
+                .map(|x| (x.workflow_id.clone(), x.run_id.clone())),
+            _ => None,
+        })
+        .unwrap_or_else(|| panic!("no child {prefix}… in the parent's history"))
 }
