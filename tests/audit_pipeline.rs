@@ -319,51 +319,24 @@ async fn an_audit_of_a_fiche_with_two_recordings_stores_four_steps_and_their_sum
 #[tokio::test(flavor = "multi_thread")]
 async fn an_audit_with_use_rlm_reads_the_transcripts_through_tools_and_keeps_only_verified_evidence()
  {
-    let db = test_db("audit_use_rlm").await;
-    let queue = task_queue("audit-rlm");
-    let (sim_addr, _sim) = callaudit_sim::spawn(
-        "127.0.0.1:0",
-        callaudit_sim::SimState::new(Default::default()),
-    )
-    .await
-    .expect("sim");
-    let api = spawn_api(&db.url, temporal_settings(&temporal_address(), &queue)).await;
-    let _worker = spawn_worker(&db.url, &queue, &sim_addr.to_string());
-    let token = api.token_for("auditor").await;
-    let manager = api.token_for("manager").await;
-    let (status, config) = api
-        .send(
-            reqwest::Method::POST,
-            "/api/audit-configs",
-            Some(&manager),
-            &four_step_config(),
-        )
-        .await;
-    assert_eq!(status, 201, "{config}");
-
-    let body = serde_json::json!({"fiche_id": "FICHE-1001", "audit_config_id": config["id"], "use_rlm": true});
-    let (status, accepted) = api
+    let sc = Scenario::new("audit_use_rlm", Default::default()).await;
+    let config = sc.config(4).await;
+    let _worker = sc.worker(&[]);
+    let body =
+        serde_json::json!({"fiche_id": "FICHE-1001", "audit_config_id": config, "use_rlm": true});
+    let (status, accepted) = sc
+        .api
         .send(
             reqwest::Method::POST,
             "/api/audits/run",
-            Some(&token),
+            Some(&sc.auditor),
             &body,
         )
         .await;
     assert_eq!(status, 202, "{accepted}");
-    let audit_id = accepted["audit_id"].as_str().expect("id").to_string();
-    let audit = wait_for(
-        "the use_rlm audit to complete",
-        Duration::from_secs(120),
-        || async {
-            let (_, a) = api
-                .get(&format!("/api/audits/{audit_id}"), Some(&token))
-                .await;
-            assert_ne!(a["status"], "failed", "audit failed: {a}");
-            (a["status"] == "completed").then_some(a)
-        },
-    )
-    .await;
+    let audit = sc
+        .completed(accepted["audit_id"].as_str().expect("id"))
+        .await;
     assert_eq!(audit["use_rlm"], true);
     let steps = audit["steps"].as_array().expect("steps");
     assert_eq!(steps.len(), 4);
@@ -400,12 +373,7 @@ async fn an_audit_with_use_rlm_reads_the_transcripts_through_tools_and_keeps_onl
 
     // Every request was a tool-mode request, the model called tools, and the worker
     // answered each call.
-    let stats: serde_json::Value = reqwest::get(format!("http://{sim_addr}/_sim/stats"))
-        .await
-        .expect("stats")
-        .json()
-        .await
-        .expect("json");
+    let stats = sc.sim_stats().await;
     let n = |k: &str| stats[k].as_u64().expect(k);
     assert!(n("llm_requests") >= 8, "{stats}");
     assert_eq!(n("llm_tool_requests"), n("llm_requests"), "{stats}");
