@@ -252,21 +252,13 @@ pub fn start_private_temporal(port: u16) -> ChildGuard {
     ChildGuard(child)
 }
 
-/// One Server-Sent Event as received.
-#[derive(Debug, Clone, PartialEq)]
-pub struct SseEvent {
-    /// `id:` field.
-    pub id: Option<String>,
-    /// `event:` field.
-    pub event: Option<String>,
-    /// `data:` lines joined by newlines.
-    pub data: String,
-}
+pub use callaudit_api::sse::SseEvent;
 
 /// A minimal SSE reader over a live HTTP response (comments and keep-alives skipped).
 pub struct SseClient {
     resp: reqwest::Response,
-    buf: String,
+    decoder: callaudit_api::sse::SseDecoder,
+    pending: std::collections::VecDeque<SseEvent>,
     /// HTTP status of the stream request.
     pub status: u16,
 }
@@ -291,7 +283,8 @@ impl SseClient {
         let status = resp.status().as_u16();
         SseClient {
             resp,
-            buf: String::new(),
+            decoder: Default::default(),
+            pending: Default::default(),
             status,
         }
     }
@@ -301,42 +294,15 @@ impl SseClient {
     pub async fn next(&mut self, timeout: Duration) -> Option<SseEvent> {
         let deadline = tokio::time::Instant::now() + timeout;
         loop {
-            while let Some(end) = self.buf.find("\n\n") {
-                let frame: String = self.buf.drain(..end + 2).collect();
-                let mut ev = SseEvent {
-                    id: None,
-                    event: None,
-                    data: String::new(),
-                };
-                let mut has_data = false;
-                for line in frame.lines() {
-                    let (field, value) = line.split_once(':').unwrap_or((line, ""));
-                    let value = value.strip_prefix(' ').unwrap_or(value);
-                    match field {
-                        "id" => ev.id = Some(value.to_string()),
-                        "event" => ev.event = Some(value.to_string()),
-                        "data" => {
-                            if has_data {
-                                ev.data.push('\n');
-                            }
-                            ev.data.push_str(value);
-                            has_data = true;
-                        }
-                        _ => {}
-                    }
-                }
-                if has_data {
-                    return Some(ev);
-                }
+            if let Some(e) = self.pending.pop_front() {
+                return Some(e);
             }
             let chunk = tokio::time::timeout_at(deadline, self.resp.chunk())
                 .await
                 .unwrap_or_else(|_| panic!("no SSE event within {timeout:?}"))
                 .expect("sse body");
             match chunk {
-                Some(bytes) => self
-                    .buf
-                    .push_str(&String::from_utf8_lossy(&bytes).replace("\r\n", "\n")),
+                Some(bytes) => self.pending.extend(self.decoder.push(&bytes)),
                 None => return None,
             }
         }

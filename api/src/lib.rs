@@ -10,6 +10,7 @@ pub mod events;
 pub mod fiches;
 pub mod health;
 pub mod metrics;
+pub mod sse;
 pub mod state;
 pub mod temporal;
 

@@ -187,15 +187,10 @@ async fn follow_events(
     if !resp.status().is_success() {
         bail!("HTTP {}", resp.status());
     }
-    let mut buf = String::new();
+    let mut decoder = callaudit_api::sse::SseDecoder::default();
     while let Some(chunk) = resp.chunk().await.context("reading the event stream")? {
-        buf.push_str(&String::from_utf8_lossy(&chunk).replace("\r\n", "\n"));
-        while let Some(end) = buf.find("\n\n") {
-            let frame: String = buf.drain(..end + 2).collect();
-            let Some(data) = frame.lines().find_map(|l| l.strip_prefix("data:")) else {
-                continue; // keep-alive comment
-            };
-            let Ok(event) = serde_json::from_str::<Value>(data.trim()) else {
+        for frame in decoder.push(&chunk) {
+            let Ok(event) = serde_json::from_str::<Value>(&frame.data) else {
                 continue;
             };
             let p = &event["payload"];

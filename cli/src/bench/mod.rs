@@ -610,10 +610,10 @@ impl InProcessApi {
         if !resp.status().is_success() {
             bail!("event stream of audit {audit_id}: {}", resp.status());
         }
-        let mut sse = SseTypes::default();
+        let mut sse = callaudit_api::sse::SseDecoder::default();
         while let Some(chunk) = resp.chunk().await.context("reading the event stream")? {
-            for kind in sse.push(&chunk) {
-                match kind.as_str() {
+            for event in sse.push(&chunk) {
+                match event.event.as_deref().unwrap_or_default() {
                     "audit.completed" => return Ok(t0.elapsed()),
                     "audit.failed" => bail!("audit {audit_id} of {fiche_id} failed"),
                     _ => {}
@@ -651,30 +651,6 @@ impl InProcessApi {
                 bail!("the api's event listener did not come up within 20 s");
             }
         }
-    }
-}
-
-/// The `event:` types of a Server-Sent Events byte stream, frame by frame.
-#[derive(Debug, Default)]
-struct SseTypes {
-    buf: String,
-}
-
-impl SseTypes {
-    /// Adds bytes; returns the types of the frames they complete (frames without an
-    /// `event:` line are the default `message` type and are skipped).
-    fn push(&mut self, bytes: &[u8]) -> Vec<String> {
-        self.buf
-            .push_str(&String::from_utf8_lossy(bytes).replace("\r\n", "\n"));
-        let mut kinds = Vec::new();
-        while let Some(end) = self.buf.find("\n\n") {
-            let frame: String = self.buf.drain(..end + 2).collect();
-            kinds.extend(frame.lines().find_map(|l| {
-                l.strip_prefix("event:")
-                    .map(|v| v.strip_prefix(' ').unwrap_or(v).to_string())
-            }));
-        }
-        kinds
     }
 }
 
@@ -786,22 +762,5 @@ impl WorkerProcess {
                 bail!("the {} ignored SIGTERM for 40 s: killed", self.label)
             }
         }
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::SseTypes;
-
-    #[test]
-    fn sse_event_types_are_read_across_chunk_boundaries() {
-        let mut sse = SseTypes::default();
-        assert!(sse.push(b"id: 1\nevent: audit.started\nda").is_empty());
-        assert_eq!(
-            sse.push(
-                b"ta: {}\n\n: keep-alive\n\nid: 9\r\nevent: audit.completed\r\ndata: {}\r\n\r\n"
-            ),
-            vec!["audit.started".to_string(), "audit.completed".to_string()]
-        );
     }
 }
