@@ -45,21 +45,12 @@ fn spawn_worker_logged(
     ChildGuard(cmd.spawn().expect("spawn worker"))
 }
 
-/// A worker process wired to the simulators at `sim`.
-fn spawn_worker(db_url: &str, queue: &str, sim: &str) -> ChildGuard {
-    spawn_worker_with(db_url, queue, sim, &[])
-}
-
 fn config_with_steps(n: usize) -> serde_json::Value {
     let mut config: serde_json::Value =
         serde_json::from_str(callaudit_sim::SAMPLE_AUDIT_CONFIG_JSON).expect("sample");
     let steps = config["steps"].as_array_mut().expect("steps");
     steps.truncate(n);
     config
-}
-
-fn four_step_config() -> serde_json::Value {
-    config_with_steps(4)
 }
 
 /// A test database, simulators, an api and tokens; workers are started by each test.
@@ -127,17 +118,25 @@ impl Scenario {
 
     pub(crate) async fn run(&self, fiche: &str, config: &serde_json::Value) -> String {
         let body = serde_json::json!({"fiche_id": fiche, "audit_config_id": config});
+        self.run_body(&body).await["audit_id"]
+            .as_str()
+            .expect("id")
+            .to_string()
+    }
+
+    /// Posts `body` to `/api/audits/run`; returns the 202 answer.
+    pub(crate) async fn run_body(&self, body: &serde_json::Value) -> serde_json::Value {
         let (status, accepted) = self
             .api
             .send(
                 reqwest::Method::POST,
                 "/api/audits/run",
                 Some(&self.auditor),
-                &body,
+                body,
             )
             .await;
         assert_eq!(status, 202, "{accepted}");
-        accepted["audit_id"].as_str().expect("id").to_string()
+        accepted
     }
 
     pub(crate) async fn audit(&self, id: &str) -> serde_json::Value {
@@ -191,38 +190,13 @@ async fn count(db_url: &str, sql: &str) -> i64 {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn an_audit_of_a_fiche_with_two_recordings_stores_four_steps_and_their_summary() {
-    let db = test_db("audit_e2e").await;
-    let queue = task_queue("audit");
-    let (sim_addr, _sim) = callaudit_sim::spawn(
-        "127.0.0.1:0",
-        callaudit_sim::SimState::new(Default::default()),
-    )
-    .await
-    .expect("sim");
-    let api = spawn_api(&db.url, temporal_settings(&temporal_address(), &queue)).await;
-    let _worker = spawn_worker(&db.url, &queue, &sim_addr.to_string());
-    let token = api.token_for("auditor").await;
-    let manager = api.token_for("manager").await;
-
-    let (status, config) = api
-        .send(
-            reqwest::Method::POST,
-            "/api/audit-configs",
-            Some(&manager),
-            &four_step_config(),
-        )
+    let sc = Scenario::without_api_crm("audit_e2e", Default::default()).await;
+    let (api, token) = (&sc.api, &sc.auditor);
+    let _worker = sc.worker(&[]);
+    let config = sc.config(4).await;
+    let accepted = sc
+        .run_body(&serde_json::json!({"fiche_id": "FICHE-1001", "audit_config_id": config, "useRlm": false}))
         .await;
-    assert_eq!(status, 201, "{config}");
-    let body = serde_json::json!({"fiche_id": "FICHE-1001", "audit_config_id": config["id"], "useRlm": false});
-    let (status, accepted) = api
-        .send(
-            reqwest::Method::POST,
-            "/api/audits/run",
-            Some(&token),
-            &body,
-        )
-        .await;
-    assert_eq!(status, 202, "{accepted}");
     let audit_id = accepted["audit_id"].as_str().expect("id").to_string();
     assert_eq!(accepted["workflow_id"], format!("audit:{audit_id}"));
     let events_path = accepted["links"]["events"].as_str().expect("events link");
@@ -230,7 +204,7 @@ async fn an_audit_of_a_fiche_with_two_recordings_stores_four_steps_and_their_sum
 
     // A client reads two events live, drops, and reconnects with Last-Event-ID.
     let t = Duration::from_secs(120);
-    let mut first = SseClient::open(&api, events_path, &token, None).await;
+    let mut first = SseClient::open(api, events_path, token, None).await;
     assert_eq!(first.status, 200);
     let seen = vec![
         first.next(t).await.expect("event 1"),
@@ -238,16 +212,14 @@ async fn an_audit_of_a_fiche_with_two_recordings_stores_four_steps_and_their_sum
     ];
     drop(first);
     let resume_from = seen[1].id.clone().expect("id");
-    let mut resumed = SseClient::open(&api, events_path, &token, Some(&resume_from)).await;
+    let mut resumed = SseClient::open(api, events_path, token, Some(&resume_from)).await;
     let missed = resumed.rest(t).await;
 
     let audit = wait_for(
         "the audit to complete",
         Duration::from_secs(120),
         || async {
-            let (_, a) = api
-                .get(&format!("/api/audits/{audit_id}"), Some(&token))
-                .await;
+            let a = sc.audit(&audit_id).await;
             assert_ne!(a["status"], "failed", "audit failed: {a}");
             (a["status"] == "completed").then_some(a)
         },
@@ -259,7 +231,7 @@ async fn an_audit_of_a_fiche_with_two_recordings_stores_four_steps_and_their_sum
 
     // The whole stream: started → 4 step events → completed, and the resumed client got
     // exactly what it had not seen.
-    let mut replay = SseClient::open(&api, events_path, &token, None).await;
+    let mut replay = SseClient::open(api, events_path, token, None).await;
     let all = replay.rest(t).await;
     let kinds: Vec<&str> = all.iter().filter_map(|e| e.event.as_deref()).collect();
     assert_eq!(
@@ -306,12 +278,7 @@ async fn an_audit_of_a_fiche_with_two_recordings_stores_four_steps_and_their_sum
         }
     }
     // One transcription per recording of the fiche, stored once.
-    let stats: serde_json::Value = reqwest::get(format!("http://{sim_addr}/_sim/stats"))
-        .await
-        .expect("stats")
-        .json()
-        .await
-        .expect("json");
+    let stats = sc.sim_stats().await;
     assert_eq!(stats["stt_requests"], 2, "{stats}");
     assert_eq!(stats["llm_requests"], 4, "{stats}");
 }
@@ -322,18 +289,11 @@ async fn an_audit_with_use_rlm_reads_the_transcripts_through_tools_and_keeps_onl
     let sc = Scenario::new("audit_use_rlm", Default::default()).await;
     let config = sc.config(4).await;
     let _worker = sc.worker(&[]);
-    let body =
-        serde_json::json!({"fiche_id": "FICHE-1001", "audit_config_id": config, "use_rlm": true});
-    let (status, accepted) = sc
-        .api
-        .send(
-            reqwest::Method::POST,
-            "/api/audits/run",
-            Some(&sc.auditor),
-            &body,
+    let accepted = sc
+        .run_body(
+            &serde_json::json!({"fiche_id": "FICHE-1001", "audit_config_id": config, "use_rlm": true}),
         )
         .await;
-    assert_eq!(status, 202, "{accepted}");
     let audit = sc
         .completed(accepted["audit_id"].as_str().expect("id"))
         .await;

@@ -73,7 +73,8 @@ pub async fn acquire(
     let cap = i32::try_from(cap.max(1)).unwrap_or(i32::MAX);
     let holder = format!("{holder}:{}", uuid::Uuid::new_v4().simple());
     let started = tokio::time::Instant::now();
-    loop {
+    {
+        // The pool's slot rows exist once created; the wait loop below only leases.
         let mut conn = pool::get(db).await.map_err(store)?;
         diesel::sql_query("INSERT INTO crm_permit_leases (pool, slot) SELECT $1, s FROM generate_series(0, $2 - 1) s ON CONFLICT DO NOTHING")
             .bind::<Text, _>(pool_name)
@@ -81,6 +82,9 @@ pub async fn acquire(
             .execute(&mut conn)
             .await
             .map_err(store)?;
+    }
+    loop {
+        let mut conn = pool::get(db).await.map_err(store)?;
         let got: Vec<Slot> = diesel::sql_query(
             "UPDATE crm_permit_leases SET holder = $3, acquired_at = now(), \
                lease_until = now() + make_interval(secs => $4) \
