@@ -7,7 +7,7 @@
 //! Kept in step with [`crate::AuditWorkflow`]: when the audit gains an activity or a child,
 //! this gains it too, or the ratio lies.
 
-use crate::{db_activity, upstream_activity};
+use crate::options::{db_activity, upstream_activity};
 use callaudit_domain::scoring::AuditSummary;
 use callaudit_domain::workflow_io::{
     AnalyzeStepInput, AuditPlan, AuditRef, AuditWorkflowOutput, FicheRecordings, StepOutcome,

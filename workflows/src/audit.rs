@@ -1,0 +1,186 @@
+//! `AuditWorkflow`: one audit, from its prerequisites to its summary.
+
+use crate::failure::{can_record_failure, failure_chain};
+use crate::options::{db_activity, upstream_activity};
+use crate::step::AuditStepWorkflow;
+use crate::transcription::TranscriptionWorkflow;
+use callaudit_domain::activities::CallauditActivities;
+use callaudit_domain::workflow_io::{
+    AnalyzeStepInput, AuditFailure, AuditProgress, AuditRef, AuditWorkflowInput,
+    AuditWorkflowOutput, EnsureFicheInput, StepOutcome, TranscribeInput, TranscribeOutput, ids,
+};
+use std::time::Duration;
+use temporalio_macros::{workflow, workflow_methods};
+use temporalio_workflow::{
+    ChildWorkflowOptions, ChildWorkflowStartError, WorkflowContext, WorkflowContextView,
+    WorkflowResult, WorkflowTermination, join_all,
+};
+
+/// One audit: prerequisites, one child per step, then the summary.
+#[workflow]
+#[derive(Default)]
+pub struct AuditWorkflow {
+    progress: AuditProgress,
+}
+
+#[workflow_methods]
+impl AuditWorkflow {
+    /// Runs the audit; on failure records it (`audit.failed`) before failing.
+    #[run(name = "AuditWorkflow")]
+    pub async fn run(
+        ctx: &mut WorkflowContext<Self>,
+        input: AuditWorkflowInput,
+    ) -> WorkflowResult<AuditWorkflowOutput> {
+        match Self::audit(ctx, &input).await {
+            Ok(out) => Ok(out),
+            Err(e) => {
+                if can_record_failure(&e) {
+                    ctx.state_mut(|s| s.progress.phase = "failed".into());
+                    let failure = AuditFailure {
+                        audit_id: input.audit_id.clone(),
+                        error: failure_chain(&e),
+                    };
+                    ctx.execute_activity(CallauditActivities::fail_audit, failure, db_activity())
+                        .await?;
+                }
+                Err(e)
+            }
+        }
+    }
+
+    /// Where the audit stands.
+    #[query]
+    pub fn progress(&self, _ctx: &WorkflowContextView) -> AuditProgress {
+        self.progress.clone()
+    }
+
+    async fn audit(
+        ctx: &mut WorkflowContext<Self>,
+        input: &AuditWorkflowInput,
+    ) -> WorkflowResult<AuditWorkflowOutput> {
+        let audit = AuditRef {
+            audit_id: input.audit_id.clone(),
+        };
+        ctx.state_mut(|s| s.progress.phase = "starting".into());
+        let plan = ctx
+            .execute_activity(
+                CallauditActivities::start_audit,
+                audit.clone(),
+                db_activity(),
+            )
+            .await?;
+        let steps_total = u32::try_from(plan.step_positions.len()).unwrap_or(u32::MAX);
+        ctx.state_mut(|s| {
+            s.progress.steps_total = steps_total;
+            s.progress.phase = "fiche".into();
+        });
+
+        let fiche = ctx
+            .execute_activity(
+                CallauditActivities::ensure_fiche,
+                EnsureFicheInput {
+                    fiche_id: input.fiche_id.clone(),
+                    force_refresh: false,
+                },
+                upstream_activity(Duration::from_secs(120)),
+            )
+            .await?;
+        let pending: Vec<String> = fiche
+            .recordings
+            .iter()
+            .filter(|r| !r.transcribed)
+            .map(|r| r.recording_id.clone())
+            .collect();
+        let total = u32::try_from(fiche.recordings.len()).unwrap_or(u32::MAX);
+        let done_already = total - u32::try_from(pending.len()).unwrap_or(0);
+        ctx.state_mut(|s| {
+            s.progress.recordings_total = total;
+            s.progress.recordings_done = done_already;
+            s.progress.phase = "transcription".into();
+        });
+
+        // One TranscriptionWorkflow per recording, all at once (ElevenLabs is the limit,
+        // not us); concurrent audits of one fiche share the child by its id.
+        let transcriptions = pending.into_iter().map(|recording_id| {
+            let ctx = ctx.clone();
+            async move { transcribe_once(&ctx, recording_id).await }
+        });
+        for result in join_all(transcriptions).await {
+            result?;
+            ctx.state_mut(|s| s.progress.recordings_done += 1);
+        }
+
+        ctx.state_mut(|s| s.progress.phase = "analysis".into());
+        let window = usize::try_from(input.step_parallelism.max(1)).unwrap_or(1);
+        for chunk in plan.step_positions.chunks(window) {
+            let children = chunk.iter().map(|position| {
+                let ctx = ctx.clone();
+                let step = AnalyzeStepInput {
+                    audit_id: input.audit_id.clone(),
+                    position: *position,
+                    use_rlm: input.use_rlm,
+                };
+                async move {
+                    let child = ctx
+                        .start_child_workflow(
+                            AuditStepWorkflow::run,
+                            step.clone(),
+                            ChildWorkflowOptions::builder()
+                                .workflow_id(ids::audit_step(&step.audit_id, step.position))
+                                .build(),
+                        )
+                        .await?;
+                    let outcome: StepOutcome = child.result().await?;
+                    Ok::<_, WorkflowTermination>(outcome)
+                }
+            });
+            for result in join_all(children).await {
+                result?;
+                ctx.state_mut(|s| s.progress.steps_done += 1);
+            }
+        }
+
+        ctx.state_mut(|s| s.progress.phase = "finalizing".into());
+        let summary = ctx
+            .execute_activity(CallauditActivities::finalize_audit, audit, db_activity())
+            .await?;
+        ctx.state_mut(|s| s.progress.phase = "completed".into());
+        Ok(AuditWorkflowOutput {
+            audit_id: input.audit_id.clone(),
+            summary,
+            steps: steps_total,
+        })
+    }
+}
+
+/// Starts the recording's `TranscriptionWorkflow`; when another audit already runs it
+/// (same deterministic id), falls back to the idempotent activity, which reuses the
+/// stored transcript once that audit's child has finished it.
+async fn transcribe_once(
+    ctx: &WorkflowContext<AuditWorkflow>,
+    recording_id: String,
+) -> WorkflowResult<TranscribeOutput> {
+    let input = TranscribeInput {
+        recording_id: recording_id.clone(),
+    };
+    let started = ctx
+        .start_child_workflow(
+            TranscriptionWorkflow::run,
+            input.clone(),
+            ChildWorkflowOptions::builder()
+                .workflow_id(ids::transcription(&recording_id))
+                .build(),
+        )
+        .await;
+    match started {
+        Ok(child) => Ok(child.result().await?),
+        Err(ChildWorkflowStartError::StartFailed { .. }) => Ok(ctx
+            .execute_activity(
+                CallauditActivities::transcribe,
+                input,
+                upstream_activity(Duration::from_secs(600)),
+            )
+            .await?),
+        Err(e) => Err(e.into()),
+    }
+}

@@ -1,0 +1,45 @@
+//! Retry policies and activity options shared by the workflows (and by the bench's bare
+//! twins, so both are measured with the same options).
+
+use std::time::Duration;
+use temporalio_workflow::{ActivityOptions, RetryPolicy};
+
+/// Retries for calls to upstream vendors: backoff up to a minute, then give up after 8
+/// attempts (permanent failures are non-retryable and stop at once).
+pub fn upstream_retry() -> RetryPolicy {
+    RetryPolicy::builder()
+        .initial_interval(Duration::from_secs(1))
+        .backoff_coefficient(2.0)
+        .maximum_interval(Duration::from_secs(60))
+        .maximum_attempts(8)
+        .build()
+}
+
+/// Retries for database activities: short backoff, many attempts (a restarting Postgres
+/// or an exhausted pool heals within seconds).
+pub fn db_retry() -> RetryPolicy {
+    RetryPolicy::builder()
+        .initial_interval(Duration::from_millis(200))
+        .backoff_coefficient(2.0)
+        .maximum_interval(Duration::from_secs(10))
+        .maximum_attempts(20)
+        .build()
+}
+
+/// Options of an activity that only talks to Postgres: 30 s per attempt, [`db_retry`].
+pub fn db_activity() -> ActivityOptions {
+    ActivityOptions::with_start_to_close_timeout(Duration::from_secs(30))
+        .retry_policy(db_retry())
+        .build()
+}
+
+/// Options of an activity calling a vendor, `timeout` per attempt, [`upstream_retry`].
+///
+/// Vendor calls heartbeat every few seconds (`callaudit_activities::HEARTBEAT_EVERY`,
+/// CRM lease holders every 4 s), so a dead worker's call is retried after 12 s.
+pub fn upstream_activity(timeout: Duration) -> ActivityOptions {
+    ActivityOptions::with_start_to_close_timeout(timeout)
+        .heartbeat_timeout(Duration::from_secs(12))
+        .retry_policy(upstream_retry())
+        .build()
+}
