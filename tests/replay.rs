@@ -6,10 +6,10 @@
 //! `CALLAUDIT_RECORD_HISTORIES=1 cargo test -p callaudit --test e2e replay::record -- --ignored`.
 
 use crate::support::*;
-use callaudit_domain::workflow_io::{AuditWorkflowInput, AuditWorkflowOutput};
-use callaudit_workflows::bare::{
+use callaudit_bench::bare::{
     BareAuditInput, BareAuditWorkflow, BareStepWorkflow, BareTranscriptionWorkflow,
 };
+use callaudit_domain::workflow_io::{AuditWorkflowInput, AuditWorkflowOutput};
 use callaudit_workflows::{AuditStepWorkflow, AuditWorkflow, TranscriptionWorkflow};
 use std::path::PathBuf;
 use std::time::Duration;

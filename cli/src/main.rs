@@ -78,7 +78,7 @@ async fn run(command: Command) -> anyhow::Result<()> {
             Ok(())
         }
         Command::Bench(args) => bench::run(args).await,
-        Command::BenchBareWorker(args) => bench::bare_worker::run(args).await,
+        Command::BenchBareWorker(args) => bench::bare_worker(args).await,
     }
 }
 

@@ -7,7 +7,6 @@
 //! policies and activity options they share, `failure` how a failure is recorded.
 
 mod audit;
-pub mod bare;
 mod failure;
 pub mod options;
 mod step;

@@ -4,15 +4,15 @@
 //! itself costs for an audit; `AuditWorkflow` may cost at most a quarter more (the bench
 //! prints the ratio). Benchmark-only: no api route starts these workflows.
 //!
-//! Kept in step with [`crate::AuditWorkflow`]: when the audit gains an activity or a child,
-//! this gains it too, or the ratio lies.
+//! Kept in step with [`callaudit_workflows::AuditWorkflow`]: when the audit gains an
+//! activity or a child, this gains it too, or the ratio lies.
 
-use crate::options::{db_activity, upstream_activity};
 use callaudit_domain::scoring::AuditSummary;
 use callaudit_domain::workflow_io::{
     AnalyzeStepInput, AuditPlan, AuditRef, AuditWorkflowOutput, FicheRecordings, StepOutcome,
     TranscribeInput, TranscribeOutput, ids,
 };
+use callaudit_workflows::options::{db_activity, upstream_activity};
 use serde::{Deserialize, Serialize};
 use std::time::Duration;
 use temporalio_common::ActivityError;

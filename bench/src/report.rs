@@ -215,7 +215,7 @@ impl BenchReport {
         let mut out = String::new();
         let _ = writeln!(
             out,
-            "callaudit bench: {} audits per run, {} in flight, {} steps (windows of {}) + {} \
+            "callaudit bench: {} audits per run, {} in flight, {} steps ({} at once) + {} \
              recordings per audit = {} workflow executions and {} activities; Temporal {}; \
              {} CPUs",
             self.audits,

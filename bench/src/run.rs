@@ -1,35 +1,13 @@
-//! `callaudit bench`: how fast audits go through the real stack, next to what Temporal
-//! alone costs for the same shape.
-//!
-//! Two runs against one running Temporal server (an in-memory dev server: see
-//! `temporal-dev/bench.sh`), each with its own task queue and its own worker **child
-//! process** (so its peak RSS and CPU time can be read from `/proc` before it is stopped):
-//!
-//! * **bare**: `BareAuditWorkflow` — a parent, one child per recording, one child per step
-//!   in windows, the same activities with the same options — on no-op activities, started
-//!   directly with the Temporal client, no database (`callaudit bench-bare-worker`);
-//! * **project**: audits submitted through the real api (in this process, real HTTP) to a
-//!   real `callaudit worker`, Postgres (a database created for the run and dropped after)
-//!   and the simulators (in this process, zero latency), one distinct fiche per audit.
-//!
-//! Both submit N audits with the same bounded concurrency and time each from submission to
-//! completion (the project's audits are followed on their SSE stream, as a UI would; the
-//! bare ones with the client's long poll on the result); throughput is N over the batch's
-//! wall time. The baseline runs before **and** after the project run and the ratio uses
-//! its mean: an in-memory server slows down as its history grows, which must favour
-//! neither side.
+//! The bench command: both runs, their batches and what is measured during them.
 
-pub mod bare_worker;
-pub mod procstat;
-pub mod report;
-
-use crate::config::{AuthArgs, BenchArgs};
+use crate::bare::{BareAuditInput, BareAuditWorkflow};
+use crate::procstat;
+use crate::report::{BenchReport, Measured, RunFigures, Shape};
+use crate::{ApiSetup, BenchArgs};
 use anyhow::{Context, bail};
 use callaudit_domain::secret::Secret;
 use callaudit_domain::workflow_io::ids;
-use callaudit_workflows::bare::{BareAuditInput, BareAuditWorkflow};
 use futures::{StreamExt, TryStreamExt};
-use report::{BenchReport, Measured, RunFigures, Shape};
 use serde_json::{Value, json};
 use std::collections::{BTreeMap, VecDeque};
 use std::sync::{Arc, Mutex, PoisonError};
@@ -40,8 +18,17 @@ use tokio::io::{AsyncBufReadExt, BufReader};
 /// Log filter of the workers: warnings, and the line saying they poll.
 const WORKER_LOG: &str = "warn,callaudit::worker=info";
 
-/// Runs the bench and prints its figures.
-pub async fn run(args: BenchArgs) -> anyhow::Result<()> {
+/// Builds the project run's in-process api: the binary's own builder (see [`ApiSetup`]).
+type BuildApi<'a> =
+    &'a dyn Fn(ApiSetup) -> anyhow::Result<(callaudit_api::AppState, tokio::task::JoinHandle<()>)>;
+
+/// Runs the bench and prints its figures. `build_api` builds the api's state the way the
+/// binary's `api` command does (and starts its event listener, returning its task); the
+/// workers are this executable's `worker` and `bench-bare-worker` subcommands.
+pub async fn run<F>(args: BenchArgs, build_api: F) -> anyhow::Result<()>
+where
+    F: Fn(ApiSetup) -> anyhow::Result<(callaudit_api::AppState, tokio::task::JoinHandle<()>)>,
+{
     if args.audits == 0 || args.concurrency == 0 {
         bail!("--audits and --concurrency must be at least 1");
     }
@@ -80,7 +67,7 @@ pub async fn run(args: BenchArgs) -> anyhow::Result<()> {
         );
         Some(RunFigures::from_measured(
             shape,
-            &project_run(&args, &admin_url, shape, sim)
+            &project_run(&args, &admin_url, shape, sim, &build_api)
                 .await
                 .context("project run")?,
         ))
@@ -338,6 +325,7 @@ async fn project_run(
     admin_url: &str,
     shape: Shape,
     sim: Arc<callaudit_sim::SimState>,
+    build_api: BuildApi<'_>,
 ) -> anyhow::Result<Measured> {
     let run = run_id();
     let db = callaudit_db::testing::create_test_database(admin_url, "bench")
@@ -345,22 +333,21 @@ async fn project_run(
         .with_context(|| "creating the bench database (is DATABASE_URL a server-level URL?)")?;
     let password = format!("bench-{}", uuid::Uuid::new_v4().simple());
     let email = "bench@callaudit.local".to_string();
-    crate::seed_auth(
-        &db.url,
-        &AuthArgs {
-            auth_seed_admin_email: Some(email.clone()),
-            auth_seed_admin_password: Some(Secret::normalized(&password)),
-        },
-    )
-    .await?;
+    seed_admin(&db.url, &email, &password).await?;
     let sim_server = SimServer::start(sim.clone())?;
     let sim_addr = sim_server.addr;
     let settings = temporal_settings(args, &format!("bench-{run}"));
     let api = InProcessApi::spawn(
-        &db.url,
-        settings.clone(),
-        shape.step_parallelism,
-        &sim_crm(sim_addr),
+        build_api,
+        ApiSetup {
+            database_url: db.url.clone(),
+            pool_size: 10,
+            temporal: settings.clone(),
+            token_ttl_hours: 1,
+            step_parallelism: shape.step_parallelism,
+            crm_base_url: format!("http://{sim_addr}/crm"),
+            crm_api_key: Secret::normalized("sim-crm"),
+        },
     )
     .await?;
     let worker = WorkerProcess::spawn(
@@ -468,16 +455,18 @@ impl Drop for SimServer {
     }
 }
 
-/// The api's CRM settings: the simulator's CRM, defaults otherwise.
-fn sim_crm(sim_addr: std::net::SocketAddr) -> crate::config::CrmArgs {
-    crate::config::CrmArgs {
-        crm_base_url: Some(format!("http://{sim_addr}/crm")),
-        crm_api_key: Some(Secret::normalized("sim-crm")),
-        upstream_timeout_ms: 120_000,
-        fiche_force_refresh_cooldown_ms: 1_800_000,
-        fiche_sales_search_concurrency: 1,
-        fiche_fetch_concurrency: 3,
-    }
+/// Roles, permissions and the bench's admin user (what `callaudit seed-auth` does).
+async fn seed_admin(database_url: &str, email: &str, password: &str) -> anyhow::Result<()> {
+    let mut conn = callaudit_db::establish(database_url)
+        .await
+        .context("connecting to the bench database")?;
+    callaudit_db::auth::seed_rbac(&mut conn)
+        .await
+        .context("seeding roles")?;
+    callaudit_db::auth::upsert_user(&mut conn, email, password, "admin")
+        .await
+        .context("upserting the bench's admin user")?;
+    Ok(())
 }
 
 /// The api served in this process on an ephemeral port, with an HTTP client; stops
@@ -499,15 +488,9 @@ impl Drop for InProcessApi {
 }
 
 impl InProcessApi {
-    async fn spawn(
-        database_url: &str,
-        settings: callaudit_api::temporal::TemporalSettings,
-        step_parallelism: u32,
-        crm: &crate::config::CrmArgs,
-    ) -> anyhow::Result<Self> {
+    async fn spawn(build_api: BuildApi<'_>, setup: ApiSetup) -> anyhow::Result<Self> {
         use poem::listener::{Acceptor, Listener};
-        let (state, listener) =
-            crate::app_state(database_url, 10, settings, 1, step_parallelism, crm)?;
+        let (state, listener) = build_api(setup)?;
         let acceptor = poem::listener::TcpListener::bind("127.0.0.1:0")
             .into_acceptor()
             .await

@@ -1,19 +1,20 @@
-//! `callaudit bench-bare-worker`: a worker running only the bare baseline's workflows and
-//! no-op activities (no database, no upstream), tuned like `callaudit worker`, so the
-//! bench measures both the same way (a child process: peak RSS, CPU).
+//! What `callaudit bench-bare-worker` runs: only the bare baseline's workflows and no-op
+//! activities (no database, no upstream). The binary serves them with the worker options
+//! and the process model of `callaudit worker`, so the bench measures both the same way (a
+//! child process: peak RSS, CPU).
 
-use crate::config::BareWorkerArgs;
+use crate::bare::{
+    BareAuditWorkflow, BareFicheInput, BareStartInput, BareStepWorkflow, BareTranscriptionWorkflow,
+};
 use callaudit_domain::scoring::{AuditSummary, summarize};
 use callaudit_domain::workflow_io::{
     AnalyzeStepInput, AuditPlan, AuditRef, FicheRecordings, RecordingRef, StepOutcome,
     TranscribeInput, TranscribeOutput,
 };
-use callaudit_workflows::bare::{
-    BareAuditWorkflow, BareFicheInput, BareStartInput, BareStepWorkflow, BareTranscriptionWorkflow,
-};
 use std::sync::Arc;
 use temporalio_common::ActivityError;
 use temporalio_macros::activities;
+use temporalio_sdk::WorkerOptions;
 use temporalio_sdk::activities::ActivityContext;
 
 /// No-op implementations of `BareActivities` (same names): each answers at once.
@@ -98,15 +99,13 @@ impl NoOpActivities {
     }
 }
 
-/// Runs the bare worker until SIGTERM.
-pub async fn run(args: BareWorkerArgs) -> anyhow::Result<()> {
-    let settings = args.temporal.settings();
-    let client = crate::worker::connect_with_retry(&settings).await?;
-    let mut options = crate::worker::options(&settings, args.worker_shutdown_grace_s);
+/// Registers the bare workflows and their no-op activities on `options` (the binary's
+/// worker options, as for `callaudit worker`).
+pub fn register(options: &mut WorkerOptions) -> anyhow::Result<()> {
     options
         .register_workflow::<BareAuditWorkflow>()?
         .register_workflow::<BareTranscriptionWorkflow>()?
         .register_workflow::<BareStepWorkflow>()?
         .register_activities(NoOpActivities);
-    crate::worker::serve(client, &settings, options).await
+    Ok(())
 }

@@ -1,0 +1,62 @@
+//! `callaudit bench`: how fast audits go through the real stack, next to what Temporal
+//! alone costs for the same shape. Not part of the production code: the `callaudit` binary
+//! only calls into this crate for its `bench` and `bench-bare-worker` subcommands.
+//!
+//! Two runs against one running Temporal server (an in-memory dev server: see
+//! `temporal-dev/bench.sh`), each with its own task queue and its own worker **child
+//! process** (so its peak RSS and CPU time can be read from `/proc` before it is stopped):
+//!
+//! * **bare**: `BareAuditWorkflow` — a parent, one child per recording, one child per step
+//!   in windows, the same activities with the same options — on no-op activities, started
+//!   directly with the Temporal client, no database (`callaudit bench-bare-worker`);
+//! * **project**: audits submitted through the real api (in this process, real HTTP) to a
+//!   real `callaudit worker`, Postgres (a database created for the run and dropped after)
+//!   and the simulators (in this process, zero latency), one distinct fiche per audit.
+//!
+//! Both submit N audits with the same bounded concurrency and time each from submission to
+//! completion (the project's audits are followed on their SSE stream, as a UI would; the
+//! bare ones with the client's long poll on the result); throughput is N over the batch's
+//! wall time. The baseline runs before **and** after the project run and the ratio uses
+//! its mean: an in-memory server slows down as its history grows, which must favour
+//! neither side.
+//!
+//! Layout: `bare` (the baseline's workflows: deterministic, linted by `clippy.toml` like
+//! `callaudit-workflows`), `bare_worker` (its no-op activities), `run` (the command),
+//! `report` (the figures), `procstat` (`/proc` readings), `args` (its command line).
+
+mod args;
+pub mod bare;
+pub mod bare_worker;
+pub mod procstat;
+pub mod report;
+// The driver, not workflow code: it times batches on the wall clock, spawns tasks and
+// draws random run ids, which `clippy.toml` forbids to the workflows in `bare`.
+#[allow(clippy::disallowed_methods)]
+mod run;
+
+pub use args::BenchArgs;
+pub use run::run;
+
+use callaudit_api::temporal::TemporalSettings;
+use callaudit_domain::secret::Secret;
+
+/// What the project run's in-process api is built from. The binary turns it into the
+/// `AppState` its own `api` command would serve (`callaudit`'s `app_state`), so the bench
+/// measures that api and not a copy of its wiring.
+#[derive(Debug, Clone)]
+pub struct ApiSetup {
+    /// The run's database (created by the bench, migrated and seeded).
+    pub database_url: String,
+    /// Connections of the api's pool.
+    pub pool_size: usize,
+    /// Temporal server and the run's task queue.
+    pub temporal: TemporalSettings,
+    /// Lifetime of the bench user's token.
+    pub token_ttl_hours: i64,
+    /// Steps analysed at once per audit.
+    pub step_parallelism: u32,
+    /// The simulated CRM (`http://SIM/crm`), which the api checks fiches against.
+    pub crm_base_url: String,
+    /// Its key.
+    pub crm_api_key: Secret,
+}
