@@ -1,18 +1,21 @@
 //! The **bare** baseline of `callaudit bench`: the shape of an audit — a parent, one child
-//! per recording, one child per step in windows, the same activities with the same options
-//! — calling no-op activities and touching no database. What it costs is what Temporal
+//! per recording, one child per step in a sliding window, the same activities with the
+//! same options — calling no-op activities and touching no database. What it costs is what Temporal
 //! itself costs for an audit; `AuditWorkflow` may cost at most a quarter more (the bench
 //! prints the ratio). Benchmark-only: no api route starts these workflows.
 //!
 //! Kept in step with [`callaudit_workflows::AuditWorkflow`]: when the audit gains an
-//! activity or a child, this gains it too, or the ratio lies.
+//! activity, a child or a new way of running them, this gains it too (behind its own
+//! `ctx.patched`, so recorded histories still replay), or the ratio lies.
 
 use callaudit_domain::scoring::AuditSummary;
 use callaudit_domain::workflow_io::{
     AnalyzeStepInput, AuditPlan, AuditRef, AuditWorkflowOutput, FicheRecordings, StepOutcome,
     TranscribeInput, TranscribeOutput, ids,
 };
+use callaudit_workflows::STEP_SLIDING_WINDOW_PATCH;
 use callaudit_workflows::options::{db_activity, upstream_activity};
+use callaudit_workflows::window::run_sliding_window;
 use serde::{Deserialize, Serialize};
 use std::time::Duration;
 use temporalio_common::ActivityError;
@@ -101,7 +104,7 @@ pub struct BareAuditWorkflow;
 #[workflow_methods]
 impl BareAuditWorkflow {
     /// start → ensure fiche → one child per recording (all at once) → one child per step
-    /// (windows of `step_parallelism`) → finalize, as `AuditWorkflow`.
+    /// (a sliding window of `step_parallelism`) → finalize, as `AuditWorkflow`.
     #[run(name = "BareAuditWorkflow")]
     pub async fn run(
         ctx: &mut WorkflowContext<Self>,
@@ -152,30 +155,29 @@ impl BareAuditWorkflow {
         }
 
         let window = usize::try_from(input.step_parallelism.max(1)).unwrap_or(1);
-        for chunk in plan.step_positions.chunks(window) {
-            let children = chunk.iter().map(|position| {
-                let ctx = ctx.clone();
-                let step = AnalyzeStepInput {
-                    audit_id: input.audit_id.clone(),
-                    position: *position,
-                    use_rlm: false,
-                };
-                async move {
-                    let child = ctx
-                        .start_child_workflow(
-                            BareStepWorkflow::run,
-                            step.clone(),
-                            ChildWorkflowOptions::builder()
-                                .workflow_id(ids::audit_step(&step.audit_id, step.position))
-                                .build(),
-                        )
-                        .await?;
-                    let outcome: StepOutcome = child.result().await?;
-                    Ok::<_, WorkflowTermination>(outcome)
+        let step = |position: i32| AnalyzeStepInput {
+            audit_id: input.audit_id.clone(),
+            position,
+            use_rlm: false,
+        };
+        // The same patch id as AuditWorkflow's: the same marker in both histories.
+        if ctx.patched(STEP_SLIDING_WINDOW_PATCH) {
+            run_sliding_window(
+                plan.step_positions.iter().copied(),
+                window,
+                |position| analyze_step(ctx.clone(), step(position)),
+                |_: StepOutcome| {},
+            )
+            .await?;
+        } else {
+            // Before the patch: chunks of `window`, each waiting for its slowest step.
+            for chunk in plan.step_positions.chunks(window) {
+                let children = chunk
+                    .iter()
+                    .map(|position| analyze_step(ctx.clone(), step(*position)));
+                for result in join_all(children).await {
+                    result?;
                 }
-            });
-            for result in join_all(children).await {
-                result?;
             }
         }
 
@@ -194,6 +196,23 @@ impl BareAuditWorkflow {
             steps: u32::try_from(plan.step_positions.len()).unwrap_or(u32::MAX),
         })
     }
+}
+
+/// One step as its `BareStepWorkflow` child, as `AuditWorkflow` runs an `AuditStepWorkflow`.
+async fn analyze_step(
+    ctx: WorkflowContext<BareAuditWorkflow>,
+    step: AnalyzeStepInput,
+) -> WorkflowResult<StepOutcome> {
+    let child = ctx
+        .start_child_workflow(
+            BareStepWorkflow::run,
+            step.clone(),
+            ChildWorkflowOptions::builder()
+                .workflow_id(ids::audit_step(&step.audit_id, step.position))
+                .build(),
+        )
+        .await?;
+    Ok(child.result().await?)
 }
 
 /// `TranscriptionWorkflow`'s shape: one no-op activity.

@@ -7,8 +7,9 @@
 //! process** (so its peak RSS and CPU time can be read from `/proc` before it is stopped):
 //!
 //! * **bare**: `BareAuditWorkflow` — a parent, one child per recording, one child per step
-//!   in windows, the same activities with the same options — on no-op activities, started
-//!   directly with the Temporal client, no database (`callaudit bench-bare-worker`);
+//!   in a sliding window, the same activities with the same options — on no-op activities,
+//!   started directly with the Temporal client, no database (`callaudit
+//!   bench-bare-worker`);
 //! * **project**: audits submitted through the real api (in this process, real HTTP) to a
 //!   real `callaudit worker`, Postgres (a database created for the run and dropped after)
 //!   and the simulators (in this process, zero latency), one distinct fiche per audit.

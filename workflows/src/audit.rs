@@ -4,6 +4,7 @@ use crate::failure::{can_record_failure, failure_chain};
 use crate::options::{db_activity, upstream_activity};
 use crate::step::AuditStepWorkflow;
 use crate::transcription::TranscriptionWorkflow;
+use crate::window::run_sliding_window;
 use callaudit_domain::activities::CallauditActivities;
 use callaudit_domain::workflow_io::{
     AnalyzeStepInput, AuditFailure, AuditProgress, AuditRef, AuditWorkflowInput,
@@ -13,8 +14,13 @@ use std::time::Duration;
 use temporalio_macros::{workflow, workflow_methods};
 use temporalio_workflow::{
     ChildWorkflowOptions, ChildWorkflowStartError, WorkflowContext, WorkflowContextView,
-    WorkflowResult, WorkflowTermination, join_all,
+    WorkflowResult, join_all,
 };
+
+/// Patch id of the sliding window of step children. Histories recorded before it ran the
+/// steps in chunks of `step_parallelism`, each waiting for its slowest step; they replay
+/// through that code path, every newer run takes the window.
+pub const STEP_SLIDING_WINDOW_PATCH: &str = "step-sliding-window";
 
 /// One audit: prerequisites, one child per step, then the summary.
 #[workflow]
@@ -112,31 +118,30 @@ impl AuditWorkflow {
 
         ctx.state_mut(|s| s.progress.phase = "analysis".into());
         let window = usize::try_from(input.step_parallelism.max(1)).unwrap_or(1);
-        for chunk in plan.step_positions.chunks(window) {
-            let children = chunk.iter().map(|position| {
-                let ctx = ctx.clone();
-                let step = AnalyzeStepInput {
-                    audit_id: input.audit_id.clone(),
-                    position: *position,
-                    use_rlm: input.use_rlm,
-                };
-                async move {
-                    let child = ctx
-                        .start_child_workflow(
-                            AuditStepWorkflow::run,
-                            step.clone(),
-                            ChildWorkflowOptions::builder()
-                                .workflow_id(ids::audit_step(&step.audit_id, step.position))
-                                .build(),
-                        )
-                        .await?;
-                    let outcome: StepOutcome = child.result().await?;
-                    Ok::<_, WorkflowTermination>(outcome)
+        let step = |position: i32| AnalyzeStepInput {
+            audit_id: input.audit_id.clone(),
+            position,
+            use_rlm: input.use_rlm,
+        };
+        if ctx.patched(STEP_SLIDING_WINDOW_PATCH) {
+            // At most `window` steps at once, the next one started as soon as any finishes.
+            run_sliding_window(
+                plan.step_positions.iter().copied(),
+                window,
+                |position| analyze_step(ctx.clone(), step(position)),
+                |_: StepOutcome| ctx.state_mut(|s| s.progress.steps_done += 1),
+            )
+            .await?;
+        } else {
+            // Before the patch: chunks of `window`, each waiting for its slowest step.
+            for chunk in plan.step_positions.chunks(window) {
+                let children = chunk
+                    .iter()
+                    .map(|position| analyze_step(ctx.clone(), step(*position)));
+                for result in join_all(children).await {
+                    result?;
+                    ctx.state_mut(|s| s.progress.steps_done += 1);
                 }
-            });
-            for result in join_all(children).await {
-                result?;
-                ctx.state_mut(|s| s.progress.steps_done += 1);
             }
         }
 
@@ -151,6 +156,23 @@ impl AuditWorkflow {
             steps: steps_total,
         })
     }
+}
+
+/// Runs one step as its `AuditStepWorkflow` child (`audit:{id}:step:{position}`).
+async fn analyze_step(
+    ctx: WorkflowContext<AuditWorkflow>,
+    step: AnalyzeStepInput,
+) -> WorkflowResult<StepOutcome> {
+    let child = ctx
+        .start_child_workflow(
+            AuditStepWorkflow::run,
+            step.clone(),
+            ChildWorkflowOptions::builder()
+                .workflow_id(ids::audit_step(&step.audit_id, step.position))
+                .build(),
+        )
+        .await?;
+    Ok(child.result().await?)
 }
 
 /// Starts the recording's `TranscriptionWorkflow`; when another audit already runs it

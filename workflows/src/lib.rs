@@ -4,15 +4,17 @@
 //! without `ctx.patched`.
 //!
 //! One file per workflow (`audit`, `step`, `transcription`); `options` holds the retry
-//! policies and activity options they share, `failure` how a failure is recorded.
+//! policies and activity options they share, `failure` how a failure is recorded,
+//! `window` the sliding window the audit runs its steps in.
 
 mod audit;
 mod failure;
 pub mod options;
 mod step;
 mod transcription;
+pub mod window;
 
-pub use audit::AuditWorkflow;
+pub use audit::{AuditWorkflow, STEP_SLIDING_WINDOW_PATCH};
 pub use failure::failure_chain;
 pub use step::AuditStepWorkflow;
 pub use transcription::TranscriptionWorkflow;
