@@ -66,24 +66,40 @@ pub(crate) struct Scenario {
 impl Scenario {
     /// With an api that checks fiches against the simulated CRM before audits.
     pub(crate) async fn new(label: &str, sim: callaudit_sim::SimConfig) -> Scenario {
-        Self::build(label, sim, true).await
+        Self::build(label, sim, true, 3).await
     }
 
     /// With an api that has no CRM configured: the workers fetch every fiche.
     pub(crate) async fn without_api_crm(label: &str, sim: callaudit_sim::SimConfig) -> Scenario {
-        Self::build(label, sim, false).await
+        Self::build(label, sim, false, 3).await
     }
 
-    async fn build(label: &str, sim: callaudit_sim::SimConfig, api_crm: bool) -> Scenario {
+    /// Like [`Scenario::without_api_crm`], audits analysing `step_parallelism` steps at once
+    /// (3 otherwise).
+    pub(crate) async fn without_api_crm_stepping(
+        label: &str,
+        sim: callaudit_sim::SimConfig,
+        step_parallelism: u32,
+    ) -> Scenario {
+        Self::build(label, sim, false, step_parallelism).await
+    }
+
+    async fn build(
+        label: &str,
+        sim: callaudit_sim::SimConfig,
+        api_crm: bool,
+        step_parallelism: u32,
+    ) -> Scenario {
         let db = test_db(label).await;
         let queue = task_queue(label);
         let (sim, _) = callaudit_sim::spawn("127.0.0.1:0", callaudit_sim::SimState::new(sim))
             .await
             .expect("sim");
-        let api = spawn_api_with_crm(
+        let api = spawn_api_stepping(
             &db.url,
             temporal_settings(&temporal_address(), &queue),
             api_crm.then(|| format!("http://{sim}/crm")),
+            step_parallelism,
         )
         .await;
         let auditor = api.token_for("auditor").await;

@@ -3,18 +3,26 @@
 //! issued (order, activity or child types and ids) fails here before it can break the
 //! audits in flight in production. Re-record deliberately, after a versioned change
 //! (`ctx.patched`), with:
-//! `CALLAUDIT_RECORD_HISTORIES=1 cargo test -p callaudit --test e2e replay::record -- --ignored`.
+//! `CALLAUDIT_RECORD_HISTORIES=1 cargo test -p callaudit --test e2e replay::record -- --ignored`
+//! (see [`record`] for which files it writes).
 
 use crate::support::*;
 use callaudit_bench::bare::{
     BareAuditInput, BareAuditWorkflow, BareStepWorkflow, BareTranscriptionWorkflow,
 };
 use callaudit_domain::workflow_io::{AuditWorkflowInput, AuditWorkflowOutput};
-use callaudit_workflows::{AuditStepWorkflow, AuditWorkflow, TranscriptionWorkflow};
+use callaudit_workflows::{
+    AuditStepWorkflow, AuditWorkflow, STEP_SLIDING_WINDOW_PATCH, TranscriptionWorkflow,
+};
+use std::collections::BTreeSet;
 use std::path::PathBuf;
 use std::time::Duration;
 use temporalio_client::{WorkflowExecutionInfo, WorkflowFetchHistoryOptions, WorkflowHistory};
+use temporalio_common::protos::coresdk::common::{
+    build_has_change_marker_details, decode_change_marker_details,
+};
 use temporalio_common::protos::temporal::api::history::v1::history_event::Attributes;
+use temporalio_common::protos::temporal::api::history::v1::{History, HistoryEvent};
 use temporalio_sdk::workflow_replayer::{
     WorkflowReplayError, WorkflowReplayFailure, WorkflowReplayer, WorkflowReplayerOptions,
 };
@@ -23,7 +31,13 @@ use temporalio_sdk::workflow_replayer::{
 const HISTORIES: &[(&str, &str)] = &[
     (
         "audit_completed.json",
-        "AuditWorkflow: 2 transcription children, 4 step children, finalize",
+        "AuditWorkflow before the step-sliding-window patch: a transcription child, 4 step \
+         children in chunks of 3, finalize",
+    ),
+    (
+        "audit_sliding_window.json",
+        "AuditWorkflow with the step-sliding-window patch: a transcription child, 4 step \
+         children in a sliding window of 2, finalize",
     ),
     (
         "audit_failed.json",
@@ -33,7 +47,13 @@ const HISTORIES: &[(&str, &str)] = &[
     ("transcription.json", "TranscriptionWorkflow"),
     (
         "bare_audit.json",
-        "BareAuditWorkflow (bench baseline): 2 transcription children, 2 step children",
+        "BareAuditWorkflow (bench baseline) before the step-sliding-window patch: 2 \
+         transcription children, 2 step children",
+    ),
+    (
+        "bare_audit_sliding_window.json",
+        "BareAuditWorkflow with the step-sliding-window patch: 2 transcription children, 4 \
+         step children in a sliding window of 2",
     ),
     ("bare_step.json", "BareStepWorkflow"),
     ("bare_transcription.json", "BareTranscriptionWorkflow"),
@@ -128,6 +148,126 @@ async fn an_incompatible_change_to_the_audit_workflow_is_reported_as_nondetermin
     );
 }
 
+/// The step window the sliding-window histories were recorded with.
+const RECORDED_WINDOW: usize = 2;
+
+/// Runs recorded at most, until one shows the window sliding (see [`record`]).
+const RECORD_ATTEMPTS: usize = 5;
+
+async fn events(file: &str) -> Vec<HistoryEvent> {
+    load(file).into_events().await.expect("events")
+}
+
+/// The patch ids of the history's patch markers, with their `deprecated` flag.
+fn patch_markers(events: &[HistoryEvent]) -> Vec<(String, bool)> {
+    events
+        .iter()
+        .filter_map(|e| match &e.attributes {
+            Some(Attributes::MarkerRecordedEventAttributes(m)) => {
+                decode_change_marker_details(&m.details)
+            }
+            _ => None,
+        })
+        .collect()
+}
+
+/// Whether a recorded parent (JSON) shows the window of [`RECORDED_WINDOW`] sliding.
+async fn slid(parent: &[u8]) -> bool {
+    let events = WorkflowHistory::from_json(parent)
+        .expect("parent history")
+        .into_events()
+        .await
+        .expect("events");
+    a_step_started_before_its_chunk_could(&events, RECORDED_WINDOW)
+}
+
+/// Whether a step child started while one of an earlier chunk of `width` was still
+/// running: what the sliding window does and chunks never do. (When every step finishes
+/// along with its chunk, both start the same children at the same points.)
+fn a_step_started_before_its_chunk_could(events: &[HistoryEvent], width: usize) -> bool {
+    let mut started: Vec<&str> = Vec::new();
+    let mut finished: BTreeSet<&str> = BTreeSet::new();
+    for e in events {
+        match &e.attributes {
+            Some(Attributes::StartChildWorkflowExecutionInitiatedEventAttributes(a))
+                if a.workflow_id.contains(":step:") =>
+            {
+                let chunk = started.len() / width;
+                let earlier_chunk_running = started
+                    .iter()
+                    .enumerate()
+                    .any(|(i, id)| i / width < chunk && !finished.contains(id));
+                if earlier_chunk_running {
+                    return true;
+                }
+                started.push(&a.workflow_id);
+            }
+            Some(Attributes::ChildWorkflowExecutionCompletedEventAttributes(a)) => {
+                if let Some(x) = &a.workflow_execution {
+                    finished.insert(&x.workflow_id);
+                }
+            }
+            _ => {}
+        }
+    }
+    false
+}
+
+#[tokio::test]
+async fn the_sliding_window_histories_carry_the_patch_and_the_old_ones_do_not() {
+    let patched = vec![(STEP_SLIDING_WINDOW_PATCH.to_string(), false)];
+    for file in [
+        "audit_sliding_window.json",
+        "bare_audit_sliding_window.json",
+    ] {
+        assert_eq!(patch_markers(&events(file).await), patched, "{file}");
+    }
+    for file in ["audit_completed.json", "bare_audit.json"] {
+        assert!(patch_markers(&events(file).await).is_empty(), "{file}");
+    }
+    let audit = events("audit_sliding_window.json").await;
+    assert!(
+        a_step_started_before_its_chunk_could(&audit, RECORDED_WINDOW),
+        "audit_sliding_window.json shows no step starting while an earlier chunk ran"
+    );
+    assert!(
+        !a_step_started_before_its_chunk_could(&events("audit_completed.json").await, 3),
+        "the chunked history shows a sliding window"
+    );
+}
+
+/// Without its patch marker (made a deprecated marker of another id, which replay skips),
+/// the sliding-window history replays through the chunked path, which must not match it:
+/// the recorded run really started a step before its chunk could have.
+#[tokio::test]
+async fn the_sliding_window_history_does_not_replay_through_the_chunked_path() {
+    let mut events = events("audit_sliding_window.json").await;
+    let mut withdrawn = 0;
+    for e in &mut events {
+        if let Some(Attributes::MarkerRecordedEventAttributes(m)) = &mut e.attributes
+            && decode_change_marker_details(&m.details)
+                .is_some_and(|(id, _)| id == STEP_SLIDING_WINDOW_PATCH)
+        {
+            m.details = build_has_change_marker_details("step-sliding-window-withdrawn", true)
+                .expect("marker details");
+            withdrawn += 1;
+        }
+    }
+    assert_eq!(withdrawn, 1, "one patch marker");
+    let history = WorkflowHistory::from(History { events });
+    let result = replayer().replay_workflow(history).await;
+    // The chunked path waits where the window started the next step.
+    assert!(
+        matches!(
+            &result,
+            Err(WorkflowReplayError::Replay(
+                WorkflowReplayFailure::Nondeterminism { message }
+            )) if message.contains("StartChildWorkflowExecutionInitiated")
+        ),
+        "expected a nondeterminism error on a step child's start, got {result:?}"
+    );
+}
+
 async fn fetch(
     client: &temporalio_client::Client,
     workflow_id: &str,
@@ -145,36 +285,61 @@ async fn fetch(
         .unwrap_or_else(|e| panic!("history of {workflow_id}: {e}"))
 }
 
-/// Records the histories from real runs (the audit's children are pinned by run id).
+/// Records histories from real runs (the audit's children are pinned by run id), with
+/// `CALLAUDIT_RECORD_HISTORIES` set:
+///
+/// * `1`: only the histories of the current step window, `audit_sliding_window.json` and
+///   `bare_audit_sliding_window.json` (4 steps, 2 at once; the audit is run again, up to
+///   [`RECORD_ATTEMPTS`] times, until a step starts before its chunk could have);
+/// * `all`: also those the `step-sliding-window` patch does not change (a failed audit,
+///   the children, the bare children).
+///
+/// `audit_completed.json` and `bare_audit.json` are never rewritten: recorded before the
+/// patch, they keep the chunked path replaying, and today's code would record the window.
 #[tokio::test(flavor = "multi_thread")]
 #[ignore = "records tests/histories; run deliberately (see the module docs)"]
 async fn record() {
+    let mode = std::env::var("CALLAUDIT_RECORD_HISTORIES").unwrap_or_default();
     assert!(
-        std::env::var("CALLAUDIT_RECORD_HISTORIES").is_ok(),
-        "set CALLAUDIT_RECORD_HISTORIES=1 to overwrite tests/histories"
+        mode == "1" || mode == "all",
+        "set CALLAUDIT_RECORD_HISTORIES=1 (or =all) to write tests/histories"
     );
-    let sc = crate::audit_pipeline::Scenario::without_api_crm("record", Default::default()).await;
-    let config = sc.config(4).await;
-    let _worker = sc.worker(&[]);
-    let ok = sc.run("FICHE-1005", &config).await;
-    sc.completed(&ok).await;
-    let failed = sc.run("FICHE-0000", &config).await;
-    wait_for("the audit to fail", Duration::from_secs(60), || async {
-        (sc.audit(&failed).await["status"] == "failed").then_some(())
-    })
-    .await;
-
+    let window = u32::try_from(RECORDED_WINDOW).expect("window");
     let client = callaudit_api::temporal::connect(
-        &temporal_settings(&temporal_address(), &sc.queue),
+        &temporal_settings(&temporal_address(), "record"),
         Duration::from_secs(5),
     )
     .await
     .expect("temporal");
-    let parent = fetch(&client, &format!("audit:{ok}"), None).await;
-    let (step_id, step_run) = started_child(&parent, &format!("audit:{ok}:step:")).await;
-    let (tr_id, tr_run) = started_child(&parent, "transcribe:").await;
 
-    // The bench's bare baseline, run by `callaudit bench-bare-worker`.
+    // A fresh scenario per attempt: a second audit of the fiche would reuse its transcript.
+    let mut attempt = 0;
+    let (sc, _worker, config, ok, parent) = loop {
+        attempt += 1;
+        let sc = crate::audit_pipeline::Scenario::without_api_crm_stepping(
+            "record",
+            Default::default(),
+            window,
+        )
+        .await;
+        let config = sc.config(4).await;
+        let worker = sc.worker(&[]);
+        let ok = sc.run("FICHE-1005", &config).await;
+        sc.completed(&ok).await;
+        let parent = fetch(&client, &format!("audit:{ok}"), None).await;
+        if slid(&parent).await {
+            break (sc, worker, config, ok, parent);
+        }
+        assert!(
+            attempt < RECORD_ATTEMPTS,
+            "in {RECORD_ATTEMPTS} audits every step finished along with its chunk: no \
+             history shows the window sliding"
+        );
+    };
+
+    // The bench's bare baseline, run by `callaudit bench-bare-worker`. Its no-op steps
+    // often finish together: the first run that shows the window sliding is kept, else
+    // the last one (it still covers the patched path).
     let bare_queue = task_queue("record-bare");
     let _bare_worker = ChildGuard(
         std::process::Command::new(bin())
@@ -187,55 +352,78 @@ async fn record() {
             .spawn()
             .expect("spawn bench-bare-worker"),
     );
-    let bare_id = format!("record-bare-{}", uuid::Uuid::new_v4().simple());
-    let handle = client
-        .start_workflow(
-            BareAuditWorkflow::run,
-            BareAuditInput {
-                audit_id: bare_id.clone(),
-                fiche_id: format!("{bare_id}-fiche"),
-                steps: 2,
-                recordings: 2,
-                step_parallelism: 3,
-            },
-            temporalio_client::WorkflowStartOptions::new(bare_queue, format!("audit:{bare_id}"))
+    let mut bare = None;
+    for _ in 0..RECORD_ATTEMPTS {
+        let bare_id = format!("record-bare-{}", uuid::Uuid::new_v4().simple());
+        let handle = client
+            .start_workflow(
+                BareAuditWorkflow::run,
+                BareAuditInput {
+                    audit_id: bare_id.clone(),
+                    fiche_id: format!("{bare_id}-fiche"),
+                    steps: 4,
+                    recordings: 2,
+                    step_parallelism: window,
+                },
+                temporalio_client::WorkflowStartOptions::new(
+                    bare_queue.clone(),
+                    format!("audit:{bare_id}"),
+                )
                 .build(),
-        )
-        .await
-        .expect("start the bare audit");
-    handle
-        .get_result(Default::default())
-        .await
-        .expect("bare audit result");
-    let bare_parent = fetch(&client, &format!("audit:{bare_id}"), None).await;
-    let (bare_step_id, bare_step_run) =
-        started_child(&bare_parent, &format!("audit:{bare_id}:step:")).await;
-    let (bare_tr_id, bare_tr_run) = started_child(&bare_parent, "transcribe:").await;
+            )
+            .await
+            .expect("start the bare audit");
+        handle
+            .get_result(Default::default())
+            .await
+            .expect("bare audit result");
+        let history = fetch(&client, &format!("audit:{bare_id}"), None).await;
+        let done = slid(&history).await;
+        bare = Some((bare_id, history));
+        if done {
+            break;
+        }
+    }
+    let (bare_id, bare_parent) = bare.expect("a bare audit");
 
-    let files = [
-        ("audit_completed.json", parent),
-        (
-            "audit_failed.json",
-            fetch(&client, &format!("audit:{failed}"), None).await,
-        ),
-        (
-            "audit_step.json",
-            fetch(&client, &step_id, Some(step_run)).await,
-        ),
-        (
-            "transcription.json",
-            fetch(&client, &tr_id, Some(tr_run)).await,
-        ),
-        ("bare_audit.json", bare_parent),
-        (
-            "bare_step.json",
-            fetch(&client, &bare_step_id, Some(bare_step_run)).await,
-        ),
-        (
-            "bare_transcription.json",
-            fetch(&client, &bare_tr_id, Some(bare_tr_run)).await,
-        ),
+    let mut files = vec![
+        ("audit_sliding_window.json", parent.clone()),
+        ("bare_audit_sliding_window.json", bare_parent.clone()),
     ];
+    if mode == "all" {
+        let failed = sc.run("FICHE-0000", &config).await;
+        wait_for("the audit to fail", Duration::from_secs(60), || async {
+            (sc.audit(&failed).await["status"] == "failed").then_some(())
+        })
+        .await;
+        let (step_id, step_run) = started_child(&parent, &format!("audit:{ok}:step:")).await;
+        let (tr_id, tr_run) = started_child(&parent, "transcribe:").await;
+        let (bare_step_id, bare_step_run) =
+            started_child(&bare_parent, &format!("audit:{bare_id}:step:")).await;
+        let (bare_tr_id, bare_tr_run) = started_child(&bare_parent, "transcribe:").await;
+        files.extend([
+            (
+                "audit_failed.json",
+                fetch(&client, &format!("audit:{failed}"), None).await,
+            ),
+            (
+                "audit_step.json",
+                fetch(&client, &step_id, Some(step_run)).await,
+            ),
+            (
+                "transcription.json",
+                fetch(&client, &tr_id, Some(tr_run)).await,
+            ),
+            (
+                "bare_step.json",
+                fetch(&client, &bare_step_id, Some(bare_step_run)).await,
+            ),
+            (
+                "bare_transcription.json",
+                fetch(&client, &bare_tr_id, Some(bare_tr_run)).await,
+            ),
+        ]);
+    }
     for (file, json) in files {
         std::fs::write(history_path(file), json).expect("write history");
     }

@@ -78,6 +78,17 @@ pub async fn spawn_api_with_crm(
     settings: TemporalSettings,
     crm: Option<String>,
 ) -> TestApi {
+    spawn_api_stepping(database_url, settings, crm, 3).await
+}
+
+/// Like [`spawn_api_with_crm`], with audits analysing `step_parallelism` steps at once
+/// (3 elsewhere, as `AUDIT_STEP_PARALLELISM` defaults to).
+pub async fn spawn_api_stepping(
+    database_url: &str,
+    settings: TemporalSettings,
+    crm: Option<String>,
+    step_parallelism: u32,
+) -> TestApi {
     use poem::listener::{Acceptor, Listener};
     let pool = callaudit_db::connect_pool(database_url, 5).expect("pool");
     let fiches = callaudit_activities::fiches::FicheService {
@@ -103,7 +114,7 @@ pub async fn spawn_api_with_crm(
         metrics: Arc::new(Metrics::new()),
         events: hub,
         fiches,
-        step_parallelism: 3,
+        step_parallelism,
     };
     let acceptor = poem::listener::TcpListener::bind("127.0.0.1:0")
         .into_acceptor()
