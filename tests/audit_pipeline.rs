@@ -118,6 +118,17 @@ impl Scenario {
         spawn_worker_with(&self.db.url, &self.queue, &self.sim.to_string(), env)
     }
 
+    /// A worker whose stdout and stderr go to `log`.
+    pub(crate) fn worker_logged(&self, env: &[(&str, &str)], log: &std::path::Path) -> ChildGuard {
+        spawn_worker_logged(
+            &self.db.url,
+            &self.queue,
+            &self.sim.to_string(),
+            env,
+            Some(log),
+        )
+    }
+
     pub(crate) async fn config(&self, steps: usize) -> serde_json::Value {
         let (status, config) = self
             .api

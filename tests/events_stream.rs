@@ -19,15 +19,17 @@ async fn pending_audit(api: &TestApi) -> uuid::Uuid {
         .await
         .expect("config");
     let id = uuid::Uuid::new_v4();
-    callaudit_db::pipeline::create_audit(
+    callaudit_db::audits::create(
         &mut conn,
-        id,
-        "FICHE-1001",
-        config,
-        false,
-        &format!("audit:{id}"),
-        6,
-        None,
+        &callaudit_db::audits::NewAudit {
+            id,
+            fiche_id: "FICHE-1001",
+            audit_config_id: config,
+            use_rlm: false,
+            workflow_id: &format!("audit:{id}"),
+            steps_total: 6,
+            requested_by: None,
+        },
     )
     .await
     .expect("audit");

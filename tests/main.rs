@@ -10,4 +10,6 @@ mod bench_smoke;
 mod events_stream;
 mod fiches;
 mod foundation;
+mod observability;
 mod replay;
+mod stored_rows;

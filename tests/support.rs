@@ -3,11 +3,10 @@
 
 #![allow(dead_code)]
 
-use callaudit_api::temporal::{TemporalGateway, TemporalSettings};
-use callaudit_api::{AppState, events::EventHub, metrics::Metrics};
+use callaudit_api::AppState;
+use callaudit_api::temporal::TemporalSettings;
 use callaudit_db::testing::{TestDatabase, create_test_database};
 use std::future::Future;
-use std::sync::Arc;
 use std::time::Duration;
 
 /// Server-level Postgres URL the tests create their databases on.
@@ -90,32 +89,27 @@ pub async fn spawn_api_stepping(
     step_parallelism: u32,
 ) -> TestApi {
     use poem::listener::{Acceptor, Listener};
-    let pool = callaudit_db::connect_pool(database_url, 5).expect("pool");
-    let fiches = callaudit_activities::fiches::FicheService {
-        pool: pool.clone(),
-        crm: crm.map(|base| {
-            callaudit_activities::clients::CrmClient::new(
-                &base,
-                callaudit_domain::secret::Secret::normalized("sim-crm"),
-                Duration::from_secs(10),
-            )
-        }),
-        fetch_concurrency: 3,
-        search_concurrency: 1,
-        force_refresh_cooldown: Duration::from_secs(60),
-        holder: "test-api".into(),
-    };
-    let hub = EventHub::new();
-    tokio::spawn(hub.clone().run_listener(database_url.to_string()));
-    let state = AppState {
-        pool,
-        temporal: Arc::new(TemporalGateway::new(settings)),
+    let (state, _listener) = AppState::build(callaudit_api::state::ApiSettings {
+        database_url: database_url.to_string(),
+        pool_size: 5,
+        temporal: settings,
         token_ttl: chrono::Duration::hours(1),
-        metrics: Arc::new(Metrics::new()),
-        events: hub,
-        fiches,
         step_parallelism,
-    };
+        fiches: callaudit_upstream::fiches::FicheSettings {
+            crm: crm.map(|base| {
+                callaudit_upstream::crm::CrmClient::new(
+                    &base,
+                    callaudit_domain::secret::Secret::normalized("sim-crm"),
+                    Duration::from_secs(10),
+                )
+            }),
+            fetch_concurrency: 3,
+            search_concurrency: 1,
+            force_refresh_cooldown: Duration::from_secs(60),
+        },
+        holder: "test-api".into(),
+    })
+    .expect("api state");
     let acceptor = poem::listener::TcpListener::bind("127.0.0.1:0")
         .into_acceptor()
         .await

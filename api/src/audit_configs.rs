@@ -6,6 +6,7 @@ use crate::state::AppState;
 use callaudit_db::audit_configs::{self as db, DeleteOutcome, StoredAuditConfig};
 use callaudit_db::pool;
 use callaudit_domain::audit_config::{AuditConfigSpec, StepSpec};
+use callaudit_domain::rbac::Permission;
 use poem::web::Data;
 use poem_openapi::param::Path;
 use poem_openapi::payload::Json;
@@ -166,13 +167,14 @@ pub struct AuditConfigsApi;
 impl AuditConfigsApi {
     /// Create a configuration (validated: unique positions, weights ≥ 0, ≥ 1 control point per step).
     #[oai(path = "/api/audit-configs", method = "post")]
+    #[tracing::instrument(skip_all, name = "api.audit_configs.create")]
     async fn create(
         &self,
         auth: BearerAuth,
         state: Data<&AppState>,
         body: Json<AuditConfigBody>,
     ) -> Result<Created, ApiError> {
-        let who = auth.require("audit_configs", "write")?;
+        let who = auth.require(Permission::AUDIT_CONFIGS_WRITE)?;
         let spec = body.spec()?;
         let id = {
             let mut conn = pool::get(&state.pool).await?;
@@ -187,12 +189,13 @@ impl AuditConfigsApi {
 
     /// List configurations, newest first.
     #[oai(path = "/api/audit-configs", method = "get")]
+    #[tracing::instrument(skip_all, name = "api.audit_configs.list")]
     async fn list(
         &self,
         auth: BearerAuth,
         state: Data<&AppState>,
     ) -> Result<Json<Vec<AuditConfigSummary>>, ApiError> {
-        auth.require("audit_configs", "read")?;
+        auth.require(Permission::AUDIT_CONFIGS_READ)?;
         let mut conn = pool::get(&state.pool).await?;
         let rows = db::list(&mut conn).await?;
         Ok(Json(
@@ -210,18 +213,20 @@ impl AuditConfigsApi {
 
     /// One configuration with its steps and control points.
     #[oai(path = "/api/audit-configs/:id", method = "get")]
+    #[tracing::instrument(skip_all, name = "api.audit_configs.get", fields(audit_config.id = %id.0))]
     async fn get(
         &self,
         auth: BearerAuth,
         state: Data<&AppState>,
         id: Path<Uuid>,
     ) -> Result<Json<AuditConfigView>, ApiError> {
-        auth.require("audit_configs", "read")?;
+        auth.require(Permission::AUDIT_CONFIGS_READ)?;
         Ok(Json(load(&state, id.0).await?))
     }
 
     /// Replace a configuration (name, description, active, steps).
     #[oai(path = "/api/audit-configs/:id", method = "put")]
+    #[tracing::instrument(skip_all, name = "api.audit_configs.replace", fields(audit_config.id = %id.0))]
     async fn replace(
         &self,
         auth: BearerAuth,
@@ -229,7 +234,7 @@ impl AuditConfigsApi {
         id: Path<Uuid>,
         body: Json<AuditConfigBody>,
     ) -> Result<Json<AuditConfigView>, ApiError> {
-        auth.require("audit_configs", "write")?;
+        auth.require(Permission::AUDIT_CONFIGS_WRITE)?;
         let spec = body.spec()?;
         let mut conn = pool::get(&state.pool).await?;
         if !db::replace(&mut conn, id.0, &spec, body.active).await? {
@@ -244,13 +249,14 @@ impl AuditConfigsApi {
 
     /// Delete a configuration no audit uses (409 otherwise: deactivate it instead).
     #[oai(path = "/api/audit-configs/:id", method = "delete")]
+    #[tracing::instrument(skip_all, name = "api.audit_configs.delete", fields(audit_config.id = %id.0))]
     async fn delete(
         &self,
         auth: BearerAuth,
         state: Data<&AppState>,
         id: Path<Uuid>,
     ) -> Result<Deleted, ApiError> {
-        auth.require("audit_configs", "delete")?;
+        auth.require(Permission::AUDIT_CONFIGS_DELETE)?;
         let mut conn = pool::get(&state.pool).await?;
         match db::delete(&mut conn, id.0).await? {
             DeleteOutcome::Deleted => Ok(Deleted::NoContent),

@@ -2,15 +2,20 @@
 
 use crate::auth::{ApiTags, BearerAuth};
 use crate::error::ApiError;
-use crate::events::{Follow, StreamEvent};
+use crate::events::{TopicStream, resume_point, topic_stream};
 use crate::state::AppState;
-use callaudit_db::{pipeline, pool};
+use callaudit_db::audits::{self as audit_rows, AuditRow, NewAudit};
+use callaudit_db::pool;
+use callaudit_db::step_results::{self, StepResultRow};
+use callaudit_domain::events::AUDIT_TERMINAL;
+use callaudit_domain::rbac::Permission;
+use callaudit_domain::status::AuditStatus;
 use callaudit_domain::workflow_io::{AuditWorkflowInput, ids};
+use callaudit_upstream::heartbeat::Unsupervised;
 use callaudit_workflows::AuditWorkflow;
-use futures::stream::BoxStream;
 use poem::web::Data;
 use poem_openapi::param::{Header, Path, Query};
-use poem_openapi::payload::{EventStream, Json};
+use poem_openapi::payload::Json;
 use poem_openapi::{ApiResponse, Object, OpenApi};
 use temporalio_client::WorkflowStartOptions;
 use uuid::Uuid;
@@ -137,16 +142,16 @@ pub struct AuditPage {
     pub offset: i64,
 }
 
-fn view(a: pipeline::AuditRow, steps: Vec<pipeline::StepResultRow>) -> AuditView {
+fn view(a: AuditRow, steps: Vec<StepResultRow>) -> AuditView {
     AuditView {
         id: a.id,
         fiche_id: a.fiche_id,
         audit_config_id: a.audit_config_id,
-        status: a.status,
+        status: a.status.as_str().to_string(),
         use_rlm: a.use_rlm,
         workflow_id: a.workflow_id,
         score: a.score,
-        niveau: a.niveau,
+        niveau: a.niveau.map(|n| n.as_str().to_string()),
         critical: a.critical,
         steps_total: a.steps_total,
         steps_done: a.steps_done,
@@ -161,7 +166,7 @@ fn view(a: pipeline::AuditRow, steps: Vec<pipeline::StepResultRow>) -> AuditView
                 weight: s.weight,
                 critical: s.critical,
                 score: s.score,
-                conforme: s.conforme,
+                conforme: s.conforme.as_str().to_string(),
                 raw_result: s.raw_result,
                 model: s.model,
                 prompt_tokens: s.prompt_tokens,
@@ -178,13 +183,14 @@ pub struct AuditsApi;
 impl AuditsApi {
     /// Audit a fiche with a configuration: stores a pending audit and starts its workflow.
     #[oai(path = "/api/audits/run", method = "post")]
+    #[tracing::instrument(skip_all, name = "api.audits.run", fields(fiche.id = %body.fiche_id, audit.id = tracing::field::Empty))]
     async fn run(
         &self,
         auth: BearerAuth,
         state: Data<&AppState>,
         body: Json<RunAuditRequest>,
     ) -> Result<RunAuditResponse, ApiError> {
-        let who = auth.require("audits", "write")?;
+        let who = auth.require(Permission::AUDITS_WRITE)?;
         let use_rlm = body.use_rlm.or(body.use_rlm_camel).unwrap_or(false);
         let mut conn = pool::get(&state.pool).await?;
         let config = callaudit_db::audit_configs::get(&mut conn, body.audit_config_id)
@@ -206,30 +212,33 @@ impl AuditsApi {
             .ensure(
                 &body.fiche_id,
                 false,
-                None,
+                &Unsupervised,
                 Some(crate::fiches::CRM_SLOT_WAIT),
             )
             .await
         {
             Ok(_) => {}
-            Err(callaudit_activities::fiches::FicheError::NotConfigured) => {
+            Err(callaudit_upstream::fiches::FicheError::NotConfigured) => {
                 tracing::debug!("CRM not configured in the api: the workflow checks the fiche");
             }
             Err(e) => return Err(e.into()),
         }
         let mut conn = pool::get(&state.pool).await?;
         let audit_id = Uuid::new_v4();
+        tracing::Span::current().record("audit.id", tracing::field::display(audit_id));
         let workflow_id = ids::audit(&audit_id.to_string());
         let steps_total = i32::try_from(config.spec.steps.len()).unwrap_or(i32::MAX);
-        pipeline::create_audit(
+        audit_rows::create(
             &mut conn,
-            audit_id,
-            &body.fiche_id,
-            config.id,
-            use_rlm,
-            &workflow_id,
-            steps_total,
-            Some(who.user.id),
+            &NewAudit {
+                id: audit_id,
+                fiche_id: &body.fiche_id,
+                audit_config_id: config.id,
+                use_rlm,
+                workflow_id: &workflow_id,
+                steps_total,
+                requested_by: Some(who.user.id),
+            },
         )
         .await?;
         let input = AuditWorkflowInput {
@@ -256,7 +265,7 @@ impl AuditsApi {
         .await;
         if let Err(e) = started {
             // Nothing half-created: the audit row goes away with the failed start.
-            let _ = pipeline::delete_pending_audit(&mut conn, audit_id).await;
+            let _ = audit_rows::delete_pending(&mut conn, audit_id).await;
             tracing::warn!(error = %e, "starting AuditWorkflow failed");
             return Err(ApiError::unavailable(
                 "the workflow engine is unavailable; nothing was started, retry later",
@@ -265,7 +274,7 @@ impl AuditsApi {
         Ok(RunAuditResponse::Accepted(Json(RunAuditAccepted {
             audit_id,
             workflow_id: workflow_id.clone(),
-            status: "pending".into(),
+            status: AuditStatus::Pending.as_str().into(),
             links: AuditLinks {
                 audit: format!("/api/audits/{audit_id}"),
                 events: format!("/api/audits/{audit_id}/events"),
@@ -276,18 +285,19 @@ impl AuditsApi {
 
     /// One audit: summary, steps, control points and citations.
     #[oai(path = "/api/audits/:id", method = "get")]
+    #[tracing::instrument(skip_all, name = "api.audits.get", fields(audit.id = %id.0))]
     async fn get(
         &self,
         auth: BearerAuth,
         state: Data<&AppState>,
         id: Path<Uuid>,
     ) -> Result<Json<AuditView>, ApiError> {
-        auth.require("audits", "read")?;
+        auth.require(Permission::AUDITS_READ)?;
         let mut conn = pool::get(&state.pool).await?;
-        let audit = pipeline::get_audit(&mut conn, id.0)
+        let audit = audit_rows::get(&mut conn, id.0)
             .await?
             .ok_or_else(|| ApiError::not_found(format!("audit {} not found", id.0)))?;
-        let steps = pipeline::step_results(&mut conn, id.0).await?;
+        let steps = step_results::of_audit(&mut conn, id.0).await?;
         Ok(Json(view(audit, steps)))
     }
 
@@ -296,6 +306,7 @@ impl AuditsApi {
     /// `audit.completed` or `audit.failed`. Each SSE `id:` is the event id, `event:` its
     /// type, `data:` the event as JSON.
     #[oai(path = "/api/audits/:id/events", method = "get")]
+    #[tracing::instrument(skip_all, name = "api.audits.events", fields(audit.id = %id.0))]
     async fn events(
         &self,
         auth: BearerAuth,
@@ -303,48 +314,26 @@ impl AuditsApi {
         id: Path<Uuid>,
         #[oai(name = "Last-Event-ID")] last_event_id: Header<Option<String>>,
         #[oai(validator(minimum(value = "0")))] after: Query<Option<i64>>,
-    ) -> Result<EventStream<BoxStream<'static, StreamEvent>>, ApiError> {
-        auth.require("audits", "read")?;
-        let after = match last_event_id.0.as_deref().map(str::trim) {
-            Some(raw) if !raw.is_empty() => {
-                raw.parse::<i64>().ok().filter(|v| *v >= 0).ok_or_else(|| {
-                    ApiError::bad_request(format!(
-                        "Last-Event-ID must be a non-negative event id, got {raw:?}"
-                    ))
-                })?
-            }
-            _ => after.0.unwrap_or(0),
-        };
+    ) -> Result<TopicStream, ApiError> {
+        auth.require(Permission::AUDITS_READ)?;
+        let after = resume_point(last_event_id.0.as_deref(), after.0)?;
         {
             let mut conn = pool::get(&state.pool).await?;
-            if pipeline::get_audit(&mut conn, id.0).await?.is_none() {
+            if audit_rows::get(&mut conn, id.0).await?.is_none() {
                 return Err(ApiError::not_found(format!("audit {} not found", id.0)));
             }
         }
-        let stream = crate::events::follow(
-            state.pool.clone(),
-            state.events.clone(),
-            Follow {
-                topic: ids::audit_topic(&id.0.to_string()),
-                after,
-                terminal: &["audit.completed", "audit.failed"],
-                poll: std::time::Duration::from_secs(5),
-            },
-        );
-        Ok(
-            EventStream::new(Box::pin(stream) as BoxStream<'static, StreamEvent>)
-                .keep_alive(std::time::Duration::from_secs(15))
-                .to_event(|e| {
-                    use poem_openapi::types::ToJSON;
-                    poem::web::sse::Event::message(e.to_json_string())
-                        .id(e.id.to_string())
-                        .event_type(e.kind)
-                }),
-        )
+        Ok(topic_stream(
+            &state,
+            ids::audit_topic(&id.0.to_string()),
+            after,
+            AUDIT_TERMINAL,
+        ))
     }
 
     /// Audits, newest first, optionally of one fiche.
     #[oai(path = "/api/audits", method = "get")]
+    #[tracing::instrument(skip_all, name = "api.audits.list")]
     async fn list(
         &self,
         auth: BearerAuth,
@@ -357,13 +346,12 @@ impl AuditsApi {
         limit: Query<i64>,
         #[oai(default, validator(minimum(value = "0")))] offset: Query<i64>,
     ) -> Result<Json<AuditPage>, ApiError> {
-        auth.require("audits", "read")?;
+        auth.require(Permission::AUDITS_READ)?;
         let mut conn = pool::get(&state.pool).await?;
-        let (rows, total) =
-            pipeline::list_audits(&mut conn, fiche_id.0.as_deref(), limit.0, offset.0).await?;
+        let page = audit_rows::list(&mut conn, fiche_id.0.as_deref(), limit.0, offset.0).await?;
         Ok(Json(AuditPage {
-            items: rows.into_iter().map(|a| view(a, vec![])).collect(),
-            total,
+            items: page.rows.into_iter().map(|a| view(a, vec![])).collect(),
+            total: page.total,
             limit: limit.0,
             offset: offset.0,
         }))

@@ -4,6 +4,7 @@ use crate::error::ApiError;
 use crate::state::AppState;
 use callaudit_db::auth::{self as db_auth, Principal};
 use callaudit_db::pool;
+use callaudit_domain::rbac::Permission;
 use poem::Request;
 use poem::web::Data;
 use poem_openapi::auth::Bearer;
@@ -43,13 +44,13 @@ async fn check_bearer(req: &Request, bearer: Bearer) -> poem::Result<Principal> 
 }
 
 impl BearerAuth {
-    /// The principal if it holds `resource:action`, else 403 naming the permission.
-    pub fn require(&self, resource: &str, action: &str) -> Result<&Principal, ApiError> {
-        if self.0.can(resource, action) {
+    /// The principal if it holds `permission`, else 403 naming the permission.
+    pub fn require(&self, permission: Permission) -> Result<&Principal, ApiError> {
+        if self.0.can(permission) {
             Ok(&self.0)
         } else {
             Err(ApiError::forbidden(format!(
-                "permission {resource}:{action} required (your roles: {})",
+                "permission {permission} required (your roles: {})",
                 if self.0.roles.is_empty() {
                     "none".to_string()
                 } else {
@@ -118,6 +119,7 @@ pub struct AuthApi;
 impl AuthApi {
     /// Exchange e-mail and password for a bearer token.
     #[oai(path = "/api/auth/login", method = "post")]
+    #[tracing::instrument(skip_all, name = "api.auth.login")]
     async fn login(
         &self,
         state: Data<&AppState>,
@@ -137,6 +139,7 @@ impl AuthApi {
 
     /// Who the bearer token belongs to, with roles and permissions.
     #[oai(path = "/api/auth/me", method = "get")]
+    #[tracing::instrument(skip_all, name = "api.auth.me")]
     async fn me(&self, auth: BearerAuth) -> Result<Json<Me>, ApiError> {
         Ok(Json(Me::from(&auth.0)))
     }

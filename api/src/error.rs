@@ -67,9 +67,9 @@ pub enum ApiError {
     Internal(Json<ErrorBody>),
 }
 
-impl From<callaudit_activities::fiches::FicheError> for ApiError {
-    fn from(e: callaudit_activities::fiches::FicheError) -> Self {
-        use callaudit_activities::fiches::FicheError;
+impl From<callaudit_upstream::fiches::FicheError> for ApiError {
+    fn from(e: callaudit_upstream::fiches::FicheError) -> Self {
+        use callaudit_upstream::fiches::FicheError;
         match &e {
             FicheError::NotFound(_) => ApiError::not_found(e.to_string()),
             FicheError::NotConfigured => ApiError::unavailable(e.to_string()),

@@ -1,7 +1,15 @@
 //! One LISTEN connection per api replica fans notified topics out to every SSE stream
 //! of that replica; streams then read the rows themselves (so a missed notification
 //! only delays an event until the next poll, it never loses one).
+//!
+//! [`resume_point`] and [`topic_stream`] are the whole of an SSE endpoint: a route that
+//! streams a topic (audits today; batches, fetch jobs, automation runs and chat next)
+//! checks access and existence, then returns `topic_stream(state, topic, resume_point(..)?,
+//! terminal)`.
 
+use crate::error::ApiError;
+use crate::state::AppState;
+use futures::stream::BoxStream;
 use tokio::sync::broadcast;
 
 /// Broadcasts notified topics.
@@ -82,6 +90,53 @@ pub struct Follow {
     pub terminal: &'static [&'static str],
     /// Re-read even without a notification this often (a lost NOTIFY costs at most this).
     pub poll: std::time::Duration,
+}
+
+/// A stream of [`StreamEvent`]s as Server-Sent Events.
+pub type TopicStream = poem_openapi::payload::EventStream<BoxStream<'static, StreamEvent>>;
+
+/// Where a client resumes: after its `Last-Event-ID` header when it sends one (a browser
+/// reconnecting), else after `?after=`, else from the start. A malformed header is a 400.
+pub fn resume_point(last_event_id: Option<&str>, after: Option<i64>) -> Result<i64, ApiError> {
+    match last_event_id.map(str::trim) {
+        Some(raw) if !raw.is_empty() => {
+            raw.parse::<i64>().ok().filter(|v| *v >= 0).ok_or_else(|| {
+                ApiError::bad_request(format!(
+                    "Last-Event-ID must be a non-negative event id, got {raw:?}"
+                ))
+            })
+        }
+        _ => Ok(after.unwrap_or(0)),
+    }
+}
+
+/// The SSE response following `topic` from `after` until one of `terminal` (each `id:`
+/// is the event id, `event:` its type, `data:` the event as JSON; a comment every 15 s
+/// keeps proxies from closing an idle stream).
+pub fn topic_stream(
+    state: &AppState,
+    topic: String,
+    after: i64,
+    terminal: &'static [&'static str],
+) -> TopicStream {
+    let stream = follow(
+        state.pool.clone(),
+        state.events.clone(),
+        Follow {
+            topic,
+            after,
+            terminal,
+            poll: std::time::Duration::from_secs(5),
+        },
+    );
+    poem_openapi::payload::EventStream::new(Box::pin(stream) as BoxStream<'static, StreamEvent>)
+        .keep_alive(std::time::Duration::from_secs(15))
+        .to_event(|e| {
+            use poem_openapi::types::ToJSON;
+            poem::web::sse::Event::message(e.to_json_string())
+                .id(e.id.to_string())
+                .event_type(e.kind)
+        })
 }
 
 /// Rows read per query while catching up.

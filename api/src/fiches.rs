@@ -4,8 +4,10 @@
 use crate::auth::{ApiTags, BearerAuth};
 use crate::error::ApiError;
 use crate::state::AppState;
-use callaudit_activities::fiches::ForceRefresh;
-use callaudit_db::{pipeline, pool};
+use callaudit_db::{fiches as fiche_rows, pool};
+use callaudit_domain::rbac::Permission;
+use callaudit_upstream::fiches::ForceRefresh;
+use callaudit_upstream::heartbeat::Unsupervised;
 use poem::web::Data;
 use poem_openapi::param::{Path, Query};
 use poem_openapi::payload::Json;
@@ -95,6 +97,7 @@ impl FichesApi {
     /// Sales with calls on a day (CRM `sales-with-calls`, under the global search cap);
     /// each is stored as a partial fiche flagged `_salesListOnly`.
     #[oai(path = "/api/fiches/sales", method = "get")]
+    #[tracing::instrument(skip_all, name = "api.fiches.sales")]
     async fn sales(
         &self,
         auth: BearerAuth,
@@ -102,7 +105,7 @@ impl FichesApi {
         /// Day, `YYYY-MM-DD`.
         date: Query<String>,
     ) -> Result<Json<SalesPage>, ApiError> {
-        auth.require("fiches", "read")?;
+        auth.require(Permission::FICHES_READ)?;
         let day = chrono::NaiveDate::parse_from_str(date.0.trim(), "%Y-%m-%d").map_err(|_| {
             ApiError::bad_request(format!(
                 "date must be a calendar day YYYY-MM-DD, got {:?}",
@@ -111,21 +114,19 @@ impl FichesApi {
         })?;
         let fiches = state
             .fiches
-            .sales_search(day, None, Some(CRM_SLOT_WAIT))
+            .sales_search(day, &Unsupervised, Some(CRM_SLOT_WAIT))
             .await?;
         Ok(Json(SalesPage {
             date: day.format("%Y-%m-%d").to_string(),
             fiches: fiches
                 .into_iter()
-                .filter_map(|f| {
-                    Some(SaleItem {
-                        fiche_id: f["fiche_id"].as_str()?.to_string(),
-                        groupe: f["groupe"].as_str().map(str::to_string),
-                        date_vente: f["date_vente"].as_str().map(str::to_string),
-                        client: f["client"].clone(),
-                        recordings_count: f["recordings_count"].as_i64().unwrap_or(0),
-                        sales_list_only: true,
-                    })
+                .map(|f| SaleItem {
+                    fiche_id: f.fiche_id,
+                    groupe: f.groupe,
+                    date_vente: f.date_vente,
+                    client: f.client,
+                    recordings_count: f.recordings_count,
+                    sales_list_only: true,
                 })
                 .collect(),
         }))
@@ -136,6 +137,7 @@ impl FichesApi {
     /// again, at most once per `FICHE_FORCE_REFRESH_COOLDOWN_MS` per fiche; inside the
     /// cooldown the cached fiche is returned with `force_refresh: "cooldown"`.
     #[oai(path = "/api/fiches/:fiche_id", method = "get")]
+    #[tracing::instrument(skip_all, name = "api.fiches.get", fields(fiche.id = %fiche_id.0))]
     async fn get(
         &self,
         auth: BearerAuth,
@@ -144,16 +146,24 @@ impl FichesApi {
         fiche_id: Path<String>,
         #[oai(default)] force_refresh: Query<bool>,
     ) -> Result<Json<FicheView>, ApiError> {
-        auth.require("fiches", "read")?;
+        auth.require(Permission::FICHES_READ)?;
         if force_refresh.0 {
-            auth.require("fiches", "write")?;
+            auth.require(Permission::FICHES_WRITE)?;
         }
         let ensured = state
             .fiches
-            .ensure(&fiche_id.0, force_refresh.0, None, Some(CRM_SLOT_WAIT))
+            .ensure(
+                &fiche_id.0,
+                force_refresh.0,
+                &Unsupervised,
+                Some(CRM_SLOT_WAIT),
+            )
             .await?;
         let mut conn = pool::get(&state.pool).await?;
-        let (row, recs) = pipeline::get_fiche(&mut conn, &fiche_id.0)
+        let fiche_rows::FicheWithRecordings {
+            fiche: row,
+            recordings: recs,
+        } = fiche_rows::get(&mut conn, &fiche_id.0)
             .await?
             .ok_or_else(|| ApiError::not_found(format!("fiche {} not found", fiche_id.0)))?;
         let (force, retry_after) = match ensured.force_refresh {

@@ -1,9 +1,11 @@
-//! Shared state of the api process.
+//! Shared state of the api process, built in one place ([`AppState::build`]) for the
+//! binary, the bench and the tests alike.
 
 use crate::events::EventHub;
 use crate::metrics::Metrics;
-use crate::temporal::TemporalGateway;
+use crate::temporal::{TemporalGateway, TemporalSettings};
 use callaudit_db::Pool;
+use callaudit_upstream::fiches::{FicheService, FicheSettings};
 use std::sync::Arc;
 
 /// Everything a handler needs, cheap to clone.
@@ -20,7 +22,48 @@ pub struct AppState {
     /// Fan-out of `pg_notify` topics to SSE streams.
     pub events: EventHub,
     /// CRM access (cache + global caps) for fiche reads and the pre-audit check.
-    pub fiches: callaudit_activities::fiches::FicheService,
+    pub fiches: FicheService,
     /// Steps an audit analyses at once (`AUDIT_STEP_PARALLELISM`).
     pub step_parallelism: u32,
+}
+
+/// What the api is built from (parsed configuration).
+#[derive(Debug, Clone)]
+pub struct ApiSettings {
+    /// Postgres URL.
+    pub database_url: String,
+    /// Connections in the pool.
+    pub pool_size: usize,
+    /// Temporal.
+    pub temporal: TemporalSettings,
+    /// Bearer token lifetime.
+    pub token_ttl: chrono::Duration,
+    /// Steps an audit analyses at once.
+    pub step_parallelism: u32,
+    /// CRM access.
+    pub fiches: FicheSettings,
+    /// Identity of this replica for CRM leases.
+    pub holder: String,
+}
+
+impl AppState {
+    /// Builds the state and starts the LISTEN loop that feeds SSE streams; returns its
+    /// task too (it runs until aborted or the process ends).
+    pub fn build(
+        settings: ApiSettings,
+    ) -> Result<(AppState, tokio::task::JoinHandle<()>), callaudit_db::DbError> {
+        let pool = callaudit_db::connect_pool(&settings.database_url, settings.pool_size)?;
+        let events = EventHub::new();
+        let listener = tokio::spawn(events.clone().run_listener(settings.database_url));
+        let state = AppState {
+            fiches: FicheService::new(pool.clone(), settings.fiches, settings.holder),
+            pool,
+            temporal: Arc::new(TemporalGateway::new(settings.temporal)),
+            token_ttl: settings.token_ttl,
+            metrics: Arc::new(Metrics::new()),
+            events,
+            step_parallelism: settings.step_parallelism,
+        };
+        Ok((state, listener))
+    }
 }

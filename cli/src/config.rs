@@ -247,27 +247,21 @@ impl CrmArgs {
         std::time::Duration::from_millis(self.upstream_timeout_ms.max(1000))
     }
 
-    /// The fiche service over `pool`, leasing CRM slots as `holder`.
-    pub fn service(
-        &self,
-        pool: callaudit_db::Pool,
-        holder: String,
-    ) -> callaudit_activities::fiches::FicheService {
+    /// How fiches are fetched: the CRM client (when configured), caps and cooldown.
+    pub fn fiche_settings(&self) -> callaudit_upstream::fiches::FicheSettings {
         let crm = match (&self.crm_base_url, present(&self.crm_api_key)) {
             (Some(url), Some(key)) if !url.trim().is_empty() => Some(
-                callaudit_activities::clients::CrmClient::new(url.trim(), key, self.timeout()),
+                callaudit_upstream::crm::CrmClient::new(url.trim(), key, self.timeout()),
             ),
             _ => None,
         };
-        callaudit_activities::fiches::FicheService {
-            pool,
+        callaudit_upstream::fiches::FicheSettings {
             crm,
-            fetch_concurrency: self.fiche_fetch_concurrency.max(1),
-            search_concurrency: self.fiche_sales_search_concurrency.max(1),
+            fetch_concurrency: self.fiche_fetch_concurrency,
+            search_concurrency: self.fiche_sales_search_concurrency,
             force_refresh_cooldown: std::time::Duration::from_millis(
                 self.fiche_force_refresh_cooldown_ms,
             ),
-            holder,
         }
     }
 }

@@ -6,11 +6,11 @@ mod demo;
 mod worker;
 
 use anyhow::Context;
-use callaudit_api::temporal::{TemporalGateway, TemporalSettings};
-use callaudit_api::{AppState, events::EventHub, metrics::Metrics};
+use callaudit_api::AppState;
+use callaudit_api::state::ApiSettings;
+use callaudit_api::temporal::TemporalSettings;
 use clap::Parser;
 use config::{ApiArgs, AuthArgs, Cli, Command};
-use std::sync::Arc;
 
 #[tokio::main]
 async fn main() -> std::process::ExitCode {
@@ -143,8 +143,8 @@ async fn api(args: ApiArgs) -> anyhow::Result<()> {
     Ok(())
 }
 
-/// The api's state, built in this one place (`api` and `bench`); starts the LISTEN loop
-/// that feeds SSE streams and returns its task (it runs until aborted).
+/// The api's state from the binary's settings (`api` and `bench`): [`AppState::build`],
+/// which also starts the LISTEN loop that feeds SSE streams and returns its task.
 pub(crate) fn app_state(
     database_url: &str,
     pool_size: usize,
@@ -153,19 +153,15 @@ pub(crate) fn app_state(
     step_parallelism: u32,
     crm: &config::CrmArgs,
 ) -> anyhow::Result<(AppState, tokio::task::JoinHandle<()>)> {
-    let pool = callaudit_db::connect_pool(database_url, pool_size)?;
-    let hub = EventHub::new();
-    let listener = tokio::spawn(hub.clone().run_listener(database_url.to_string()));
-    let state = AppState {
-        pool: pool.clone(),
-        temporal: Arc::new(TemporalGateway::new(temporal)),
+    Ok(AppState::build(ApiSettings {
+        database_url: database_url.to_string(),
+        pool_size,
+        temporal,
         token_ttl: chrono::Duration::hours(token_ttl_hours.max(1)),
-        metrics: Arc::new(Metrics::new()),
-        events: hub,
-        fiches: crm.service(pool, format!("api-{}", std::process::id())),
         step_parallelism,
-    };
-    Ok((state, listener))
+        fiches: crm.fiche_settings(),
+        holder: format!("api-{}", std::process::id()),
+    })?)
 }
 
 async fn shutdown_signal() {

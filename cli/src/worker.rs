@@ -5,7 +5,8 @@
 use crate::config::WorkerArgs;
 use anyhow::Context;
 use callaudit_activities::WorkerActivities;
-use callaudit_activities::clients::{ElevenLabsClient, OpenAiClient};
+use callaudit_upstream::elevenlabs::ElevenLabsClient;
+use callaudit_upstream::openai::OpenAiClient;
 use callaudit_workflows::{AuditStepWorkflow, AuditWorkflow, TranscriptionWorkflow};
 use std::time::Duration;
 use temporalio_sdk::{Runtime, Worker, WorkerOptions};
@@ -92,9 +93,11 @@ fn build_activities(args: &WorkerArgs, database_url: &str) -> anyhow::Result<Wor
     let up = &args.upstream;
     let timeout = up.crm.timeout();
     let pool = callaudit_db::connect_pool(database_url, args.db.database_pool_size)?;
-    let fiches = up
-        .crm
-        .service(pool.clone(), format!("worker-{}", std::process::id()));
+    let fiches = callaudit_upstream::fiches::FicheService::new(
+        pool.clone(),
+        up.crm.fiche_settings(),
+        format!("worker-{}", std::process::id()),
+    );
     let stt = crate::config::present(&up.elevenlabs_api_key).map(|key| {
         ElevenLabsClient::new(
             &up.elevenlabs_base_url,

@@ -42,9 +42,9 @@ pub struct Principal {
 }
 
 impl Principal {
-    /// Whether this principal holds `resource:action`.
-    pub fn can(&self, resource: &str, action: &str) -> bool {
-        let wanted = rbac::permission_name(resource, action);
+    /// Whether this principal holds `permission`.
+    pub fn can(&self, permission: rbac::Permission) -> bool {
+        let wanted = permission.to_string();
         self.permissions.contains(&wanted)
     }
 }
@@ -79,18 +79,16 @@ fn token_hash(token: &str) -> String {
 pub async fn seed_rbac(conn: &mut AsyncPgConnection) -> DbResult<()> {
     {
         {
-            for resource in rbac::RESOURCES {
-                for action in rbac::ACTIONS {
-                    diesel::insert_into(permissions::table)
-                        .values((
-                            permissions::resource.eq(resource),
-                            permissions::action.eq(action),
-                        ))
-                        .on_conflict((permissions::resource, permissions::action))
-                        .do_nothing()
-                        .execute(&mut *conn)
-                        .await?;
-                }
+            for p in rbac::Permission::all() {
+                diesel::insert_into(permissions::table)
+                    .values((
+                        permissions::resource.eq(p.resource.as_str()),
+                        permissions::action.eq(p.action.as_str()),
+                    ))
+                    .on_conflict((permissions::resource, permissions::action))
+                    .do_nothing()
+                    .execute(&mut *conn)
+                    .await?;
             }
             for (name, description) in rbac::ROLES {
                 diesel::insert_into(roles::table)
@@ -105,10 +103,10 @@ pub async fn seed_rbac(conn: &mut AsyncPgConnection) -> DbResult<()> {
                     .select(roles::id)
                     .first(&mut *conn)
                     .await?;
-                for (resource, action) in rbac::permissions_of(name) {
+                for p in rbac::permissions_of(name) {
                     let permission_id: i32 = permissions::table
-                        .filter(permissions::resource.eq(resource))
-                        .filter(permissions::action.eq(action))
+                        .filter(permissions::resource.eq(p.resource.as_str()))
+                        .filter(permissions::action.eq(p.action.as_str()))
                         .select(permissions::id)
                         .first(&mut *conn)
                         .await?;
@@ -271,10 +269,7 @@ async fn principal_of(conn: &mut AsyncPgConnection, user: User) -> DbResult<Prin
         .distinct()
         .load(conn)
         .await?;
-    let mut permissions: Vec<String> = perms
-        .into_iter()
-        .map(|(r, a)| rbac::permission_name(&r, &a))
-        .collect();
+    let mut permissions: Vec<String> = perms.into_iter().map(|(r, a)| format!("{r}:{a}")).collect();
     permissions.sort();
     Ok(Principal {
         user,

@@ -4,13 +4,19 @@
 //! Temporal activities run at least once.
 
 pub mod audit_configs;
+pub mod audits;
 pub mod auth;
+pub mod enums;
 pub mod events;
+pub mod fiches;
+pub mod leases;
 pub mod migrate;
-pub mod pipeline;
 pub mod pool;
+pub mod recordings;
 pub mod schema;
+pub mod step_results;
 pub mod testing;
+pub mod transcriptions;
 
 pub use diesel_async::AsyncPgConnection;
 pub use pool::{Pool, PooledConn, connect_pool};

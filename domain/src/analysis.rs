@@ -62,6 +62,9 @@ pub enum Conformite {
 }
 
 impl Conformite {
+    /// All verdicts.
+    pub const ALL: [Conformite; 3] = [Self::Conforme, Self::Partiel, Self::NonConforme];
+
     /// The JSON name (`"CONFORME"`, `"PARTIEL"`, `"NON_CONFORME"`).
     pub fn as_str(self) -> &'static str {
         match self {
@@ -95,6 +98,15 @@ pub enum Niveau {
 }
 
 impl Niveau {
+    /// All levels, best first.
+    pub const ALL: [Niveau; 5] = [
+        Self::Excellent,
+        Self::Bon,
+        Self::Acceptable,
+        Self::Insuffisant,
+        Self::Rejet,
+    ];
+
     /// The JSON name (`"EXCELLENT"`, `"BON"`, `"ACCEPTABLE"`, `"INSUFFISANT"`, `"REJET"`).
     pub fn as_str(self) -> &'static str {
         match self {
@@ -112,6 +124,10 @@ impl fmt::Display for Niveau {
         f.write_str(self.as_str())
     }
 }
+
+crate::status::parse_by_name!(ControlPointStatus);
+crate::status::parse_by_name!(Conformite);
+crate::status::parse_by_name!(Niveau);
 
 /// A piece of quoted evidence: words said in a recording.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]

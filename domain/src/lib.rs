@@ -9,8 +9,11 @@
 //!   transcript-tools mode.
 
 pub mod analysis;
+pub mod events;
 pub mod evidence;
+pub mod prompts;
 pub mod scoring;
+pub mod step_result;
 pub mod text;
 pub mod transcript;
 pub mod transcript_tools;
@@ -20,4 +23,5 @@ pub mod activities;
 pub mod audit_config;
 pub mod rbac;
 pub mod secret;
+pub mod status;
 pub mod workflow_io;

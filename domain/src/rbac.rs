@@ -1,21 +1,87 @@
 //! Roles and permissions: which role may do what on which resource. The database is
-//! seeded from this table (idempotently), and every `/api` route names the permission
-//! it requires.
+//! seeded from this table (idempotently), and every `/api` route names the
+//! [`Permission`] it requires.
 
-/// Resources guarded by permissions.
-pub const RESOURCES: &[&str] = &[
-    "audits",
-    "audit_configs",
-    "fiches",
-    "transcriptions",
-    "batches",
-    "automation",
-    "chat",
-    "users",
-];
+use crate::status::named_enum;
+use std::fmt;
 
-/// Actions on a resource.
-pub const ACTIONS: &[&str] = &["read", "write", "delete"];
+named_enum! {
+    /// Resources guarded by permissions.
+    Resource {
+        /// Audits, their steps and events.
+        Audits = "audits",
+        /// Audit configurations.
+        AuditConfigs = "audit_configs",
+        /// Fiches (CRM cache).
+        Fiches = "fiches",
+        /// Transcriptions.
+        Transcriptions = "transcriptions",
+        /// Batch audits.
+        Batches = "batches",
+        /// Automations.
+        Automation = "automation",
+        /// Chat.
+        Chat = "chat",
+        /// Users and roles.
+        Users = "users",
+    }
+}
+
+named_enum! {
+    /// Actions on a resource.
+    Action {
+        /// See.
+        Read = "read",
+        /// Create, change, start.
+        Write = "write",
+        /// Remove.
+        Delete = "delete",
+    }
+}
+
+/// A permission: an action on a resource, written `resource:action`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub struct Permission {
+    /// What.
+    pub resource: Resource,
+    /// Which action.
+    pub action: Action,
+}
+
+impl Permission {
+    /// `audits:read`.
+    pub const AUDITS_READ: Self = Self::new(Resource::Audits, Action::Read);
+    /// `audits:write`.
+    pub const AUDITS_WRITE: Self = Self::new(Resource::Audits, Action::Write);
+    /// `audit_configs:read`.
+    pub const AUDIT_CONFIGS_READ: Self = Self::new(Resource::AuditConfigs, Action::Read);
+    /// `audit_configs:write`.
+    pub const AUDIT_CONFIGS_WRITE: Self = Self::new(Resource::AuditConfigs, Action::Write);
+    /// `audit_configs:delete`.
+    pub const AUDIT_CONFIGS_DELETE: Self = Self::new(Resource::AuditConfigs, Action::Delete);
+    /// `fiches:read`.
+    pub const FICHES_READ: Self = Self::new(Resource::Fiches, Action::Read);
+    /// `fiches:write`.
+    pub const FICHES_WRITE: Self = Self::new(Resource::Fiches, Action::Write);
+
+    /// The permission of `action` on `resource`.
+    pub const fn new(resource: Resource, action: Action) -> Self {
+        Self { resource, action }
+    }
+
+    /// Every permission, resource by resource.
+    pub fn all() -> impl Iterator<Item = Permission> {
+        Resource::ALL
+            .iter()
+            .flat_map(|r| Action::ALL.iter().map(|a| Permission::new(*r, *a)))
+    }
+}
+
+impl fmt::Display for Permission {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}:{}", self.resource, self.action)
+    }
+}
 
 /// The built-in roles, most powerful first.
 pub const ROLES: &[(&str, &str)] = &[
@@ -31,40 +97,34 @@ pub const ROLES: &[(&str, &str)] = &[
     ("viewer", "Reads audits, fiches and results"),
 ];
 
-/// Whether `role` grants `action` on `resource`.
-pub fn role_grants(role: &str, resource: &str, action: &str) -> bool {
+/// Whether `role` grants `permission`.
+pub fn role_grants(role: &str, permission: Permission) -> bool {
+    let Permission { resource, action } = permission;
     match role {
         "admin" => true,
-        "manager" => resource != "users",
+        "manager" => resource != Resource::Users,
         "auditor" => match action {
-            "read" => resource != "users",
-            "write" => matches!(
+            Action::Read => resource != Resource::Users,
+            Action::Write => matches!(
                 resource,
-                "audits" | "fiches" | "transcriptions" | "batches" | "chat"
+                Resource::Audits
+                    | Resource::Fiches
+                    | Resource::Transcriptions
+                    | Resource::Batches
+                    | Resource::Chat
             ),
-            _ => false,
+            Action::Delete => false,
         },
-        "viewer" => action == "read" && resource != "users",
+        "viewer" => action == Action::Read && resource != Resource::Users,
         _ => false,
     }
 }
 
-/// Every (resource, action) pair a role grants, for seeding.
-pub fn permissions_of(role: &str) -> Vec<(&'static str, &'static str)> {
-    let mut out = Vec::new();
-    for resource in RESOURCES {
-        for action in ACTIONS {
-            if role_grants(role, resource, action) {
-                out.push((*resource, *action));
-            }
-        }
-    }
-    out
-}
-
-/// A permission as written in errors and `/api/auth/me`: `resource:action`.
-pub fn permission_name(resource: &str, action: &str) -> String {
-    format!("{resource}:{action}")
+/// Every permission a role grants, for seeding.
+pub fn permissions_of(role: &str) -> Vec<Permission> {
+    Permission::all()
+        .filter(|p| role_grants(role, *p))
+        .collect()
 }
 
 #[cfg(test)]
@@ -75,23 +135,44 @@ mod tests {
     fn admin_grants_everything_and_viewer_only_reads() {
         assert_eq!(
             permissions_of("admin").len(),
-            RESOURCES.len() * ACTIONS.len()
+            Resource::ALL.len() * Action::ALL.len()
         );
-        assert!(permissions_of("viewer").iter().all(|(_, a)| *a == "read"));
-        assert!(!role_grants("viewer", "audits", "write"));
-        assert!(!role_grants("viewer", "users", "read"));
+        assert!(
+            permissions_of("viewer")
+                .iter()
+                .all(|p| p.action == Action::Read)
+        );
+        assert!(!role_grants("viewer", Permission::AUDITS_WRITE));
+        assert!(!role_grants(
+            "viewer",
+            Permission::new(Resource::Users, Action::Read)
+        ));
     }
 
     #[test]
     fn auditor_runs_audits_but_cannot_edit_configs_or_users() {
-        assert!(role_grants("auditor", "audits", "write"));
-        assert!(!role_grants("auditor", "audit_configs", "write"));
-        assert!(!role_grants("auditor", "users", "write"));
-        assert!(!role_grants("auditor", "audits", "delete"));
+        assert!(role_grants("auditor", Permission::AUDITS_WRITE));
+        assert!(!role_grants("auditor", Permission::AUDIT_CONFIGS_WRITE));
+        assert!(!role_grants(
+            "auditor",
+            Permission::new(Resource::Users, Action::Write)
+        ));
+        assert!(!role_grants(
+            "auditor",
+            Permission::new(Resource::Audits, Action::Delete)
+        ));
     }
 
     #[test]
     fn unknown_roles_grant_nothing() {
         assert!(permissions_of("intruder").is_empty());
+    }
+
+    #[test]
+    fn a_permission_is_written_resource_colon_action() {
+        assert_eq!(
+            Permission::AUDIT_CONFIGS_READ.to_string(),
+            "audit_configs:read"
+        );
     }
 }

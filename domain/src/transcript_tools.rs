@@ -44,6 +44,26 @@ const STOPWORDS: &[&str] = &[
     "ses", "son", "sur", "t", "un", "une", "vos", "votre", "vous", "y",
 ];
 
+/// Bounds of one tool-calling conversation: the step prompt states them and the LLM
+/// client enforces them.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ToolLoopLimits {
+    /// Answers with tool calls the model may give; after that the final answer is forced.
+    pub max_tool_rounds: u32,
+    /// Characters of tool results the model may read in all; a result that would go past
+    /// it is withheld and the final answer is forced.
+    pub max_tool_chars: usize,
+}
+
+impl Default for ToolLoopLimits {
+    fn default() -> Self {
+        Self {
+            max_tool_rounds: 8,
+            max_tool_chars: 60_000,
+        }
+    }
+}
+
 /// Arguments of [`SEARCH_TRANSCRIPT`].
 #[derive(Debug, Clone, PartialEq, Deserialize)]
 pub struct SearchArgs {

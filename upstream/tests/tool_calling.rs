@@ -2,18 +2,20 @@
 //! bounds and error classification against a scripted server, then the whole
 //! transcript-tools conversation against the LLM simulator.
 
-use callaudit_activities::clients::{
-    OpenAiClient, ToolCompletion, ToolLoopLimits, ToolsRequest, UpstreamError, Usage,
-};
-use callaudit_activities::{step_prompt, step_tools_prompt};
 use callaudit_domain::analysis::{
     ControlPointStatus, STEP_ANALYSIS_SCHEMA_NAME, StepAnalysis, step_analysis_json_schema,
 };
 use callaudit_domain::audit_config::AuditConfigSpec;
 use callaudit_domain::evidence::{CitationVerdict, GatingOptions, gate_step};
+use callaudit_domain::prompts::{step_prompt, step_tools_prompt};
 use callaudit_domain::secret::Secret;
 use callaudit_domain::transcript::{Transcript, Word};
 use callaudit_domain::transcript_tools::{TranscriptTools, tool_definitions};
+use callaudit_upstream::UpstreamError;
+use callaudit_upstream::openai::chat::JsonRequest;
+use callaudit_upstream::openai::{
+    OpenAiClient, ToolCompletion, ToolLoopLimits, ToolsRequest, Usage,
+};
 use poem::web::{Data, Json};
 use poem::{EndpointExt, Response, Route, handler, post};
 use serde_json::{Value, json};
@@ -422,7 +424,13 @@ async fn against_the_simulator_tools_mode_reaches_the_prompt_mode_verdicts_with_
         for step in &config.steps {
             let (system, user) = step_prompt(step, &transcripts);
             let (answer, _) = client
-                .json_completion("m", &system, &user, STEP_ANALYSIS_SCHEMA_NAME, &schema)
+                .json_completion(JsonRequest {
+                    model: "m",
+                    system: &system,
+                    user: &user,
+                    schema_name: STEP_ANALYSIS_SCHEMA_NAME,
+                    schema: &schema,
+                })
                 .await
                 .expect("prompt mode");
             let prompt: StepAnalysis = serde_json::from_value(answer).expect("schema");

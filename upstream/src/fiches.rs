@@ -2,13 +2,15 @@
 //! activity and by the api (fiche reads, sales search, the unknown-fiche check before an
 //! audit starts). Every CRM call holds a slot of the global cap (`leases`).
 
-use crate::clients::{CrmClient, UpstreamError};
+use crate::crm::{CrmClient, SalesFiche};
+use crate::error::UpstreamError;
+use crate::heartbeat::Heartbeat;
 use crate::leases::{self, LeaseError};
-use callaudit_db::{DbError, Pool, pipeline, pool};
-use chrono::{DateTime, NaiveDate, Utc};
-use serde_json::Value;
+use callaudit_db::fiches::{self as store, NewFicheDetails, NewSalesListFiche};
+use callaudit_db::recordings::NewRecording;
+use callaudit_db::{DbError, Pool, pool};
+use chrono::NaiveDate;
 use std::time::Duration;
-use temporalio_sdk::activities::ActivityContext;
 
 /// Why a fiche could not be provided.
 #[derive(Debug, thiserror::Error)]
@@ -71,6 +73,20 @@ pub struct Ensured {
     pub force_refresh: ForceRefresh,
 }
 
+/// How fiches are fetched: the CRM (None: not configured), the global caps and the
+/// force-refresh cooldown.
+#[derive(Debug, Clone)]
+pub struct FicheSettings {
+    /// CRM gateway (None: not configured).
+    pub crm: Option<CrmClient>,
+    /// Global cap on detail fetches (`FICHE_FETCH_CONCURRENCY`).
+    pub fetch_concurrency: u32,
+    /// Global cap on sales searches (`FICHE_SALES_SEARCH_CONCURRENCY`).
+    pub search_concurrency: u32,
+    /// Min interval between forced refreshes of one fiche.
+    pub force_refresh_cooldown: Duration,
+}
+
 /// CRM access with the Postgres cache and the global caps.
 #[derive(Clone)]
 pub struct FicheService {
@@ -99,47 +115,55 @@ impl std::fmt::Debug for FicheService {
     }
 }
 
-fn parse_time(v: &Value) -> Option<DateTime<Utc>> {
-    v.as_str()
-        .and_then(|s| DateTime::parse_from_rfc3339(s).ok())
-        .map(|d| d.with_timezone(&Utc))
-}
-
 impl FicheService {
+    /// The service over `pool`, leasing CRM slots as `holder` (process identity).
+    pub fn new(pool: Pool, settings: FicheSettings, holder: String) -> Self {
+        Self {
+            pool,
+            crm: settings.crm,
+            fetch_concurrency: settings.fetch_concurrency.max(1),
+            search_concurrency: settings.search_concurrency.max(1),
+            force_refresh_cooldown: settings.force_refresh_cooldown,
+            holder,
+        }
+    }
+
     fn crm(&self) -> Result<&CrmClient, FicheError> {
         self.crm.as_ref().ok_or(FicheError::NotConfigured)
     }
 
     /// Runs `call` holding a slot of the global cap `pool_name`.
-    async fn in_slot<F: std::future::Future>(
+    async fn in_slot<H: Heartbeat + ?Sized, F: std::future::Future>(
         &self,
         pool_name: &str,
         cap: u32,
-        ctx: Option<&ActivityContext>,
+        hb: &H,
         max_wait: Option<Duration>,
         call: F,
     ) -> Result<F::Output, FicheError> {
         let permit =
-            leases::acquire(&self.pool, ctx, pool_name, cap, &self.holder, max_wait).await?;
-        let out = permit.hold(&self.pool, ctx, call).await;
+            leases::acquire(&self.pool, hb, pool_name, cap, &self.holder, max_wait).await?;
+        let out = permit.hold(&self.pool, hb, call).await;
         permit.release(&self.pool).await;
         Ok(out)
     }
 
     /// Makes sure the full details of `fiche_id` are cached: a cache miss or a
     /// sales-list-only row fetches them; `force_refresh` fetches again at most once per
-    /// cooldown. `ctx` (activities) heartbeats while waiting; `max_wait` bounds the wait
-    /// for a CRM slot (the api passes one, activities rely on their own timeouts).
-    pub async fn ensure(
+    /// cooldown. `hb` is beaten while waiting for and holding a CRM slot (activities);
+    /// `max_wait` bounds the wait for a slot (the api passes one, activities rely on their
+    /// own timeouts).
+    pub async fn ensure<H: Heartbeat + ?Sized>(
         &self,
         fiche_id: &str,
         force_refresh: bool,
-        ctx: Option<&ActivityContext>,
+        hb: &H,
         max_wait: Option<Duration>,
     ) -> Result<Ensured, FicheError> {
         let mut conn = pool::get(&self.pool).await?;
-        let state = pipeline::fiche_cache_state(&mut conn, fiche_id).await?;
-        let cached = matches!(state, Some((false, Some(_), _)));
+        let cached = store::cache_state(&mut conn, fiche_id)
+            .await?
+            .is_some_and(|s| s.has_details());
         let mut outcome = Ensured {
             fetched: false,
             force_refresh: if force_refresh {
@@ -154,7 +178,7 @@ impl FicheService {
             }
             let cooldown = chrono::Duration::from_std(self.force_refresh_cooldown)
                 .unwrap_or(chrono::Duration::MAX);
-            if let Err(left) = pipeline::claim_force_refresh(&mut conn, fiche_id, cooldown).await? {
+            if let Err(left) = store::claim_force_refresh(&mut conn, fiche_id, cooldown).await? {
                 outcome.force_refresh = ForceRefresh::Cooldown {
                     retry_after: left.to_std().unwrap_or_default(),
                 };
@@ -167,44 +191,41 @@ impl FicheService {
             .in_slot(
                 leases::CRM_FETCH,
                 self.fetch_concurrency,
-                ctx,
+                hb,
                 max_wait,
                 crm.fiche_details(fiche_id),
             )
             .await??
             .ok_or_else(|| FicheError::NotFound(fiche_id.to_string()))?;
-        let recs: Vec<pipeline::RecordingRow> = details["recordings"]
-            .as_array()
-            .map(|rs| {
-                rs.iter()
-                    .filter_map(|r| {
-                        Some(pipeline::RecordingRow {
-                            recording_id: r["recording_id"].as_str()?.to_string(),
-                            url: r["url"].as_str()?.to_string(),
-                            started_at: parse_time(&r["started_at"]),
-                            duration_s: r["duration_s"].as_f64(),
-                            direction: r["direction"].as_str().map(str::to_string),
-                        })
-                    })
-                    .collect()
+        let recs: Vec<NewRecording> = details
+            .recordings
+            .iter()
+            .map(|r| NewRecording {
+                recording_id: r.recording_id.clone(),
+                url: r.url.clone(),
+                started_at: r.started_at,
+                duration_s: r.duration_s,
+                direction: r.direction.clone(),
             })
-            .unwrap_or_default();
+            .collect();
         let mut conn = pool::get(&self.pool).await?;
-        pipeline::upsert_fiche_details(
+        store::upsert_details(
             &mut conn,
-            fiche_id,
-            details["cle"].as_str(),
-            details["groupe"].as_str(),
-            details["statut"].as_str(),
-            parse_time(&details["date_vente"]),
-            &details["client"],
-            &details,
+            &NewFicheDetails {
+                fiche_id,
+                cle: details.cle.as_deref(),
+                groupe: details.groupe.as_deref(),
+                statut: details.statut.as_deref(),
+                date_vente: details.date_vente,
+                client: &details.client,
+                details: &details.raw,
+            },
             &recs,
         )
         .await?;
         if force_refresh && !cached {
             // A forced first fetch starts the cooldown too.
-            pipeline::mark_force_refreshed(&mut conn, fiche_id).await?;
+            store::mark_force_refreshed(&mut conn, fiche_id).await?;
         }
         outcome.fetched = true;
         Ok(outcome)
@@ -212,39 +233,36 @@ impl FicheService {
 
     /// Sales of `date` that have calls, from the CRM (under the sales-search cap); each
     /// is stored as a partial fiche flagged `sales_list_only` (full details are fetched
-    /// when an audit or a read needs them). Returns the partial fiches as the CRM sent them.
-    pub async fn sales_search(
+    /// when an audit or a read needs them). Returns the partial fiches as the CRM sent
+    /// them (entries without an id are neither stored nor returned).
+    pub async fn sales_search<H: Heartbeat + ?Sized>(
         &self,
         date: NaiveDate,
-        ctx: Option<&ActivityContext>,
+        hb: &H,
         max_wait: Option<Duration>,
-    ) -> Result<Vec<Value>, FicheError> {
+    ) -> Result<Vec<SalesFiche>, FicheError> {
         let crm = self.crm()?;
-        let fiches = self
+        let mut fiches = self
             .in_slot(
                 leases::CRM_SALES_SEARCH,
                 self.search_concurrency,
-                ctx,
+                hb,
                 max_wait,
                 crm.sales_with_calls(date),
             )
             .await??;
+        fiches.retain(|f| !f.fiche_id.is_empty());
         let mut conn = pool::get(&self.pool).await?;
         for f in &fiches {
-            let Some(id) = f["fiche_id"].as_str().filter(|s| !s.is_empty()) else {
-                continue;
-            };
-            let count = f["recordings_count"]
-                .as_i64()
-                .and_then(|n| i32::try_from(n).ok())
-                .unwrap_or(0);
-            pipeline::upsert_sales_list_fiche(
+            store::upsert_sales_list(
                 &mut conn,
-                id,
-                f["groupe"].as_str(),
-                parse_time(&f["date_vente"]),
-                &f["client"],
-                count,
+                &NewSalesListFiche {
+                    fiche_id: &f.fiche_id,
+                    groupe: f.groupe.as_deref(),
+                    date_vente: f.sold_at(),
+                    client: &f.client,
+                    recordings_count: i32::try_from(f.recordings_count).unwrap_or(0),
+                },
             )
             .await?;
         }

@@ -1,0 +1,150 @@
+//! The step analyzer: one step of one audit configuration against a fiche's transcripts,
+//! in prompt or transcript-tools mode, then evidence gating and scoring. Full audits
+//! use it today; step and control-point reruns use the same one, so a rerun judges a
+//! step exactly as the audit did.
+
+use crate::heartbeat::heartbeating;
+use crate::state::{retryable, upstream};
+use callaudit_domain::analysis::{
+    STEP_ANALYSIS_SCHEMA_NAME, StepAnalysis, step_analysis_json_schema,
+};
+use callaudit_domain::audit_config::StepSpec;
+use callaudit_domain::evidence::{GatingOptions, gate_step};
+use callaudit_domain::prompts::{step_prompt, step_tools_prompt};
+use callaudit_domain::scoring::{StepScore, score_step};
+use callaudit_domain::step_result::{AnalysisMode, StepResult};
+use callaudit_domain::transcript::Transcript;
+use callaudit_domain::transcript_tools::{ToolLoopLimits, TranscriptTools, tool_definitions};
+use callaudit_upstream::openai::chat::JsonRequest;
+use callaudit_upstream::openai::{OpenAiClient, ToolsRequest, Usage};
+use serde_json::Value;
+use temporalio_common::ActivityError;
+use temporalio_sdk::activities::ActivityContext;
+
+/// Analyses steps with one LLM and model.
+#[derive(Debug, Clone, Copy)]
+pub struct StepAnalyzer<'a> {
+    /// The LLM.
+    pub llm: &'a OpenAiClient,
+    /// Its model.
+    pub model: &'a str,
+}
+
+/// A step analysed, gated and scored.
+#[derive(Debug, Clone)]
+pub struct AnalyzedStep {
+    /// What is stored as `raw_result`.
+    pub result: StepResult,
+    /// Score and verdict recomputed from the gated points.
+    pub score: StepScore,
+    /// Tokens spent.
+    pub usage: Usage,
+}
+
+impl StepAnalyzer<'_> {
+    /// Asks the LLM about `step` (transcripts in the prompt, or through tools when
+    /// `use_rlm`), keeps only the configuration's control points, gates every citation
+    /// against `transcripts` and scores the step. Heartbeats `ctx` while the LLM works.
+    pub async fn analyze(
+        &self,
+        ctx: &ActivityContext,
+        step: &StepSpec,
+        transcripts: &[Transcript],
+        use_rlm: bool,
+    ) -> Result<AnalyzedStep, ActivityError> {
+        let (answer, usage, mode) = if use_rlm {
+            self.with_tools(ctx, step, transcripts).await?
+        } else {
+            self.in_prompt(ctx, step, transcripts).await?
+        };
+        let mut analysis: StepAnalysis = serde_json::from_value(answer)
+            .map_err(|e| retryable(format!("answer does not follow the schema: {e}")))?;
+        // The configuration, not the model, is the source of truth for the points.
+        analysis
+            .points_controle
+            .retain(|p| p.index < step.control_points.len());
+        for p in &mut analysis.points_controle {
+            p.point = step.control_points[p.index].clone();
+        }
+        let gated = gate_step(analysis, transcripts, &GatingOptions::default());
+        let score = score_step(step.weight, &gated.points_controle);
+        Ok(AnalyzedStep {
+            result: StepResult {
+                gated,
+                analysis: mode,
+                rerun_history: Vec::new(),
+            },
+            score,
+            usage,
+        })
+    }
+
+    async fn in_prompt(
+        &self,
+        ctx: &ActivityContext,
+        step: &StepSpec,
+        transcripts: &[Transcript],
+    ) -> Result<(Value, Usage, AnalysisMode), ActivityError> {
+        let (system, user) = step_prompt(step, transcripts);
+        let schema = step_analysis_json_schema();
+        let (answer, usage) = heartbeating(
+            ctx,
+            self.llm.json_completion(JsonRequest {
+                model: self.model,
+                system: &system,
+                user: &user,
+                schema_name: STEP_ANALYSIS_SCHEMA_NAME,
+                schema: &schema,
+            }),
+        )
+        .await
+        .map_err(upstream)?;
+        Ok((answer, usage, AnalysisMode::Prompt))
+    }
+
+    async fn with_tools(
+        &self,
+        ctx: &ActivityContext,
+        step: &StepSpec,
+        transcripts: &[Transcript],
+    ) -> Result<(Value, Usage, AnalysisMode), ActivityError> {
+        let tools = TranscriptTools::new(transcripts);
+        let limits = ToolLoopLimits::default();
+        let (system, user) = step_tools_prompt(step, &tools, limits);
+        let schema = step_analysis_json_schema();
+        let done = heartbeating(
+            ctx,
+            self.llm.tools_completion(
+                ToolsRequest {
+                    model: self.model,
+                    system: &system,
+                    user: &user,
+                    tools: &tool_definitions(),
+                    schema_name: STEP_ANALYSIS_SCHEMA_NAME,
+                    schema: &schema,
+                    limits,
+                },
+                |name, arguments| tools.call(name, arguments),
+            ),
+        )
+        .await
+        .map_err(upstream)?;
+        tracing::info!(
+            tool_rounds = done.tool_rounds,
+            tool_calls = done.tool_calls,
+            tool_chars = done.tool_chars,
+            budget_exhausted = done.budget_exhausted,
+            "step analysed in transcript-tools mode"
+        );
+        let mode = AnalysisMode::Tools {
+            requests: done.requests,
+            tool_rounds: done.tool_rounds,
+            tool_calls: done.tool_calls,
+            tool_chars: done.tool_chars,
+            budget_exhausted: done.budget_exhausted,
+            max_tool_rounds: limits.max_tool_rounds,
+            max_tool_chars: limits.max_tool_chars,
+        };
+        Ok((done.answer, done.usage, mode))
+    }
+}

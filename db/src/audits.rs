@@ -1,0 +1,196 @@
+//! The `audits` table: one row per audit, created by the api before its workflow starts
+//! and moved through its statuses by the workflow's activities.
+
+use crate::DbResult;
+use crate::enums::{Named, NamedOpt};
+use crate::fiches;
+use crate::schema::audits;
+use callaudit_domain::analysis::Niveau;
+use callaudit_domain::scoring::AuditSummary;
+use callaudit_domain::status::AuditStatus;
+use chrono::{DateTime, Utc};
+use diesel::{ExpressionMethods, OptionalExtension, QueryDsl, SelectableHelper};
+use diesel_async::{AsyncPgConnection, RunQueryDsl};
+use uuid::Uuid;
+
+/// An audit row (the fields the pipeline needs).
+#[derive(Debug, Clone, diesel::Queryable, diesel::Selectable, serde::Serialize)]
+#[diesel(table_name = audits)]
+pub struct AuditRow {
+    /// Id.
+    pub id: Uuid,
+    /// Fiche.
+    pub fiche_id: String,
+    /// Configuration.
+    pub audit_config_id: Uuid,
+    /// Where it stands.
+    #[diesel(deserialize_as = Named<AuditStatus>)]
+    pub status: AuditStatus,
+    /// Transcript-tools mode.
+    pub use_rlm: bool,
+    /// Workflow id.
+    pub workflow_id: String,
+    /// Score.
+    pub score: Option<f64>,
+    /// Niveau.
+    #[diesel(deserialize_as = NamedOpt<Niveau>)]
+    pub niveau: Option<Niveau>,
+    /// Critical failure.
+    pub critical: Option<bool>,
+    /// Steps of the configuration.
+    pub steps_total: i32,
+    /// Steps stored.
+    pub steps_done: i32,
+    /// Failure reason.
+    pub error: Option<String>,
+    /// Start time.
+    pub started_at: Option<DateTime<Utc>>,
+    /// End time.
+    pub completed_at: Option<DateTime<Utc>>,
+    /// Creation time.
+    pub created_at: DateTime<Utc>,
+}
+
+/// An audit to create (status `pending`).
+#[derive(Debug, Clone, diesel::Insertable)]
+#[diesel(table_name = audits)]
+pub struct NewAudit<'a> {
+    /// Id.
+    pub id: Uuid,
+    /// Fiche.
+    pub fiche_id: &'a str,
+    /// Configuration.
+    pub audit_config_id: Uuid,
+    /// Transcript-tools mode.
+    pub use_rlm: bool,
+    /// Workflow id.
+    pub workflow_id: &'a str,
+    /// Steps of the configuration.
+    pub steps_total: i32,
+    /// Who asked.
+    pub requested_by: Option<Uuid>,
+}
+
+/// A page of audits and the total count.
+#[derive(Debug, Clone)]
+pub struct AuditPage {
+    /// The page, newest first.
+    pub rows: Vec<AuditRow>,
+    /// Audits matching the filter.
+    pub total: i64,
+}
+
+/// Creates a pending audit; a placeholder fiche row is created when the CRM has not been
+/// asked yet. The configuration must exist.
+pub async fn create(conn: &mut AsyncPgConnection, audit: &NewAudit<'_>) -> DbResult<()> {
+    fiches::ensure_placeholder(conn, audit.fiche_id).await?;
+    diesel::insert_into(audits::table)
+        .values(audit)
+        .execute(conn)
+        .await?;
+    Ok(())
+}
+
+/// Loads an audit.
+pub async fn get(conn: &mut AsyncPgConnection, id: Uuid) -> DbResult<Option<AuditRow>> {
+    Ok(audits::table
+        .find(id)
+        .select(AuditRow::as_select())
+        .first(conn)
+        .await
+        .optional()?)
+}
+
+/// Audits (of a fiche, if given), newest first, paged.
+pub async fn list(
+    conn: &mut AsyncPgConnection,
+    fiche_id: Option<&str>,
+    limit: i64,
+    offset: i64,
+) -> DbResult<AuditPage> {
+    let mut q = audits::table
+        .select(AuditRow::as_select())
+        .order(audits::created_at.desc())
+        .into_boxed();
+    let mut c = audits::table.count().into_boxed();
+    if let Some(f) = fiche_id {
+        q = q.filter(audits::fiche_id.eq(f.to_string()));
+        c = c.filter(audits::fiche_id.eq(f.to_string()));
+    }
+    let rows = q.limit(limit).offset(offset).load(&mut *conn).await?;
+    let total = c.get_result(conn).await?;
+    Ok(AuditPage { rows, total })
+}
+
+/// Marks an audit running (idempotent).
+pub async fn mark_running(conn: &mut AsyncPgConnection, id: Uuid) -> DbResult<()> {
+    let now = Utc::now();
+    diesel::update(
+        audits::table
+            .find(id)
+            .filter(audits::status.eq(AuditStatus::Pending.as_str())),
+    )
+    .set((
+        audits::status.eq(AuditStatus::Running.as_str()),
+        audits::started_at.eq(now),
+        audits::updated_at.eq(now),
+    ))
+    .execute(conn)
+    .await?;
+    Ok(())
+}
+
+/// Records the summary and completes the audit.
+pub async fn complete(
+    conn: &mut AsyncPgConnection,
+    id: Uuid,
+    summary: &AuditSummary,
+    steps_done: i32,
+) -> DbResult<()> {
+    let now = Utc::now();
+    diesel::update(audits::table.find(id))
+        .set((
+            audits::status.eq(AuditStatus::Completed.as_str()),
+            audits::score.eq(summary.score),
+            audits::niveau.eq(summary.niveau.as_str()),
+            audits::critical.eq(summary.critical),
+            audits::steps_done.eq(steps_done),
+            audits::error.eq(None::<String>),
+            audits::completed_at.eq(now),
+            audits::updated_at.eq(now),
+        ))
+        .execute(conn)
+        .await?;
+    Ok(())
+}
+
+/// Records a failure (unless already completed).
+pub async fn fail(conn: &mut AsyncPgConnection, id: Uuid, error: &str) -> DbResult<()> {
+    let now = Utc::now();
+    diesel::update(
+        audits::table
+            .find(id)
+            .filter(audits::status.ne(AuditStatus::Completed.as_str())),
+    )
+    .set((
+        audits::status.eq(AuditStatus::Failed.as_str()),
+        audits::error.eq(error),
+        audits::completed_at.eq(now),
+        audits::updated_at.eq(now),
+    ))
+    .execute(conn)
+    .await?;
+    Ok(())
+}
+
+/// Removes an audit whose workflow could not be started (nothing else references it yet).
+pub async fn delete_pending(conn: &mut AsyncPgConnection, id: Uuid) -> DbResult<()> {
+    diesel::delete(
+        audits::table
+            .find(id)
+            .filter(audits::status.eq(AuditStatus::Pending.as_str())),
+    )
+    .execute(conn)
+    .await?;
+    Ok(())
+}

@@ -1,0 +1,100 @@
+//! The `audit_step_results` table: one row per (audit, step position), inserted once
+//! (retries and replays never create a second row).
+
+use crate::DbResult;
+use crate::enums::Named;
+use crate::schema::{audit_step_results, audits};
+use callaudit_domain::analysis::Conformite;
+use chrono::Utc;
+use diesel::{ExpressionMethods, QueryDsl, SelectableHelper};
+use diesel_async::{AsyncPgConnection, RunQueryDsl};
+use uuid::Uuid;
+
+/// A stored step result.
+#[derive(Debug, Clone, diesel::Queryable, diesel::Selectable, serde::Serialize)]
+#[diesel(table_name = audit_step_results)]
+pub struct StepResultRow {
+    /// Position.
+    pub position: i32,
+    /// Name.
+    pub step_name: String,
+    /// Weight.
+    pub weight: f64,
+    /// Critical.
+    pub critical: bool,
+    /// Score.
+    pub score: f64,
+    /// Verdict.
+    #[diesel(deserialize_as = Named<Conformite>)]
+    pub conforme: Conformite,
+    /// Gated analysis.
+    pub raw_result: serde_json::Value,
+    /// Model.
+    pub model: Option<String>,
+    /// Tokens in.
+    pub prompt_tokens: i32,
+    /// Tokens out.
+    pub completion_tokens: i32,
+}
+
+/// A step result to store.
+#[derive(Debug, Clone, diesel::Insertable)]
+#[diesel(table_name = audit_step_results)]
+pub struct NewStepResult<'a> {
+    /// Audit.
+    pub audit_id: Uuid,
+    /// Position.
+    pub position: i32,
+    /// Name.
+    pub step_name: &'a str,
+    /// Weight.
+    pub weight: f64,
+    /// Critical.
+    pub critical: bool,
+    /// Score.
+    pub score: f64,
+    /// Verdict (`Conformite::as_str`).
+    pub conforme: &'static str,
+    /// Gated analysis.
+    pub raw_result: &'a serde_json::Value,
+    /// Model.
+    pub model: Option<&'a str>,
+    /// Tokens in.
+    pub prompt_tokens: i32,
+    /// Tokens out.
+    pub completion_tokens: i32,
+}
+
+/// Inserts a step result unless one exists for (audit, position) and counts it on the
+/// audit; returns whether this call inserted it.
+pub async fn insert(conn: &mut AsyncPgConnection, row: &NewStepResult<'_>) -> DbResult<bool> {
+    let n = diesel::insert_into(audit_step_results::table)
+        .values((audit_step_results::id.eq(Uuid::new_v4()), row))
+        .on_conflict((audit_step_results::audit_id, audit_step_results::position))
+        .do_nothing()
+        .execute(&mut *conn)
+        .await?;
+    if n > 0 {
+        diesel::update(audits::table.find(row.audit_id))
+            .set((
+                audits::steps_done.eq(audits::steps_done + 1),
+                audits::updated_at.eq(Utc::now()),
+            ))
+            .execute(conn)
+            .await?;
+    }
+    Ok(n > 0)
+}
+
+/// Step results of an audit by position.
+pub async fn of_audit(
+    conn: &mut AsyncPgConnection,
+    audit_id: Uuid,
+) -> DbResult<Vec<StepResultRow>> {
+    Ok(audit_step_results::table
+        .filter(audit_step_results::audit_id.eq(audit_id))
+        .order(audit_step_results::position.asc())
+        .select(StepResultRow::as_select())
+        .load(conn)
+        .await?)
+}

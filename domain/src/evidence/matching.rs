@@ -1,0 +1,284 @@
+//! Finding a quote in a recording: the recording's normalised token sequence and the
+//! bounded edit-distance search over its windows (see the module doc of `evidence`).
+
+use crate::text::{levenshtein, normalize};
+use crate::transcript::{Transcript, join_words};
+
+/// One normalised token of a recording, as a char range of [`RecordingIndex::chars`].
+#[derive(Debug, Clone, Copy)]
+pub(super) struct Token {
+    pub(super) start: usize,
+    pub(super) end: usize,
+    /// Index into the transcript's words; `None` when built from the plain text.
+    pub(super) word: Option<usize>,
+}
+
+/// A recording's normalised token sequence, built once per gating run.
+pub(super) struct RecordingIndex<'a> {
+    pub(super) transcript: &'a Transcript,
+    /// Normalised tokens joined by single spaces.
+    pub(super) chars: Vec<char>,
+    pub(super) tokens: Vec<Token>,
+}
+
+impl<'a> RecordingIndex<'a> {
+    pub(super) fn new(transcript: &'a Transcript) -> Self {
+        let mut index = Self {
+            transcript,
+            chars: Vec::new(),
+            tokens: Vec::new(),
+        };
+        for (i, word) in transcript.words.iter().enumerate() {
+            index.push_tokens(&normalize(&word.text), Some(i));
+        }
+        if index.tokens.is_empty() {
+            // No usable words: fall back to the plain text (no times, no speakers).
+            index.push_tokens(&normalize(&transcript.text), None);
+        }
+        index
+    }
+
+    pub(super) fn push_tokens(&mut self, normalized: &str, word: Option<usize>) {
+        for token in normalized.split(' ').filter(|t| !t.is_empty()) {
+            if !self.chars.is_empty() {
+                self.chars.push(' ');
+            }
+            let start = self.chars.len();
+            self.chars.extend(token.chars());
+            self.tokens.push(Token {
+                start,
+                end: self.chars.len(),
+                word,
+            });
+        }
+    }
+
+    pub(super) fn recording_id(&self) -> &str {
+        &self.transcript.recording_id
+    }
+
+    /// Distinct word indices covered by a window, in order.
+    pub(super) fn window_words(&self, w: &Window) -> Vec<usize> {
+        let mut out: Vec<usize> = Vec::new();
+        for token in self.tokens.iter().skip(w.first).take(w.len) {
+            if let Some(word) = token.word
+                && out.last() != Some(&word)
+            {
+                out.push(word);
+            }
+        }
+        out
+    }
+
+    /// Start time of a window's first word, when known.
+    pub(super) fn window_start_s(&self, w: &Window) -> Option<f64> {
+        let word = self.tokens.get(w.first)?.word?;
+        let start = self.transcript.words.get(word)?.start_s;
+        start.is_finite().then_some(start)
+    }
+
+    /// The transcript's own words for a window (or the normalised tokens without words).
+    pub(super) fn window_text(&self, w: &Window) -> String {
+        let words = self.window_words(w);
+        if words.is_empty() {
+            let (start, end) = self.window_char_range(w);
+            return self
+                .chars
+                .get(start..end)
+                .map(|cs| cs.iter().collect())
+                .unwrap_or_default();
+        }
+        join_words(
+            words
+                .iter()
+                .filter_map(|&i| self.transcript.words.get(i))
+                .map(|w| w.text.as_str()),
+        )
+    }
+
+    pub(super) fn window_char_range(&self, w: &Window) -> (usize, usize) {
+        match (
+            self.tokens.get(w.first),
+            self.tokens.get(w.first + w.len.saturating_sub(1)),
+        ) {
+            (Some(first), Some(last)) => (first.start, last.end),
+            _ => (0, 0),
+        }
+    }
+
+    /// Speaker counts over a window's distinct words, as `(normalised label, original
+    /// label, count)` in order of first appearance; empty when no word carries a speaker.
+    pub(super) fn window_speakers(&self, w: &Window) -> Vec<(String, String, usize)> {
+        let mut counts: Vec<(String, String, usize)> = Vec::new();
+        for i in self.window_words(w) {
+            let Some(label) = self
+                .transcript
+                .words
+                .get(i)
+                .and_then(|w| w.speaker.as_deref())
+            else {
+                continue;
+            };
+            let key = normalize(label);
+            if key.is_empty() {
+                continue;
+            }
+            match counts.iter_mut().find(|(k, _, _)| *k == key) {
+                Some(entry) => entry.2 += 1,
+                None => counts.push((key, label.trim().to_string(), 1)),
+            }
+        }
+        counts
+    }
+}
+
+/// A window of `len` tokens starting at token `first`, with its exact similarity.
+#[derive(Debug, Clone, Copy)]
+pub(super) struct Window {
+    pub(super) first: usize,
+    pub(super) len: usize,
+    pub(super) similarity: f64,
+}
+
+/// Windows found for a quote in one recording.
+pub(super) struct SearchResult {
+    /// The most similar window (earliest on ties).
+    pub(super) best: Option<Window>,
+    /// Occurrences: the windows with similarity ≥ the accept threshold, keeping only the
+    /// most similar of overlapping ones, most similar first.
+    pub(super) accepted: Vec<Window>,
+}
+
+/// `out[e]` = the smallest edit distance between `quote` and any substring of `text`
+/// ending at char `e` (Sellers' semi-global alignment), for `e` in `0..=text.len()`.
+pub(super) fn min_distance_by_end(quote: &[char], text: &[char]) -> Vec<usize> {
+    let m = quote.len();
+    let mut col: Vec<usize> = (0..=m).collect();
+    let mut out = Vec::with_capacity(text.len() + 1);
+    out.push(m);
+    for &tc in text {
+        // col[j] holds the previous column; `diag` is previous col[j - 1].
+        let mut diag = col[0];
+        col[0] = 0;
+        for j in 1..=m {
+            let up = col[j];
+            let substitution = diag + usize::from(quote[j - 1] != tc);
+            let value = substitution.min(up + 1).min(col[j - 1] + 1);
+            diag = up;
+            col[j] = value;
+        }
+        out.push(col[m]);
+    }
+    out
+}
+
+/// Finds the windows of `index` (token counts `token_count` ± 2) most similar to `quote`.
+pub(super) fn search(
+    index: &RecordingIndex<'_>,
+    quote: &[char],
+    token_count: usize,
+    accept: f64,
+) -> SearchResult {
+    let mut result = SearchResult {
+        best: None,
+        accepted: Vec::new(),
+    };
+    let n = index.tokens.len();
+    let m = quote.len();
+    if n == 0 || m == 0 {
+        return result;
+    }
+    let by_end = min_distance_by_end(quote, &index.chars);
+    let min_len = token_count.saturating_sub(2).max(1);
+    let max_len = token_count + 2;
+
+    // Upper bound of each window's similarity: its edit distance is at least the best
+    // distance of any substring ending where it ends, and at least the length difference.
+    let mut candidates: Vec<(f64, usize, usize)> = Vec::new();
+    for first in 0..n {
+        for len in min_len..=max_len {
+            let Some(last) = index.tokens.get(first + len - 1) else {
+                break;
+            };
+            let start = index.tokens[first].start;
+            let width = last.end - start;
+            let lower_bound = by_end
+                .get(last.end)
+                .copied()
+                .unwrap_or(0)
+                .max(width.abs_diff(m));
+            let upper = 1.0 - lower_bound as f64 / width.max(m) as f64;
+            candidates.push((upper, first, len));
+        }
+    }
+    candidates.sort_by(|a, b| {
+        b.0.total_cmp(&a.0)
+            .then(a.1.cmp(&b.1))
+            .then(a.2.abs_diff(token_count).cmp(&b.2.abs_diff(token_count)))
+    });
+
+    for (upper, first, len) in candidates {
+        let best_so_far = result.best.map_or(-1.0, |b| b.similarity);
+        if upper < accept && upper <= best_so_far {
+            // Sorted by decreasing bound: no later window can be accepted or beat the best.
+            break;
+        }
+        let window = Window {
+            first,
+            len,
+            similarity: 0.0,
+        };
+        let (start, end) = index.window_char_range(&window);
+        let Some(text) = index.chars.get(start..end) else {
+            continue;
+        };
+        let distance = levenshtein(quote, text);
+        let similarity = (1.0 - distance as f64 / text.len().max(m) as f64).clamp(0.0, 1.0);
+        let window = Window {
+            similarity,
+            ..window
+        };
+        if similarity >= accept {
+            result.accepted.push(window);
+        }
+        if similarity > best_so_far {
+            result.best = Some(window);
+        }
+    }
+    result.accepted = non_overlapping(result.accepted, token_count, n);
+    result
+}
+
+/// Keeps, among overlapping accepted windows, only the best one (most similar, then
+/// closest to the quote's token count, then earliest), so that each occurrence of the
+/// quote is judged on its best alignment — a window shifted by one word must not pass a
+/// time or speaker check the real occurrence fails.
+pub(super) fn non_overlapping(
+    mut windows: Vec<Window>,
+    token_count: usize,
+    token_total: usize,
+) -> Vec<Window> {
+    windows.sort_by(|a, b| {
+        b.similarity
+            .total_cmp(&a.similarity)
+            .then(
+                a.len
+                    .abs_diff(token_count)
+                    .cmp(&b.len.abs_diff(token_count)),
+            )
+            .then(a.first.cmp(&b.first))
+    });
+    let mut covered = vec![false; token_total];
+    let mut kept = Vec::new();
+    for w in windows {
+        let Some(range) = covered.get_mut(w.first..w.first + w.len) else {
+            continue;
+        };
+        if range.iter().any(|&c| c) {
+            continue;
+        }
+        range.iter_mut().for_each(|c| *c = true);
+        kept.push(w);
+    }
+    kept
+}

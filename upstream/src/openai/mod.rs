@@ -1,0 +1,164 @@
+//! OpenAI-compatible Chat Completions client: one structured-output completion
+//! ([`chat`]) and a bounded tool-calling conversation ([`tools`]). Requests are built
+//! with `serde_json::json!` (their shape is the protocol's); answers are read into typed
+//! wire structs.
+
+pub mod chat;
+pub mod tools;
+
+pub use callaudit_domain::transcript_tools::ToolLoopLimits;
+pub use tools::{ToolCompletion, ToolsRequest};
+
+use crate::error::UpstreamError;
+use crate::http::{classify, client, sanitize, transport_error};
+use callaudit_domain::secret::Secret;
+use serde::Deserialize;
+use serde_json::{Value, json};
+use std::time::Duration;
+
+const VENDOR: &str = "openai";
+
+/// Token usage of one LLM call (or, summed, of a conversation).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize)]
+pub struct Usage {
+    /// Prompt tokens.
+    #[serde(default, deserialize_with = "tokens")]
+    pub prompt_tokens: i32,
+    /// Completion tokens.
+    #[serde(default, deserialize_with = "tokens")]
+    pub completion_tokens: i32,
+}
+
+fn tokens<'de, D: serde::Deserializer<'de>>(d: D) -> Result<i32, D::Error> {
+    let n: Option<i64> = Option::deserialize(d)?;
+    Ok(n.map_or(0, |n| i32::try_from(n).unwrap_or(i32::MAX)))
+}
+
+impl Usage {
+    fn add(&mut self, other: Usage) {
+        self.prompt_tokens = self.prompt_tokens.saturating_add(other.prompt_tokens);
+        self.completion_tokens = self
+            .completion_tokens
+            .saturating_add(other.completion_tokens);
+    }
+}
+
+/// A Chat Completions answer (the fields we use).
+#[derive(Debug, Default, Deserialize)]
+struct ChatResponse {
+    #[serde(default)]
+    choices: Vec<Choice>,
+    #[serde(default)]
+    usage: Option<Usage>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+struct Choice {
+    #[serde(default)]
+    message: Message,
+    #[serde(default)]
+    finish_reason: Option<String>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+struct Message {
+    #[serde(default)]
+    content: Option<String>,
+    #[serde(default)]
+    refusal: Option<String>,
+    #[serde(default)]
+    tool_calls: Option<Vec<ToolCall>>,
+}
+
+#[derive(Debug, Deserialize)]
+struct ToolCall {
+    #[serde(default)]
+    id: Option<String>,
+    #[serde(default)]
+    function: FunctionCall,
+}
+
+#[derive(Debug, Default, Deserialize)]
+struct FunctionCall {
+    #[serde(default)]
+    name: String,
+    #[serde(default)]
+    arguments: String,
+}
+
+impl ChatResponse {
+    /// The first choice (an answer without one has no content).
+    fn into_first_choice(self) -> (Choice, Usage) {
+        (
+            self.choices.into_iter().next().unwrap_or_default(),
+            self.usage.unwrap_or_default(),
+        )
+    }
+}
+
+/// OpenAI-compatible Chat Completions client.
+#[derive(Debug, Clone)]
+pub struct OpenAiClient {
+    http: reqwest::Client,
+    base: String,
+    key: Secret,
+}
+
+impl OpenAiClient {
+    /// A client for `base_url` (e.g. `https://api.openai.com/v1`).
+    pub fn new(base_url: &str, key: Secret, timeout: Duration) -> Self {
+        Self {
+            http: client(timeout),
+            base: base_url.trim_end_matches('/').to_string(),
+            key,
+        }
+    }
+
+    /// Sends one request; returns the answer of a 2xx.
+    async fn chat(&self, request: &Value) -> Result<ChatResponse, UpstreamError> {
+        let resp = self
+            .http
+            .post(format!("{}/chat/completions", self.base))
+            .bearer_auth(self.key.expose())
+            .json(request)
+            .send()
+            .await
+            .map_err(|e| transport_error(VENDOR, &e))?;
+        let resp = classify(VENDOR, &self.key, resp).await?;
+        let bytes = resp
+            .bytes()
+            .await
+            .map_err(|e| transport_error(VENDOR, &e))?;
+        serde_json::from_slice(&bytes)
+            .map_err(|_| UpstreamError::transient(VENDOR, "answer is not valid JSON"))
+    }
+
+    /// A refusal is permanent; a truncated answer (content or tool arguments) retryable.
+    fn check_finish(&self, choice: &Choice) -> Result<(), UpstreamError> {
+        if let Some(refusal) = &choice.message.refusal {
+            return Err(UpstreamError::permanent(
+                VENDOR,
+                format!("model refused: {}", sanitize(&self.key, refusal)),
+            ));
+        }
+        if choice.finish_reason.as_deref() == Some("length") {
+            return Err(UpstreamError::transient(
+                VENDOR,
+                "answer truncated (finish_reason=length)",
+            ));
+        }
+        Ok(())
+    }
+}
+
+/// The strict `json_schema` response format.
+fn response_format(schema_name: &str, schema: &Value) -> Value {
+    json!({"type": "json_schema", "json_schema": {"name": schema_name, "strict": true, "schema": schema}})
+}
+
+/// The JSON answer in a choice's content; invalid JSON is retryable.
+fn json_content(choice: &Choice) -> Result<Value, UpstreamError> {
+    let content = choice.message.content.as_deref().unwrap_or_default();
+    serde_json::from_str(content)
+        .map_err(|_| UpstreamError::transient(VENDOR, "answer content is not valid JSON"))
+}
