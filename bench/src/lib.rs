@@ -23,6 +23,7 @@
 //!
 //! Layout: `bare` (the baseline's workflows: deterministic, linted by `clippy.toml` like
 //! `callaudit-workflows`), `bare_worker` (its no-op activities), `run` (the command),
+//! `stack` (the simulators, the in-process api and the worker processes of a run),
 //! `report` (the figures), `procstat` (`/proc` readings), `args` (its command line).
 
 mod args;
@@ -30,34 +31,13 @@ pub mod bare;
 pub mod bare_worker;
 pub mod procstat;
 pub mod report;
-// The driver, not workflow code: it times batches on the wall clock, spawns tasks and
-// draws random run ids, which `clippy.toml` forbids to the workflows in `bare`.
+// The driver and the processes it runs, not workflow code: they time batches on the wall
+// clock, spawn tasks and draw random run ids, which `clippy.toml` forbids to the
+// workflows in `bare`.
 #[allow(clippy::disallowed_methods)]
 mod run;
+#[allow(clippy::disallowed_methods)]
+mod stack;
 
 pub use args::BenchArgs;
 pub use run::run;
-
-use callaudit_api::temporal::TemporalSettings;
-use callaudit_domain::secret::Secret;
-
-/// What the project run's in-process api is built from. The binary turns it into the
-/// `AppState` its own `api` command would serve (`callaudit`'s `app_state`), so the bench
-/// measures that api and not a copy of its wiring.
-#[derive(Debug, Clone)]
-pub struct ApiSetup {
-    /// The run's database (created by the bench, migrated and seeded).
-    pub database_url: String,
-    /// Connections of the api's pool.
-    pub pool_size: usize,
-    /// Temporal server and the run's task queue.
-    pub temporal: TemporalSettings,
-    /// Lifetime of the bench user's token.
-    pub token_ttl_hours: i64,
-    /// Steps analysed at once per audit.
-    pub step_parallelism: u32,
-    /// The simulated CRM (`http://SIM/crm`), which the api checks fiches against.
-    pub crm_base_url: String,
-    /// Its key.
-    pub crm_api_key: Secret,
-}

@@ -4,6 +4,7 @@
 
 use crate::analysis::Conformite;
 use crate::scoring::AuditSummary;
+use crate::status::AuditPhase;
 use serde::{Deserialize, Serialize};
 
 /// Deterministic workflow ids (they show in the Temporal UI and de-duplicate starts).
@@ -42,8 +43,9 @@ pub struct AuditWorkflowInput {
 /// Progress of an audit (the `progress` query).
 #[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq)]
 pub struct AuditProgress {
-    /// `starting`, `fiche`, `transcription`, `analysis`, `finalizing`, `completed`, `failed`.
-    pub phase: String,
+    /// Where the audit stands (`starting`, `fiche`, `transcription`, `analysis`,
+    /// `finalizing`, `completed`, `failed` on the wire).
+    pub phase: AuditPhase,
     /// Recordings of the fiche.
     pub recordings_total: u32,
     /// Recordings transcribed.

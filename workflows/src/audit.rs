@@ -6,6 +6,7 @@ use crate::step::AuditStepWorkflow;
 use crate::transcription::TranscriptionWorkflow;
 use crate::window::run_sliding_window;
 use callaudit_domain::activities::CallauditActivities;
+use callaudit_domain::status::AuditPhase;
 use callaudit_domain::workflow_io::{
     AnalyzeStepInput, AuditFailure, AuditProgress, AuditRef, AuditWorkflowInput,
     AuditWorkflowOutput, EnsureFicheInput, StepOutcome, TranscribeInput, TranscribeOutput, ids,
@@ -41,7 +42,7 @@ impl AuditWorkflow {
             Ok(out) => Ok(out),
             Err(e) => {
                 if can_record_failure(&e) {
-                    ctx.state_mut(|s| s.progress.phase = "failed".into());
+                    ctx.state_mut(|s| s.progress.phase = AuditPhase::Failed);
                     let failure = AuditFailure {
                         audit_id: input.audit_id.clone(),
                         error: failure_chain(&e),
@@ -67,7 +68,7 @@ impl AuditWorkflow {
         let audit = AuditRef {
             audit_id: input.audit_id.clone(),
         };
-        ctx.state_mut(|s| s.progress.phase = "starting".into());
+        ctx.state_mut(|s| s.progress.phase = AuditPhase::Starting);
         let plan = ctx
             .execute_activity(
                 CallauditActivities::start_audit,
@@ -78,7 +79,7 @@ impl AuditWorkflow {
         let steps_total = u32::try_from(plan.step_positions.len()).unwrap_or(u32::MAX);
         ctx.state_mut(|s| {
             s.progress.steps_total = steps_total;
-            s.progress.phase = "fiche".into();
+            s.progress.phase = AuditPhase::Fiche;
         });
 
         let fiche = ctx
@@ -102,7 +103,7 @@ impl AuditWorkflow {
         ctx.state_mut(|s| {
             s.progress.recordings_total = total;
             s.progress.recordings_done = done_already;
-            s.progress.phase = "transcription".into();
+            s.progress.phase = AuditPhase::Transcription;
         });
 
         // One TranscriptionWorkflow per recording, all at once (ElevenLabs is the limit,
@@ -116,7 +117,7 @@ impl AuditWorkflow {
             ctx.state_mut(|s| s.progress.recordings_done += 1);
         }
 
-        ctx.state_mut(|s| s.progress.phase = "analysis".into());
+        ctx.state_mut(|s| s.progress.phase = AuditPhase::Analysis);
         let window = usize::try_from(input.step_parallelism.max(1)).unwrap_or(1);
         let step = |position: i32| AnalyzeStepInput {
             audit_id: input.audit_id.clone(),
@@ -145,11 +146,11 @@ impl AuditWorkflow {
             }
         }
 
-        ctx.state_mut(|s| s.progress.phase = "finalizing".into());
+        ctx.state_mut(|s| s.progress.phase = AuditPhase::Finalizing);
         let summary = ctx
             .execute_activity(CallauditActivities::finalize_audit, audit, db_activity())
             .await?;
-        ctx.state_mut(|s| s.progress.phase = "completed".into());
+        ctx.state_mut(|s| s.progress.phase = AuditPhase::Completed);
         Ok(AuditWorkflowOutput {
             audit_id: input.audit_id.clone(),
             summary,
