@@ -4,7 +4,6 @@
 
 use crate::support::*;
 use callaudit_db::events::publish;
-use callaudit_domain::audit_config::AuditConfigSpec;
 use std::time::Duration;
 
 const T: Duration = Duration::from_secs(10);
@@ -13,27 +12,7 @@ async fn pending_audit(api: &TestApi) -> uuid::Uuid {
     let mut conn = callaudit_db::pool::get(&api.state.pool)
         .await
         .expect("conn");
-    let spec: AuditConfigSpec =
-        serde_json::from_str(callaudit_sim::SAMPLE_AUDIT_CONFIG_JSON).expect("sample config");
-    let config = callaudit_db::audit_configs::create(&mut conn, &spec, None)
-        .await
-        .expect("config");
-    let id = uuid::Uuid::new_v4();
-    callaudit_db::audits::create(
-        &mut conn,
-        &callaudit_db::audits::NewAudit {
-            id,
-            fiche_id: "FICHE-1001",
-            audit_config_id: config,
-            use_rlm: false,
-            workflow_id: &format!("audit:{id}"),
-            steps_total: 6,
-            requested_by: None,
-        },
-    )
-    .await
-    .expect("audit");
-    id
+    pending_audit_row(&mut conn, 6).await
 }
 
 async fn emit(api: &TestApi, audit: uuid::Uuid, kind: &str, n: i64) -> i64 {

@@ -1,10 +1,9 @@
 //! Rows read back from Postgres: enum columns are parsed strictly, never guessed.
 
 use crate::support::*;
-use callaudit_db::audits::{self, NewAudit};
+use callaudit_db::audits;
 use callaudit_db::step_results::{self, NewStepResult};
 use callaudit_domain::analysis::Conformite;
-use callaudit_domain::audit_config::AuditConfigSpec;
 use callaudit_domain::status::AuditStatus;
 use diesel_async::RunQueryDsl;
 
@@ -12,26 +11,7 @@ use diesel_async::RunQueryDsl;
 async fn a_stored_verdict_reads_back_as_itself_and_an_unknown_one_is_an_error() {
     let db = test_db("stored_rows").await;
     let mut conn = callaudit_db::establish(&db.url).await.expect("conn");
-    let spec: AuditConfigSpec =
-        serde_json::from_str(callaudit_sim::SAMPLE_AUDIT_CONFIG_JSON).expect("sample config");
-    let config = callaudit_db::audit_configs::create(&mut conn, &spec, None)
-        .await
-        .expect("config");
-    let id = uuid::Uuid::new_v4();
-    audits::create(
-        &mut conn,
-        &NewAudit {
-            id,
-            fiche_id: "FICHE-1001",
-            audit_config_id: config,
-            use_rlm: false,
-            workflow_id: &format!("audit:{id}"),
-            steps_total: 2,
-            requested_by: None,
-        },
-    )
-    .await
-    .expect("audit");
+    let id = pending_audit_row(&mut conn, 2).await;
     let raw = serde_json::json!({});
     for (position, conforme) in [(1, "PARTIEL"), (2, "CONFORME")] {
         let inserted = step_results::insert(

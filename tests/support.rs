@@ -322,3 +322,32 @@ impl SseClient {
         out
     }
 }
+
+/// A pending audit of FICHE-1001 with the sample configuration, stored straight in
+/// Postgres (no workflow): for tests of what reads audits.
+pub async fn pending_audit_row(
+    conn: &mut callaudit_db::AsyncPgConnection,
+    steps_total: i32,
+) -> uuid::Uuid {
+    let spec: callaudit_domain::audit_config::AuditConfigSpec =
+        serde_json::from_str(callaudit_sim::SAMPLE_AUDIT_CONFIG_JSON).expect("sample config");
+    let config = callaudit_db::audit_configs::create(conn, &spec, None)
+        .await
+        .expect("config");
+    let id = uuid::Uuid::new_v4();
+    callaudit_db::audits::create(
+        conn,
+        &callaudit_db::audits::NewAudit {
+            id,
+            fiche_id: "FICHE-1001",
+            audit_config_id: config,
+            use_rlm: false,
+            workflow_id: &format!("audit:{id}"),
+            steps_total,
+            requested_by: None,
+        },
+    )
+    .await
+    .expect("audit");
+    id
+}

@@ -46,29 +46,23 @@ where
     }
 }
 
-// Single-column `Queryable`, as `#[derive(FromSqlRow)]` would write it for a
-// non-generic type.
-impl<T, ST> diesel::Queryable<ST, Pg> for Named<T>
-where
-    ST: diesel::sql_types::SingleValue,
-    Self: FromSql<ST, Pg>,
-{
-    type Row = Self;
-    fn build(row: Self) -> deserialize::Result<Self> {
-        Ok(row)
-    }
+/// Single-column `Queryable`, as `#[derive(FromSqlRow)]` would write it for a
+/// non-generic type.
+macro_rules! single_column {
+    ($($w:ident),+) => {$(
+        impl<T, ST> diesel::Queryable<ST, Pg> for $w<T>
+        where
+            ST: diesel::sql_types::SingleValue,
+            Self: FromSql<ST, Pg>,
+        {
+            type Row = Self;
+            fn build(row: Self) -> deserialize::Result<Self> {
+                Ok(row)
+            }
+        }
+    )+};
 }
-
-impl<T, ST> diesel::Queryable<ST, Pg> for NamedOpt<T>
-where
-    ST: diesel::sql_types::SingleValue,
-    Self: FromSql<ST, Pg>,
-{
-    type Row = Self;
-    fn build(row: Self) -> deserialize::Result<Self> {
-        Ok(row)
-    }
-}
+single_column!(Named, NamedOpt);
 
 /// `From<Named<T>> for T` and `From<NamedOpt<T>> for Option<T>` for each enum stored
 /// by name (the orphan rule wants them spelled per type).

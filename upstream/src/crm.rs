@@ -3,7 +3,7 @@
 //! stored as the fiche's `details`, fields we do not model included.
 
 use crate::error::UpstreamError;
-use crate::http::{classify, client, lenient_time, transport_error, urlencode};
+use crate::http::{classify, client, lenient_time, read_json, transport_error, urlencode};
 use callaudit_domain::secret::Secret;
 use chrono::{DateTime, Utc};
 use serde::Deserialize;
@@ -183,12 +183,10 @@ impl CrmClient {
             return Ok(None);
         }
         let resp = classify(VENDOR, &self.key, resp).await?;
-        let bytes = resp
-            .bytes()
-            .await
-            .map_err(|e| transport_error(VENDOR, &e))?;
-        serde_json::from_slice(&bytes)
-            .map(Some)
-            .map_err(|_| UpstreamError::permanent(VENDOR, format!("{what} is not valid JSON")))
+        read_json(VENDOR, resp, || {
+            UpstreamError::permanent(VENDOR, format!("{what} is not valid JSON"))
+        })
+        .await
+        .map(Some)
     }
 }

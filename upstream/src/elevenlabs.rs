@@ -1,7 +1,7 @@
 //! ElevenLabs speech-to-text client: diarized, word-level timestamps, French.
 
 use crate::error::UpstreamError;
-use crate::http::{classify, client, transport_error};
+use crate::http::{classify, client, read_json, transport_error};
 use callaudit_domain::secret::Secret;
 use callaudit_domain::transcript::{Transcript, Word};
 use serde::Deserialize;
@@ -102,12 +102,10 @@ impl ElevenLabsClient {
             .await
             .map_err(|e| transport_error(VENDOR, &e))?;
         let resp = classify(VENDOR, &self.key, resp).await?;
-        let bytes = resp
-            .bytes()
-            .await
-            .map_err(|e| transport_error(VENDOR, &e))?;
-        let body: SttResponse = serde_json::from_slice(&bytes)
-            .map_err(|_| UpstreamError::permanent(VENDOR, "answer is not valid JSON"))?;
+        let body: SttResponse = read_json(VENDOR, resp, || {
+            UpstreamError::permanent(VENDOR, "answer is not valid JSON")
+        })
+        .await?;
         Ok(body.into_transcript(recording_id))
     }
 }

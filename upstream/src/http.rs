@@ -65,6 +65,20 @@ pub(crate) async fn classify(
     })
 }
 
+/// The body of a 2xx answer as `T`; a body that cannot be read is a transport failure,
+/// one that does not parse gets `invalid` (the caller decides whether that is transient).
+pub(crate) async fn read_json<T: serde::de::DeserializeOwned>(
+    vendor: &'static str,
+    resp: reqwest::Response,
+    invalid: impl FnOnce() -> UpstreamError,
+) -> Result<T, UpstreamError> {
+    let bytes = resp
+        .bytes()
+        .await
+        .map_err(|e| transport_error(vendor, &e))?;
+    serde_json::from_slice(&bytes).map_err(|_| invalid())
+}
+
 /// Path segment encoding (RFC 3986 unreserved characters kept).
 pub(crate) fn urlencode(s: &str) -> String {
     s.bytes()

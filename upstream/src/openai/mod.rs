@@ -10,7 +10,7 @@ pub use callaudit_domain::transcript_tools::ToolLoopLimits;
 pub use tools::{ToolCompletion, ToolsRequest};
 
 use crate::error::UpstreamError;
-use crate::http::{classify, client, sanitize, transport_error};
+use crate::http::{classify, client, read_json, sanitize, transport_error};
 use callaudit_domain::secret::Secret;
 use serde::Deserialize;
 use serde_json::{Value, json};
@@ -125,12 +125,10 @@ impl OpenAiClient {
             .await
             .map_err(|e| transport_error(VENDOR, &e))?;
         let resp = classify(VENDOR, &self.key, resp).await?;
-        let bytes = resp
-            .bytes()
-            .await
-            .map_err(|e| transport_error(VENDOR, &e))?;
-        serde_json::from_slice(&bytes)
-            .map_err(|_| UpstreamError::transient(VENDOR, "answer is not valid JSON"))
+        read_json(VENDOR, resp, || {
+            UpstreamError::transient(VENDOR, "answer is not valid JSON")
+        })
+        .await
     }
 
     /// A refusal is permanent; a truncated answer (content or tool arguments) retryable.
