@@ -198,7 +198,7 @@ impl Scenario {
     }
 }
 
-async fn count(db_url: &str, sql: &str) -> i64 {
+pub(crate) async fn count(db_url: &str, sql: &str) -> i64 {
     use diesel_async::{AsyncConnection, RunQueryDsl};
     #[derive(diesel::QueryableByName)]
     struct N {

@@ -13,3 +13,4 @@ mod foundation;
 mod observability;
 mod replay;
 mod stored_rows;
+mod trust;

@@ -125,8 +125,13 @@ pub async fn seed_rbac(conn: &mut AsyncPgConnection) -> DbResult<()> {
     }
 }
 
+/// Key of the transaction-level advisory lock that serialises user upserts: replicas
+/// starting together all upsert the seeded admin, and a select-then-insert race would
+/// end one of them on the unique e-mail index.
+const USER_UPSERT_LOCK: i64 = 0x6361_6c6c_7573_6572; // "calluser"
+
 /// Creates a user with the given role, or updates the password and role of the existing
-/// user with that e-mail. Returns the user id.
+/// user with that e-mail; safe to run from many processes at once. Returns the user id.
 pub async fn upsert_user(
     conn: &mut AsyncPgConnection,
     email: &str,
@@ -137,6 +142,10 @@ pub async fn upsert_user(
     let email = email.trim().to_string();
     let role = role.to_string();
     conn.transaction::<_, DbError, _>(async |conn| {
+        diesel::sql_query("SELECT pg_advisory_xact_lock($1)")
+            .bind::<diesel::sql_types::BigInt, _>(USER_UPSERT_LOCK)
+            .execute(&mut *conn)
+            .await?;
         let existing: Option<Uuid> = users::table
             .filter(
                 diesel::dsl::sql::<diesel::sql_types::Bool>("lower(email) = lower(")
