@@ -88,8 +88,18 @@ pub async fn spawn_api_stepping(
     crm: Option<String>,
     step_parallelism: u32,
 ) -> TestApi {
-    use poem::listener::{Acceptor, Listener};
-    let (state, _listener) = AppState::build(callaudit_api::state::ApiSettings {
+    spawn_api_from(api_settings(database_url, settings, crm, step_parallelism)).await
+}
+
+/// What the test api is built from (cap of 1000 streams); adjust a field, then
+/// [`spawn_api_from`].
+pub fn api_settings(
+    database_url: &str,
+    settings: TemporalSettings,
+    crm: Option<String>,
+    step_parallelism: u32,
+) -> callaudit_api::state::ApiSettings {
+    callaudit_api::state::ApiSettings {
         database_url: database_url.to_string(),
         pool_size: 5,
         temporal: settings,
@@ -108,8 +118,14 @@ pub async fn spawn_api_stepping(
             force_refresh_cooldown: Duration::from_secs(60),
         },
         holder: "test-api".into(),
-    })
-    .expect("api state");
+        max_streams: 1000,
+    }
+}
+
+/// Starts an api built by `AppState::build` from `settings` on an ephemeral port.
+pub async fn spawn_api_from(settings: callaudit_api::state::ApiSettings) -> TestApi {
+    use poem::listener::{Acceptor, Listener};
+    let (state, _listener) = AppState::build(settings).expect("api state");
     let acceptor = poem::listener::TcpListener::bind("127.0.0.1:0")
         .into_acceptor()
         .await

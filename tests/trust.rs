@@ -53,3 +53,108 @@ async fn replicas_started_at_once_on_a_fresh_database_all_seed_the_admin_and_non
         1
     );
 }
+
+/// Publishes `kind` on the audit's stream, as the activities do; returns the event id.
+async fn emit(api: &TestApi, audit: uuid::Uuid, kind: &str) -> i64 {
+    let mut conn = callaudit_db::pool::get(&api.state.pool)
+        .await
+        .expect("conn");
+    callaudit_db::events::publish(
+        &mut conn,
+        &format!("audit:{audit}"),
+        kind,
+        &serde_json::json!({"audit_id": audit}),
+        None,
+    )
+    .await
+    .expect("publish")
+    .expect("stored")
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_client_reconnecting_after_the_terminal_event_gets_the_rest_and_the_stream_closes_at_once()
+ {
+    let db = test_db("sse_finished").await;
+    let api = spawn_api(&db.url, temporal_settings(&temporal_address(), "unused")).await;
+    let token = api.token_for("viewer").await;
+    let audit = {
+        let mut conn = callaudit_db::pool::get(&api.state.pool)
+            .await
+            .expect("conn");
+        pending_audit_row(&mut conn, 1).await
+    };
+    let started = emit(&api, audit, "audit.started").await;
+    let completed = emit(&api, audit, "audit.completed").await;
+    let path = format!("/api/audits/{audit}/events");
+    // Streams re-read every 5 s without a notification: closing within 2 s means the
+    // stream ended by itself, not after a poll.
+    let quick = std::time::Duration::from_secs(2);
+
+    let mut resumed = SseClient::open(&api, &path, &token, Some(&completed.to_string())).await;
+    assert_eq!(resumed.status, 200);
+    assert_eq!(resumed.rest(quick).await, vec![], "nothing follows the end");
+
+    let mut before_end = SseClient::open(&api, &path, &token, Some(&started.to_string())).await;
+    let rest = before_end.rest(quick).await;
+    assert_eq!(
+        rest.iter().filter_map(|e| e.id.clone()).collect::<Vec<_>>(),
+        vec![completed.to_string()]
+    );
+    wait_for(
+        "both streams released",
+        std::time::Duration::from_secs(5),
+        || async { (api.state.events.open_streams() == 0).then_some(()) },
+    )
+    .await;
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn past_its_cap_of_streams_a_replica_answers_503_and_a_closed_stream_frees_its_place() {
+    let db = test_db("sse_cap").await;
+    let mut settings = api_settings(
+        &db.url,
+        temporal_settings(&temporal_address(), "unused"),
+        None,
+        3,
+    );
+    settings.max_streams = 2;
+    let api = spawn_api_from(settings).await;
+    let token = api.token_for("viewer").await;
+    let audit = {
+        let mut conn = callaudit_db::pool::get(&api.state.pool)
+            .await
+            .expect("conn");
+        pending_audit_row(&mut conn, 1).await
+    };
+    let path = format!("/api/audits/{audit}/events");
+    let first = SseClient::open(&api, &path, &token, None).await;
+    let second = SseClient::open(&api, &path, &token, None).await;
+    assert_eq!((first.status, second.status), (200, 200));
+    let (status, body) = api.get(&path, Some(&token)).await;
+    assert_eq!(status, 503, "{body}");
+    assert!(
+        body["error"]["message"]
+            .as_str()
+            .is_some_and(|m| m.contains("API_MAX_STREAMS")),
+        "{body}"
+    );
+    // The server learns that a client left when it next writes to it: the keep-alive
+    // comment comes every 5 s (the write after the client's reset fails).
+    drop(first);
+    let third = wait_for(
+        "a place under the cap",
+        std::time::Duration::from_secs(30),
+        || {
+            let api = &api;
+            let path = &path;
+            let token = &token;
+            async move {
+                let s = SseClient::open(api, path, token, None).await;
+                (s.status == 200).then_some(s)
+            }
+        },
+    )
+    .await;
+    assert_eq!(third.status, 200);
+    assert_eq!(api.state.events.open_streams(), 2);
+}

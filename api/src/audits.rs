@@ -323,12 +323,12 @@ impl AuditsApi {
                 return Err(ApiError::not_found(format!("audit {} not found", id.0)));
             }
         }
-        Ok(topic_stream(
+        topic_stream(
             &state,
             ids::audit_topic(&id.0.to_string()),
             after,
             AUDIT_TERMINAL,
-        ))
+        )
     }
 
     /// Audits, newest first, optionally of one fiche.

@@ -10,25 +10,53 @@
 use crate::error::ApiError;
 use crate::state::AppState;
 use futures::stream::BoxStream;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use tokio::sync::broadcast;
 
-/// Broadcasts notified topics.
+/// Broadcasts notified topics, and counts the streams this replica serves.
 #[derive(Clone, Debug)]
 pub struct EventHub {
     tx: broadcast::Sender<String>,
+    open_streams: Arc<AtomicUsize>,
+    max_streams: usize,
 }
 
-impl Default for EventHub {
-    fn default() -> Self {
-        Self::new()
+/// One open stream of a replica; dropping it frees its place under the cap.
+#[derive(Debug)]
+pub struct StreamPermit(Arc<AtomicUsize>);
+
+impl Drop for StreamPermit {
+    fn drop(&mut self) {
+        self.0.fetch_sub(1, Ordering::AcqRel);
     }
 }
 
 impl EventHub {
-    /// A hub with room for bursts of notifications.
-    pub fn new() -> Self {
+    /// A hub with room for bursts of notifications, serving at most `max_streams`
+    /// streams at once (`API_MAX_STREAMS`).
+    pub fn new(max_streams: usize) -> Self {
         let (tx, _) = broadcast::channel(4096);
-        Self { tx }
+        Self {
+            tx,
+            open_streams: Arc::new(AtomicUsize::new(0)),
+            max_streams: max_streams.max(1),
+        }
+    }
+
+    /// A place for one more stream, or `None` when the replica serves its cap already.
+    pub fn stream_permit(&self) -> Option<StreamPermit> {
+        self.open_streams
+            .fetch_update(Ordering::AcqRel, Ordering::Acquire, |n| {
+                (n < self.max_streams).then_some(n + 1)
+            })
+            .ok()
+            .map(|_| StreamPermit(self.open_streams.clone()))
+    }
+
+    /// Streams open now.
+    pub fn open_streams(&self) -> usize {
+        self.open_streams.load(Ordering::Acquire)
     }
 
     /// Subscribes to notified topics.
@@ -92,6 +120,10 @@ pub struct Follow {
     pub poll: std::time::Duration,
 }
 
+/// How often an idle stream gets a comment. A write is how the server learns that a
+/// client went away, so this also bounds how long a gone client holds its place.
+pub const KEEP_ALIVE: std::time::Duration = std::time::Duration::from_secs(5);
+
 /// A stream of [`StreamEvent`]s as Server-Sent Events.
 pub type TopicStream = poem_openapi::payload::EventStream<BoxStream<'static, StreamEvent>>;
 
@@ -111,14 +143,23 @@ pub fn resume_point(last_event_id: Option<&str>, after: Option<i64>) -> Result<i
 }
 
 /// The SSE response following `topic` from `after` until one of `terminal` (each `id:`
-/// is the event id, `event:` its type, `data:` the event as JSON; a comment every 15 s
-/// keeps proxies from closing an idle stream).
+/// is the event id, `event:` its type, `data:` the event as JSON; a comment every
+/// [`KEEP_ALIVE`] keeps proxies from closing an idle stream and lets the server notice a
+/// client that left, freeing its place under the cap). A replica serving its cap of streams
+/// answers 503.
 pub fn topic_stream(
     state: &AppState,
     topic: String,
     after: i64,
     terminal: &'static [&'static str],
-) -> TopicStream {
+) -> Result<TopicStream, ApiError> {
+    let permit = state.events.stream_permit().ok_or_else(|| {
+        ApiError::unavailable(format!(
+            "this api replica already serves {} event streams (API_MAX_STREAMS); retry \
+             later or on another replica",
+            state.events.max_streams
+        ))
+    })?;
     let stream = follow(
         state.pool.clone(),
         state.events.clone(),
@@ -128,15 +169,18 @@ pub fn topic_stream(
             terminal,
             poll: std::time::Duration::from_secs(5),
         },
+        permit,
     );
-    poem_openapi::payload::EventStream::new(Box::pin(stream) as BoxStream<'static, StreamEvent>)
-        .keep_alive(std::time::Duration::from_secs(15))
+    Ok(poem_openapi::payload::EventStream::new(
+        Box::pin(stream) as BoxStream<'static, StreamEvent>
+    )
+        .keep_alive(KEEP_ALIVE)
         .to_event(|e| {
             use poem_openapi::types::ToJSON;
             poem::web::sse::Event::message(e.to_json_string())
                 .id(e.id.to_string())
                 .event_type(e.kind)
-        })
+        }))
 }
 
 /// Rows read per query while catching up.
@@ -144,14 +188,18 @@ const PAGE: i64 = 500;
 
 /// Replays the stored events of `follow.topic` after `follow.after`, then follows new
 /// ones as they are notified, and ends after a terminal event (or when the client goes
-/// away). Reads use a pooled connection only for the duration of a query.
+/// away). A client resuming after the terminal event gets what follows it and the stream
+/// ends at once. Reads use a pooled connection only for the duration of a query; the
+/// `permit` is held until the stream ends.
 pub fn follow(
     pool: callaudit_db::Pool,
     hub: EventHub,
     follow: Follow,
+    permit: StreamPermit,
 ) -> impl futures::Stream<Item = StreamEvent> + Send + 'static {
     let (tx, rx) = tokio::sync::mpsc::channel::<StreamEvent>(64);
     tokio::spawn(async move {
+        let _permit = permit;
         if let Err(e) = pump(&pool, &hub, &follow, &tx).await {
             tracing::warn!(topic = %follow.topic, error = %e, "event stream ended on an error");
         }
@@ -168,6 +216,14 @@ async fn pump(
     // Subscribe before the first read so nothing stored in between is missed.
     let mut notified = hub.subscribe();
     let mut last = follow.after;
+    // The client saw the end already (a browser reconnects by itself after it): replay
+    // what follows, then close instead of waiting for events that will not come.
+    let ended = {
+        let mut conn = callaudit_db::pool::get(pool).await?;
+        callaudit_db::events::first_of_kinds(&mut conn, &follow.topic, follow.terminal)
+            .await?
+            .is_some_and(|terminal| terminal <= follow.after)
+    };
     loop {
         let batch = {
             let mut conn = callaudit_db::pool::get(pool).await?;
@@ -186,6 +242,9 @@ async fn pump(
         }
         if full {
             continue;
+        }
+        if ended {
+            return Ok(());
         }
         // Wait for a notification of this topic, a poll tick, or the client leaving.
         let tick = tokio::time::sleep(follow.poll);

@@ -44,6 +44,8 @@ pub struct ApiSettings {
     pub fiches: FicheSettings,
     /// Identity of this replica for CRM leases.
     pub holder: String,
+    /// Event streams this replica serves at once (`API_MAX_STREAMS`).
+    pub max_streams: usize,
 }
 
 impl AppState {
@@ -53,7 +55,7 @@ impl AppState {
         settings: ApiSettings,
     ) -> Result<(AppState, tokio::task::JoinHandle<()>), callaudit_db::DbError> {
         let pool = callaudit_db::connect_pool(&settings.database_url, settings.pool_size)?;
-        let events = EventHub::new();
+        let events = EventHub::new(settings.max_streams);
         let listener = tokio::spawn(events.clone().run_listener(settings.database_url));
         let state = AppState {
             fiches: FicheService::new(pool.clone(), settings.fiches, settings.holder),

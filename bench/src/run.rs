@@ -347,6 +347,7 @@ async fn project_run(
             force_refresh_cooldown: Duration::from_secs(1800),
         },
         holder: format!("bench-api-{run}"),
+        max_streams: 1000,
     })
     .await?;
     let worker = WorkerProcess::spawn(

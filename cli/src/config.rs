@@ -34,6 +34,7 @@ Environment variables (each also a flag of the subcommands that use it):
   FICHE_SALES_SEARCH_CONCURRENCY    global cap on CRM sales searches (default 1)
   FICHE_FETCH_CONCURRENCY           global cap on CRM fiche detail fetches (default 3)
   AUDIT_STEP_PARALLELISM            steps analysed at once per audit (default 3)
+  API_MAX_STREAMS                   event streams (SSE) one api replica serves at once (default 1000)
   AUTOMATION_SCHEDULER_CRON         default cron of automation schedules (default * * * * *)
   AUTOMATION_MAX_RECORDINGS_PER_FICHE  skip fiches with more recordings (0 = no limit)
   WEBHOOK_ALLOWED_ORIGINS           comma-separated origins webhooks may target
@@ -166,6 +167,9 @@ pub struct ApiArgs {
     /// Steps analysed at once per audit (set on the workflows this api starts).
     #[arg(long, env = "AUDIT_STEP_PARALLELISM", default_value_t = 3, value_parser = clap::value_parser!(u32).range(1..=50))]
     pub audit_step_parallelism: u32,
+    /// Event streams (SSE) this replica serves at once; past it, 503.
+    #[arg(long, env = "API_MAX_STREAMS", default_value_t = 1000, value_parser = clap::value_parser!(u64).range(1..=1_000_000))]
+    pub api_max_streams: u64,
     #[command(flatten)]
     #[allow(missing_docs)]
     pub db: DbArgs,

@@ -8,7 +8,6 @@ mod worker;
 use anyhow::Context;
 use callaudit_api::AppState;
 use callaudit_api::state::ApiSettings;
-use callaudit_api::temporal::TemporalSettings;
 use clap::Parser;
 use config::{ApiArgs, AuthArgs, Cli, Command};
 
@@ -122,14 +121,16 @@ pub(crate) async fn seed_auth(url: &str, auth: &AuthArgs) -> anyhow::Result<()> 
 async fn api(args: ApiArgs) -> anyhow::Result<()> {
     let url = args.db.url()?.to_string();
     prepare_database(&url, &args.auth).await?;
-    let (state, _listener) = app_state(
-        &url,
-        args.db.database_pool_size,
-        args.temporal.settings(),
-        args.auth_token_ttl_hours,
-        args.audit_step_parallelism,
-        &args.crm,
-    )?;
+    let (state, _listener) = AppState::build(ApiSettings {
+        database_url: url.clone(),
+        pool_size: args.db.database_pool_size,
+        temporal: args.temporal.settings(),
+        token_ttl: chrono::Duration::hours(args.auth_token_ttl_hours.max(1)),
+        step_parallelism: args.audit_step_parallelism,
+        fiches: args.crm.fiche_settings(),
+        holder: format!("api-{}", std::process::id()),
+        max_streams: usize::try_from(args.api_max_streams).unwrap_or(usize::MAX),
+    })?;
     let listener = poem::listener::TcpListener::bind(args.api_addr.clone());
     tracing::info!(addr = %args.api_addr, "api listening");
     poem::Server::new(listener)
@@ -141,27 +142,6 @@ async fn api(args: ApiArgs) -> anyhow::Result<()> {
         .await
         .with_context(|| format!("serving on {}", args.api_addr))?;
     Ok(())
-}
-
-/// The api's state from the binary's settings (`api` and `bench`): [`AppState::build`],
-/// which also starts the LISTEN loop that feeds SSE streams and returns its task.
-pub(crate) fn app_state(
-    database_url: &str,
-    pool_size: usize,
-    temporal: TemporalSettings,
-    token_ttl_hours: i64,
-    step_parallelism: u32,
-    crm: &config::CrmArgs,
-) -> anyhow::Result<(AppState, tokio::task::JoinHandle<()>)> {
-    Ok(AppState::build(ApiSettings {
-        database_url: database_url.to_string(),
-        pool_size,
-        temporal,
-        token_ttl: chrono::Duration::hours(token_ttl_hours.max(1)),
-        step_parallelism,
-        fiches: crm.fiche_settings(),
-        holder: format!("api-{}", std::process::id()),
-    })?)
 }
 
 async fn shutdown_signal() {

@@ -7,7 +7,8 @@ use crate::{DbError, DbResult};
 use chrono::{DateTime, Utc};
 use diesel::sql_types::{BigInt, Jsonb, Nullable, Text};
 use diesel::{
-    ExpressionMethods, QueryDsl, Queryable, QueryableByName, Selectable, SelectableHelper,
+    ExpressionMethods, OptionalExtension, QueryDsl, Queryable, QueryableByName, Selectable,
+    SelectableHelper,
 };
 use diesel_async::{AsyncConnection, AsyncPgConnection, RunQueryDsl, SimpleAsyncConnection};
 use futures::StreamExt;
@@ -78,6 +79,23 @@ pub async fn since(
         .select(Event::as_select())
         .load(conn)
         .await?)
+}
+
+/// Id of the first event of `topic` whose type is one of `kinds` (e.g. the terminal event
+/// of an audit's stream), if any.
+pub async fn first_of_kinds(
+    conn: &mut AsyncPgConnection,
+    topic: &str,
+    kinds: &[&str],
+) -> DbResult<Option<i64>> {
+    Ok(events::table
+        .filter(events::topic.eq(topic))
+        .filter(events::type_.eq_any(kinds))
+        .order(events::id.asc())
+        .select(events::id)
+        .first(conn)
+        .await
+        .optional()?)
 }
 
 /// Opens a dedicated connection listening on [`CHANNEL`] and forwards each notified topic
