@@ -119,6 +119,7 @@ pub fn api_settings(
         },
         holder: "test-api".into(),
         max_streams: 1000,
+        max_body_bytes: 1 << 20,
     }
 }
 

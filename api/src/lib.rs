@@ -9,6 +9,7 @@ pub mod error;
 pub mod events;
 pub mod fiches;
 pub mod health;
+pub mod limits;
 pub mod metrics;
 pub mod sse;
 pub mod state;
@@ -62,11 +63,13 @@ pub fn app(state: AppState) -> impl Endpoint {
     let docs = api.swagger_ui();
     let spec = api.spec_endpoint();
     let metrics: Arc<metrics::Metrics> = state.metrics.clone();
+    let max_body = state.max_body_bytes;
     Route::new()
         .nest("/", api)
         .nest("/docs", docs)
         .at("/openapi.json", spec)
         .data(state)
+        .around(move |ep, req| limits::limit_body(ep, req, max_body))
         .catch_all_error(error::json_errors)
         .around(move |ep, req| metrics::record(ep, req, metrics.clone()))
         .with(Tracing)

@@ -25,6 +25,8 @@ pub struct AppState {
     pub fiches: FicheService,
     /// Steps an audit analyses at once (`AUDIT_STEP_PARALLELISM`).
     pub step_parallelism: u32,
+    /// Largest request body accepted (`API_MAX_BODY_BYTES`).
+    pub max_body_bytes: usize,
 }
 
 /// What the api is built from (parsed configuration).
@@ -46,6 +48,8 @@ pub struct ApiSettings {
     pub holder: String,
     /// Event streams this replica serves at once (`API_MAX_STREAMS`).
     pub max_streams: usize,
+    /// Largest request body accepted (`API_MAX_BODY_BYTES`).
+    pub max_body_bytes: usize,
 }
 
 impl AppState {
@@ -65,6 +69,7 @@ impl AppState {
             metrics: Arc::new(Metrics::new()),
             events,
             step_parallelism: settings.step_parallelism,
+            max_body_bytes: settings.max_body_bytes,
         };
         Ok((state, listener))
     }

@@ -348,6 +348,7 @@ async fn project_run(
         },
         holder: format!("bench-api-{run}"),
         max_streams: 1000,
+        max_body_bytes: 1 << 20,
     })
     .await?;
     let worker = WorkerProcess::spawn(

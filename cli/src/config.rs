@@ -35,6 +35,7 @@ Environment variables (each also a flag of the subcommands that use it):
   FICHE_FETCH_CONCURRENCY           global cap on CRM fiche detail fetches (default 3)
   AUDIT_STEP_PARALLELISM            steps analysed at once per audit (default 3)
   API_MAX_STREAMS                   event streams (SSE) one api replica serves at once (default 1000)
+  API_MAX_BODY_BYTES                largest request body the api accepts (default 1048576; 413 past it)
   AUTOMATION_SCHEDULER_CRON         default cron of automation schedules (default * * * * *)
   AUTOMATION_MAX_RECORDINGS_PER_FICHE  skip fiches with more recordings (0 = no limit)
   WEBHOOK_ALLOWED_ORIGINS           comma-separated origins webhooks may target
@@ -170,6 +171,9 @@ pub struct ApiArgs {
     /// Event streams (SSE) this replica serves at once; past it, 503.
     #[arg(long, env = "API_MAX_STREAMS", default_value_t = 1000, value_parser = clap::value_parser!(u64).range(1..=1_000_000))]
     pub api_max_streams: u64,
+    /// Largest request body the api accepts, in bytes; past it, 413.
+    #[arg(long, env = "API_MAX_BODY_BYTES", default_value_t = 1_048_576, value_parser = clap::value_parser!(u64).range(1024..=1_073_741_824))]
+    pub api_max_body_bytes: u64,
     #[command(flatten)]
     #[allow(missing_docs)]
     pub db: DbArgs,

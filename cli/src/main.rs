@@ -130,6 +130,7 @@ async fn api(args: ApiArgs) -> anyhow::Result<()> {
         fiches: args.crm.fiche_settings(),
         holder: format!("api-{}", std::process::id()),
         max_streams: usize::try_from(args.api_max_streams).unwrap_or(usize::MAX),
+        max_body_bytes: usize::try_from(args.api_max_body_bytes).unwrap_or(usize::MAX),
     })?;
     let listener = poem::listener::TcpListener::bind(args.api_addr.clone());
     tracing::info!(addr = %args.api_addr, "api listening");

@@ -1,0 +1,45 @@
+//! Request bodies are capped (`API_MAX_BODY_BYTES`): a declared length past the cap is
+//! refused before anything is read, a chunked body as soon as it passes the cap. Both
+//! get 413 with the JSON error body.
+
+use futures::StreamExt;
+use poem::http::StatusCode;
+use poem::web::headers::{ContentLength, HeaderMapExt};
+use poem::{Body, Endpoint, IntoResponse, Request, Response};
+
+fn too_large(max: usize) -> poem::Error {
+    poem::Error::from_string(
+        format!("request body larger than {max} bytes (API_MAX_BODY_BYTES)"),
+        StatusCode::PAYLOAD_TOO_LARGE,
+    )
+}
+
+/// Calls `next` with the body of `req` if it is at most `max` bytes, else answers 413.
+pub async fn limit_body<E: Endpoint>(
+    next: E,
+    mut req: Request,
+    max: usize,
+) -> poem::Result<Response> {
+    match req.headers().typed_get::<ContentLength>() {
+        Some(ContentLength(len)) => {
+            if usize::try_from(len).map_or(true, |len| len > max) {
+                return Err(too_large(max));
+            }
+        }
+        None => {
+            // No declared length (chunked): read at most `max` bytes, then hand the
+            // buffered body on.
+            let mut stream = req.take_body().into_bytes_stream();
+            let mut buffered = Vec::new();
+            while let Some(chunk) = stream.next().await {
+                let chunk = chunk.map_err(|e| poem::Error::new(e, StatusCode::BAD_REQUEST))?;
+                if buffered.len() + chunk.len() > max {
+                    return Err(too_large(max));
+                }
+                buffered.extend_from_slice(&chunk);
+            }
+            req.set_body(Body::from_vec(buffered));
+        }
+    }
+    next.call(req).await.map(IntoResponse::into_response)
+}
