@@ -5,13 +5,49 @@ use crate::error::UpstreamError;
 use callaudit_domain::secret::Secret;
 use std::time::Duration;
 
-/// An HTTP client with a whole-request `timeout` and a 10 s connect timeout.
+/// Largest answer read from a vendor (a long call's word-level transcript is a few MB).
+pub const MAX_ANSWER_BYTES: usize = 64 << 20;
+
+/// Largest error body read from a vendor (only its start is kept in the message).
+const MAX_ERROR_BYTES: usize = 64 << 10;
+
+/// An HTTP client with a whole-request `timeout` and a 10 s connect timeout that follows
+/// **no redirect**: our requests carry vendor keys, and a redirect could name any host
+/// (a redirect answer is then a permanent failure naming its status).
 pub(crate) fn client(timeout: Duration) -> reqwest::Client {
     reqwest::Client::builder()
         .timeout(timeout)
         .connect_timeout(Duration::from_secs(10))
+        .redirect(reqwest::redirect::Policy::none())
         .build()
         .unwrap_or_default()
+}
+
+/// The body of `resp`, at most `max` bytes: `Ok(None)` when it is longer (declared or
+/// streamed), without reading the rest.
+async fn read_capped(
+    vendor: &'static str,
+    mut resp: reqwest::Response,
+    max: usize,
+) -> Result<Option<Vec<u8>>, UpstreamError> {
+    if resp
+        .content_length()
+        .is_some_and(|n| usize::try_from(n).map_or(true, |n| n > max))
+    {
+        return Ok(None);
+    }
+    let mut body = Vec::new();
+    while let Some(chunk) = resp
+        .chunk()
+        .await
+        .map_err(|e| transport_error(vendor, &e))?
+    {
+        if body.len() + chunk.len() > max {
+            return Ok(None);
+        }
+        body.extend_from_slice(&chunk);
+    }
+    Ok(Some(body))
 }
 
 /// `text` without `secret`, cut at 300 characters.
@@ -53,7 +89,11 @@ pub(crate) async fn classify(
         .get("retry-after")
         .and_then(|v| v.to_str().ok())
         .and_then(|v| v.trim().parse().ok());
-    let body = resp.text().await.unwrap_or_default();
+    let body = match read_capped(vendor, resp, MAX_ERROR_BYTES).await {
+        Ok(Some(bytes)) => String::from_utf8_lossy(&bytes).into_owned(),
+        Ok(None) => "(error body too large)".to_string(),
+        Err(_) => String::new(),
+    };
     let message = format!("HTTP {}: {}", status.as_u16(), sanitize(secret, &body));
     Err(match status.as_u16() {
         429 => UpstreamError::RateLimited {
@@ -66,16 +106,19 @@ pub(crate) async fn classify(
 }
 
 /// The body of a 2xx answer as `T`; a body that cannot be read is a transport failure,
-/// one that does not parse gets `invalid` (the caller decides whether that is transient).
+/// one past [`MAX_ANSWER_BYTES`] a permanent one, one that does not parse gets `invalid`
+/// (the caller decides whether that is transient).
 pub(crate) async fn read_json<T: serde::de::DeserializeOwned>(
     vendor: &'static str,
     resp: reqwest::Response,
     invalid: impl FnOnce() -> UpstreamError,
 ) -> Result<T, UpstreamError> {
-    let bytes = resp
-        .bytes()
-        .await
-        .map_err(|e| transport_error(vendor, &e))?;
+    let Some(bytes) = read_capped(vendor, resp, MAX_ANSWER_BYTES).await? else {
+        return Err(UpstreamError::permanent(
+            vendor,
+            format!("answer larger than {MAX_ANSWER_BYTES} bytes"),
+        ));
+    };
     serde_json::from_slice(&bytes).map_err(|_| invalid())
 }
 

@@ -15,6 +15,7 @@ pub mod error;
 pub mod fiches;
 pub mod heartbeat;
 mod http;
+pub use http::MAX_ANSWER_BYTES;
 pub mod leases;
 pub mod openai;
 
