@@ -222,3 +222,108 @@ async fn a_request_body_past_the_cap_gets_413_with_the_json_error_whether_declar
     assert!(status == 400 || status == 422, "{status} {body}");
     assert_ne!(body["error"]["code"], "payload_too_large");
 }
+
+/// A CRM gateway whose first `fail_first` detail requests of each fiche answer 503 (then
+/// 200 with a fiche of no recordings); counts requests per fiche.
+type Counts = std::sync::Arc<std::sync::Mutex<std::collections::BTreeMap<String, usize>>>;
+
+async fn flaky_crm(fail_first: usize) -> (String, Counts) {
+    use poem::listener::{Acceptor, Listener};
+    let counts: Counts = Default::default();
+    let seen = counts.clone();
+    let app = poem::Route::new().at(
+        "/crm/fiches/:id",
+        poem::get(poem::endpoint::make_sync(move |req: poem::Request| {
+            let id = req.path_params::<String>().unwrap_or_default();
+            let n = {
+                let mut c = seen.lock().unwrap();
+                let n = c.entry(id.clone()).or_default();
+                *n += 1;
+                *n
+            };
+            if n <= fail_first {
+                return poem::Response::builder()
+                    .status(poem::http::StatusCode::SERVICE_UNAVAILABLE)
+                    .content_type("application/json")
+                    .body(r#"{"error":"gateway unavailable"}"#);
+            }
+            poem::Response::builder()
+                .content_type("application/json")
+                .body(
+                    serde_json::json!({
+                        "fiche_id": id, "cle": "c", "groupe": "NCA", "statut": "VALIDEE",
+                        "date_vente": "2026-11-02T09:45:00+01:00", "client": {}, "recordings": []
+                    })
+                    .to_string(),
+                )
+        })),
+    );
+    let acceptor = poem::listener::TcpListener::bind("127.0.0.1:0")
+        .into_acceptor()
+        .await
+        .expect("bind");
+    let addr = *acceptor.local_addr()[0].as_socket_addr().expect("addr");
+    tokio::spawn(poem::Server::new_with_acceptor(acceptor).run(app));
+    (format!("http://{addr}/crm"), counts)
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_single_crm_failure_during_the_pre_check_is_retried_and_a_lasting_one_is_a_503() {
+    let db = test_db("crm_retry").await;
+    let (crm, counts) = flaky_crm(1).await;
+    let queue = task_queue("crm_retry");
+    let api = spawn_api_with_crm(
+        &db.url,
+        temporal_settings(&temporal_address(), &queue),
+        Some(crm),
+    )
+    .await;
+    let manager = api.token_for("manager").await;
+    let auditor = api.token_for("auditor").await;
+    let (status, config) = api
+        .send(
+            reqwest::Method::POST,
+            "/api/audit-configs",
+            Some(&manager),
+            &serde_json::from_str(callaudit_sim::SAMPLE_AUDIT_CONFIG_JSON).expect("sample"),
+        )
+        .await;
+    assert_eq!(status, 201, "{config}");
+    let (status, body) = api
+        .send(
+            reqwest::Method::POST,
+            "/api/audits/run",
+            Some(&auditor),
+            &serde_json::json!({"fiche_id": "FICHE-7001", "audit_config_id": config["id"]}),
+        )
+        .await;
+    assert_eq!(status, 202, "one 503 of the CRM bounced the user: {body}");
+    assert_eq!(counts.lock().unwrap().get("FICHE-7001"), Some(&2));
+
+    // A CRM that keeps failing: three attempts, then 503, and nothing is stored.
+    let (down, down_counts) = flaky_crm(usize::MAX).await;
+    let api = spawn_api_with_crm(
+        &db.url,
+        temporal_settings(&temporal_address(), &queue),
+        Some(down),
+    )
+    .await;
+    let (status, body) = api
+        .send(
+            reqwest::Method::POST,
+            "/api/audits/run",
+            Some(&auditor),
+            &serde_json::json!({"fiche_id": "FICHE-7002", "audit_config_id": config["id"]}),
+        )
+        .await;
+    assert_eq!(status, 503, "{body}");
+    assert_eq!(down_counts.lock().unwrap().get("FICHE-7002"), Some(&3));
+    assert_eq!(
+        count(
+            &db.url,
+            "SELECT count(*) AS n FROM audits WHERE fiche_id = 'FICHE-7002'"
+        )
+        .await,
+        0
+    );
+}

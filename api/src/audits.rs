@@ -11,7 +11,6 @@ use callaudit_domain::events::AUDIT_TERMINAL;
 use callaudit_domain::rbac::Permission;
 use callaudit_domain::status::AuditStatus;
 use callaudit_domain::workflow_io::{AuditWorkflowInput, ids};
-use callaudit_upstream::heartbeat::Unsupervised;
 use callaudit_workflows::AuditWorkflow;
 use poem::web::Data;
 use poem_openapi::param::{Header, Path, Query};
@@ -207,16 +206,7 @@ impl AuditsApi {
         drop(conn);
         // Unknown fiches are refused here, before anything is stored. The details this
         // fetches are cached, so the workflow will not call the CRM again.
-        match state
-            .fiches
-            .ensure(
-                &body.fiche_id,
-                false,
-                &Unsupervised,
-                Some(crate::fiches::CRM_SLOT_WAIT),
-            )
-            .await
-        {
+        match crate::fiches::ensure_retrying(&state, &body.fiche_id, false).await {
             Ok(_) => {}
             Err(callaudit_upstream::fiches::FicheError::NotConfigured) => {
                 tracing::debug!("CRM not configured in the api: the workflow checks the fiche");

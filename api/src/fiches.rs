@@ -6,7 +6,8 @@ use crate::error::ApiError;
 use crate::state::AppState;
 use callaudit_db::{fiches as fiche_rows, pool};
 use callaudit_domain::rbac::Permission;
-use callaudit_upstream::fiches::ForceRefresh;
+use callaudit_upstream::UpstreamError;
+use callaudit_upstream::fiches::{Ensured, FicheError, ForceRefresh};
 use callaudit_upstream::heartbeat::Unsupervised;
 use poem::web::Data;
 use poem_openapi::param::{Path, Query};
@@ -16,6 +17,48 @@ use std::time::Duration;
 
 /// How long a request waits for a free CRM slot before answering 503.
 pub const CRM_SLOT_WAIT: Duration = Duration::from_secs(20);
+
+/// Attempts of a CRM read made for a user before answering 503: a single 5xx or 429 of
+/// a fragile gateway should not bounce the request.
+const CRM_ATTEMPTS: u32 = 3;
+
+/// Longest pause between two attempts (a longer `Retry-After` is cut to it).
+const CRM_MAX_PAUSE: Duration = Duration::from_secs(2);
+
+/// [`FicheService::ensure`](callaudit_upstream::fiches::FicheService::ensure) for an api
+/// request: a transient CRM failure or a 429 is retried, [`CRM_ATTEMPTS`] attempts in
+/// all, 250 ms then 500 ms apart (or the `Retry-After`, at most [`CRM_MAX_PAUSE`]); a
+/// permanent failure, an unknown fiche or busy CRM slots answer at once.
+pub(crate) async fn ensure_retrying(
+    state: &AppState,
+    fiche_id: &str,
+    force_refresh: bool,
+) -> Result<Ensured, FicheError> {
+    let mut attempt = 1;
+    loop {
+        let result = state
+            .fiches
+            .ensure(fiche_id, force_refresh, &Unsupervised, Some(CRM_SLOT_WAIT))
+            .await;
+        let pause = match &result {
+            Err(FicheError::Upstream(e)) if e.is_retryable() && attempt < CRM_ATTEMPTS => match e {
+                UpstreamError::RateLimited {
+                    retry_after_s: Some(s),
+                    ..
+                } => Duration::from_secs(*s).min(CRM_MAX_PAUSE),
+                _ => Duration::from_millis(250) * 2u32.pow(attempt - 1),
+            },
+            _ => return result,
+        };
+        tracing::info!(
+            attempt,
+            pause_ms = pause.as_millis(),
+            "CRM read failed; retrying"
+        );
+        tokio::time::sleep(pause).await;
+        attempt += 1;
+    }
+}
 
 /// A recording of a fiche.
 #[derive(Debug, Object)]
