@@ -362,6 +362,8 @@ pub async fn pending_audit_row(
             workflow_id: &format!("audit:{id}"),
             steps_total,
             requested_by: None,
+            idempotency_key: None,
+            request_fingerprint: None,
         },
     )
     .await

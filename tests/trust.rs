@@ -327,3 +327,72 @@ async fn a_single_crm_failure_during_the_pre_check_is_retried_and_a_lasting_one_
         0
     );
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn the_same_idempotency_key_and_body_return_the_same_audit_and_another_body_is_a_409() {
+    let db = test_db("idempotency").await;
+    let queue = task_queue("idempotency");
+    let api = spawn_api(&db.url, temporal_settings(&temporal_address(), &queue)).await;
+    let manager = api.token_for("manager").await;
+    let auditor = api.token_for("auditor").await;
+    let other_auditor = api.token_for("auditor").await;
+    let (status, config) = api
+        .send(
+            reqwest::Method::POST,
+            "/api/audit-configs",
+            Some(&manager),
+            &serde_json::from_str(callaudit_sim::SAMPLE_AUDIT_CONFIG_JSON).expect("sample"),
+        )
+        .await;
+    assert_eq!(status, 201, "{config}");
+    let run = |token: &str, key: &str, body: serde_json::Value| {
+        api.http
+            .post(format!("{}/api/audits/run", api.base))
+            .bearer_auth(token)
+            .header("Idempotency-Key", key)
+            .json(&body)
+            .send()
+    };
+    let body = serde_json::json!({"fiche_id": "FICHE-1001", "audit_config_id": config["id"]});
+    let answer = |r: reqwest::Response| async move {
+        let status = r.status().as_u16();
+        (status, r.json::<serde_json::Value>().await.expect("json"))
+    };
+
+    let (status, first) = answer(run(&auditor, "key-1", body.clone()).await.expect("run")).await;
+    assert_eq!(status, 202, "{first}");
+    let (status, again) = answer(run(&auditor, "key-1", body.clone()).await.expect("run")).await;
+    assert_eq!(status, 202, "{again}");
+    assert_eq!(again["audit_id"], first["audit_id"]);
+    assert_eq!(again["workflow_id"], first["workflow_id"]);
+    assert_eq!(
+        count(&db.url, "SELECT count(*) AS n FROM audits").await,
+        1,
+        "a retried request creates nothing more"
+    );
+
+    let mut other_body = body.clone();
+    other_body["use_rlm"] = serde_json::json!(true);
+    let (status, conflict) = answer(run(&auditor, "key-1", other_body).await.expect("run")).await;
+    assert_eq!(status, 409, "{conflict}");
+    assert!(
+        conflict["error"]["message"]
+            .as_str()
+            .is_some_and(|m| m.contains("key-1") && m.contains("another request")),
+        "{conflict}"
+    );
+
+    // Keys are per user: another user's key-1 is a new audit.
+    let (status, theirs) = answer(
+        run(&other_auditor, "key-1", body.clone())
+            .await
+            .expect("run"),
+    )
+    .await;
+    assert_eq!(status, 202, "{theirs}");
+    assert_ne!(theirs["audit_id"], first["audit_id"]);
+    assert_eq!(count(&db.url, "SELECT count(*) AS n FROM audits").await, 2);
+
+    let (status, bad) = answer(run(&auditor, &"k".repeat(201), body).await.expect("run")).await;
+    assert_eq!(status, 400, "{bad}");
+}

@@ -3,6 +3,7 @@
 use crate::auth::{ApiTags, BearerAuth};
 use crate::error::ApiError;
 use crate::events::{TopicStream, resume_point, topic_stream};
+use crate::idempotency;
 use crate::state::AppState;
 use callaudit_db::audits::{self as audit_rows, AuditRow, NewAudit};
 use callaudit_db::pool;
@@ -54,7 +55,7 @@ pub struct RunAuditAccepted {
     pub audit_id: Uuid,
     /// Workflow id (`audit:{audit_id}`).
     pub workflow_id: String,
-    /// `pending`.
+    /// `pending` (or, for a repeated idempotent request, where the audit stands).
     pub status: String,
     /// Where to look next.
     pub links: AuditLinks,
@@ -175,6 +176,25 @@ fn view(a: AuditRow, steps: Vec<StepResultRow>) -> AuditView {
     }
 }
 
+/// The 202 of an audit run (a new one, or the one an idempotency key names).
+fn accepted(
+    state: &AppState,
+    audit_id: Uuid,
+    workflow_id: &str,
+    status: AuditStatus,
+) -> RunAuditResponse {
+    RunAuditResponse::Accepted(Json(RunAuditAccepted {
+        audit_id,
+        workflow_id: workflow_id.to_string(),
+        status: status.as_str().into(),
+        links: AuditLinks {
+            audit: format!("/api/audits/{audit_id}"),
+            events: format!("/api/audits/{audit_id}/events"),
+            temporal_ui: state.temporal.settings.ui_link(workflow_id),
+        },
+    }))
+}
+
 /// Audit routes.
 pub struct AuditsApi;
 
@@ -188,10 +208,28 @@ impl AuditsApi {
         auth: BearerAuth,
         state: Data<&AppState>,
         body: Json<RunAuditRequest>,
+        /// Makes the request safe to retry: the same key and body return the audit the
+        /// first request created; the same key with another body is a 409.
+        #[oai(name = "Idempotency-Key")]
+        idempotency_key: Header<Option<String>>,
     ) -> Result<RunAuditResponse, ApiError> {
         let who = auth.require(Permission::AUDITS_WRITE)?;
         let use_rlm = body.use_rlm.or(body.use_rlm_camel).unwrap_or(false);
+        let key = idempotency::key(
+            idempotency_key.0.as_deref(),
+            format!("{}|{}|{use_rlm}", body.fiche_id, body.audit_config_id),
+        )?;
         let mut conn = pool::get(&state.pool).await?;
+        if let Some(key) = &key
+            && let Some(earlier) = idempotency::earlier_audit(&mut conn, who.user.id, key).await?
+        {
+            return Ok(accepted(
+                &state,
+                earlier.id,
+                &earlier.workflow_id,
+                earlier.status,
+            ));
+        }
         let config = callaudit_db::audit_configs::get(&mut conn, body.audit_config_id)
             .await?
             .ok_or_else(|| {
@@ -218,7 +256,7 @@ impl AuditsApi {
         tracing::Span::current().record("audit.id", tracing::field::display(audit_id));
         let workflow_id = ids::audit(&audit_id.to_string());
         let steps_total = i32::try_from(config.spec.steps.len()).unwrap_or(i32::MAX);
-        audit_rows::create(
+        let created = audit_rows::create(
             &mut conn,
             &NewAudit {
                 id: audit_id,
@@ -228,9 +266,25 @@ impl AuditsApi {
                 workflow_id: &workflow_id,
                 steps_total,
                 requested_by: Some(who.user.id),
+                idempotency_key: key.as_ref().map(|k| k.key.as_str()),
+                request_fingerprint: key.as_ref().map(|k| k.fingerprint.as_str()),
             },
         )
         .await?;
+        if !created {
+            // A concurrent request with the same key got there first.
+            let earlier = match &key {
+                Some(key) => idempotency::earlier_audit(&mut conn, who.user.id, key).await?,
+                None => None,
+            }
+            .ok_or_else(|| ApiError::conflict("the audit could not be stored; retry"))?;
+            return Ok(accepted(
+                &state,
+                earlier.id,
+                &earlier.workflow_id,
+                earlier.status,
+            ));
+        }
         let input = AuditWorkflowInput {
             audit_id: audit_id.to_string(),
             fiche_id: body.fiche_id.clone(),
@@ -261,16 +315,12 @@ impl AuditsApi {
                 "the workflow engine is unavailable; nothing was started, retry later",
             ));
         }
-        Ok(RunAuditResponse::Accepted(Json(RunAuditAccepted {
+        Ok(accepted(
+            &state,
             audit_id,
-            workflow_id: workflow_id.clone(),
-            status: AuditStatus::Pending.as_str().into(),
-            links: AuditLinks {
-                audit: format!("/api/audits/{audit_id}"),
-                events: format!("/api/audits/{audit_id}/events"),
-                temporal_ui: state.temporal.settings.ui_link(&workflow_id),
-            },
-        })))
+            &workflow_id,
+            AuditStatus::Pending,
+        ))
     }
 
     /// One audit: summary, steps, control points and citations.

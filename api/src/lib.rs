@@ -9,6 +9,7 @@ pub mod error;
 pub mod events;
 pub mod fiches;
 pub mod health;
+pub mod idempotency;
 pub mod limits;
 pub mod metrics;
 pub mod sse;

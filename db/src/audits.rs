@@ -69,6 +69,25 @@ pub struct NewAudit<'a> {
     pub steps_total: i32,
     /// Who asked.
     pub requested_by: Option<Uuid>,
+    /// The client's `Idempotency-Key`, unique per user.
+    pub idempotency_key: Option<&'a str>,
+    /// What was asked under that key (compared when the key comes again).
+    pub request_fingerprint: Option<&'a str>,
+}
+
+/// An audit created earlier under an idempotency key.
+#[derive(Debug, Clone, diesel::Queryable, diesel::Selectable)]
+#[diesel(table_name = audits)]
+pub struct KeyedAudit {
+    /// Id.
+    pub id: Uuid,
+    /// Workflow id.
+    pub workflow_id: String,
+    /// Where it stands.
+    #[diesel(deserialize_as = Named<AuditStatus>)]
+    pub status: AuditStatus,
+    /// What was asked with the key.
+    pub request_fingerprint: Option<String>,
 }
 
 /// A page of audits and the total count.
@@ -81,14 +100,31 @@ pub struct AuditPage {
 }
 
 /// Creates a pending audit; a placeholder fiche row is created when the CRM has not been
-/// asked yet. The configuration must exist.
-pub async fn create(conn: &mut AsyncPgConnection, audit: &NewAudit<'_>) -> DbResult<()> {
+/// asked yet. The configuration must exist. Returns false (and stores nothing) when the
+/// audit's idempotency key is already taken by the same user.
+pub async fn create(conn: &mut AsyncPgConnection, audit: &NewAudit<'_>) -> DbResult<bool> {
     fiches::ensure_placeholder(conn, audit.fiche_id).await?;
-    diesel::insert_into(audits::table)
+    let inserted = diesel::insert_into(audits::table)
         .values(audit)
+        .on_conflict_do_nothing()
         .execute(conn)
         .await?;
-    Ok(())
+    Ok(inserted == 1)
+}
+
+/// The audit `user` created under `key`, if any.
+pub async fn by_idempotency_key(
+    conn: &mut AsyncPgConnection,
+    user: Uuid,
+    key: &str,
+) -> DbResult<Option<KeyedAudit>> {
+    Ok(audits::table
+        .filter(audits::requested_by.eq(user))
+        .filter(audits::idempotency_key.eq(key))
+        .select(KeyedAudit::as_select())
+        .first(conn)
+        .await
+        .optional()?)
 }
 
 /// Loads an audit.

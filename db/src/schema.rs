@@ -112,6 +112,8 @@ diesel::table! {
         completed_at -> Nullable<Timestamptz>,
         created_at -> Timestamptz,
         updated_at -> Timestamptz,
+        idempotency_key -> Nullable<Text>,
+        request_fingerprint -> Nullable<Text>,
     }
 }
 
