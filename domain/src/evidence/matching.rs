@@ -1,6 +1,7 @@
 //! Finding a quote in a recording: the recording's normalised token sequence and the
 //! bounded edit-distance search over its windows (see the module doc of `evidence`).
 
+use super::figures::{FigureToken, ends_phrase, figures};
 use crate::text::{levenshtein, normalize};
 use crate::transcript::{Transcript, join_words};
 
@@ -19,6 +20,10 @@ pub(super) struct RecordingIndex<'a> {
     /// Normalised tokens joined by single spaces.
     pub(super) chars: Vec<char>,
     pub(super) tokens: Vec<Token>,
+    /// The recording's figures (see `figures`), in order.
+    figures: Vec<String>,
+    /// For each token, the index in `figures` of the figure it belongs to.
+    token_figure: Vec<Option<usize>>,
 }
 
 impl<'a> RecordingIndex<'a> {
@@ -27,19 +32,71 @@ impl<'a> RecordingIndex<'a> {
             transcript,
             chars: Vec::new(),
             tokens: Vec::new(),
+            figures: Vec::new(),
+            token_figure: Vec::new(),
         };
+        // Whether a phrase boundary precedes each token: figures in words never run
+        // across punctuation or from one speaker to the next.
+        let mut boundaries: Vec<bool> = Vec::new();
+        let mut pending = false;
+        let mut speaker: Option<&str> = None;
         for (i, word) in transcript.words.iter().enumerate() {
-            index.push_tokens(&normalize(&word.text), Some(i));
+            let label = word.speaker_label();
+            pending |= speaker.is_some_and(|s| s != label);
+            speaker = Some(label);
+            if index.push_tokens(&normalize(&word.text), Some(i), pending, &mut boundaries) {
+                pending = false;
+            }
+            pending |= ends_phrase(&word.text);
         }
         if index.tokens.is_empty() {
             // No usable words: fall back to the plain text (no times, no speakers).
-            index.push_tokens(&normalize(&transcript.text), None);
+            boundaries.clear();
+            let mut pending = false;
+            for piece in transcript.text.split_whitespace() {
+                if index.push_tokens(&normalize(piece), None, pending, &mut boundaries) {
+                    pending = false;
+                }
+                pending |= ends_phrase(piece);
+            }
+        }
+        let texts: Vec<String> = index
+            .tokens
+            .iter()
+            .map(|t| index.chars[t.start..t.end].iter().collect())
+            .collect();
+        let tokens: Vec<FigureToken<'_>> = texts
+            .iter()
+            .zip(&boundaries)
+            .map(|(text, &boundary)| FigureToken { text, boundary })
+            .collect();
+        index.token_figure = vec![None; index.tokens.len()];
+        for (k, figure) in figures(&tokens).into_iter().enumerate() {
+            for slot in index
+                .token_figure
+                .iter_mut()
+                .take(figure.last + 1)
+                .skip(figure.first)
+            {
+                *slot = Some(k);
+            }
+            index.figures.push(figure.value);
         }
         index
     }
 
-    pub(super) fn push_tokens(&mut self, normalized: &str, word: Option<usize>) {
+    /// Appends the tokens of one word (or piece of text), the first one preceded by a
+    /// phrase boundary when `boundary`; true when some token was added.
+    fn push_tokens(
+        &mut self,
+        normalized: &str,
+        word: Option<usize>,
+        boundary: bool,
+        boundaries: &mut Vec<bool>,
+    ) -> bool {
+        let before = self.tokens.len();
         for token in normalized.split(' ').filter(|t| !t.is_empty()) {
+            boundaries.push(boundary && self.tokens.len() == before);
             if !self.chars.is_empty() {
                 self.chars.push(' ');
             }
@@ -51,6 +108,7 @@ impl<'a> RecordingIndex<'a> {
                 word,
             });
         }
+        self.tokens.len() > before
     }
 
     pub(super) fn recording_id(&self) -> &str {
@@ -106,6 +164,35 @@ impl<'a> RecordingIndex<'a> {
         }
     }
 
+    /// The figures of the recording that a window touches, in order: a figure the window
+    /// only partly covers counts whole ("neuf euros" in "vingt-neuf euros" touches 29).
+    pub(super) fn window_figures(&self, w: &Window) -> Vec<&str> {
+        let mut out: Vec<usize> = Vec::new();
+        for figure in self.token_figure.iter().skip(w.first).take(w.len).flatten() {
+            if out.last() != Some(figure) {
+                out.push(*figure);
+            }
+        }
+        out.into_iter().map(|f| self.figures[f].as_str()).collect()
+    }
+
+    /// Whether a window states exactly the quote's figures, in the same order.
+    pub(super) fn window_figures_match(&self, w: &Window, quote_figures: &[String]) -> bool {
+        // Called for every candidate window: no allocation.
+        let mut expected = quote_figures.iter();
+        let mut previous: Option<usize> = None;
+        for &figure in self.token_figure.iter().skip(w.first).take(w.len).flatten() {
+            if previous == Some(figure) {
+                continue;
+            }
+            previous = Some(figure);
+            if expected.next() != Some(&self.figures[figure]) {
+                return false;
+            }
+        }
+        expected.next().is_none()
+    }
+
     /// Speaker counts over a window's distinct words, as `(normalised label, original
     /// label, count)` in order of first appearance; empty when no word carries a speaker.
     pub(super) fn window_speakers(&self, w: &Window) -> Vec<(String, String, usize)> {
@@ -147,6 +234,9 @@ pub(super) struct SearchResult {
     /// Occurrences: the windows with similarity ≥ the accept threshold, keeping only the
     /// most similar of overlapping ones, most similar first.
     pub(super) accepted: Vec<Window>,
+    /// The most similar window with similarity ≥ the accept threshold whose figures
+    /// differ from the quote's, when there is one.
+    pub(super) figures_differ: Option<Window>,
 }
 
 /// `out[e]` = the smallest edit distance between `quote` and any substring of `text`
@@ -173,15 +263,21 @@ pub(super) fn min_distance_by_end(quote: &[char], text: &[char]) -> Vec<usize> {
 }
 
 /// Finds the windows of `index` (token counts `token_count` ± 2) most similar to `quote`.
+///
+/// Only windows stating the quote's figures (`quote_figures`) can be the best or
+/// accepted: figures are exact, whatever the similarity. The most similar window that
+/// would have been accepted but for its figures is kept apart, to say so.
 pub(super) fn search(
     index: &RecordingIndex<'_>,
     quote: &[char],
+    quote_figures: &[String],
     token_count: usize,
     accept: f64,
 ) -> SearchResult {
     let mut result = SearchResult {
         best: None,
         accepted: Vec::new(),
+        figures_differ: None,
     };
     let n = index.tokens.len();
     let m = quote.len();
@@ -228,6 +324,11 @@ pub(super) fn search(
             len,
             similarity: 0.0,
         };
+        let figures_match = index.window_figures_match(&window, quote_figures);
+        if !figures_match && upper < accept {
+            // Can be neither accepted, nor the best, nor an accepted-but-for-figures one.
+            continue;
+        }
         let (start, end) = index.window_char_range(&window);
         let Some(text) = index.chars.get(start..end) else {
             continue;
@@ -238,6 +339,13 @@ pub(super) fn search(
             similarity,
             ..window
         };
+        if !figures_match {
+            let differ_so_far = result.figures_differ.map_or(-1.0, |w| w.similarity);
+            if similarity >= accept && similarity > differ_so_far {
+                result.figures_differ = Some(window);
+            }
+            continue;
+        }
         if similarity >= accept {
             result.accepted.push(window);
         }

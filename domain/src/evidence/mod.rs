@@ -8,12 +8,17 @@
 //! A semi-global edit-distance pass gives a cheap upper bound on each window's
 //! similarity, so exact Levenshtein ratios are only computed for windows that can matter:
 //! the result is the same as scoring every window, in O(recording chars × quote chars).
+//!
+//! ASR tolerance covers letters, never figures: a window counts only when it states the
+//! quote's figures (digits and French number words, see `figures`) in the same order, so
+//! "39 euros" in the call never verifies a quote of "29 euros".
 
 use serde::{Deserialize, Serialize};
 
 use crate::analysis::{Citation, ControlPointStatus, ControlPointVerdict, StepAnalysis};
 use crate::text::normalize;
 
+mod figures;
 mod matching;
 use crate::transcript::Transcript;
 use matching::{RecordingIndex, Window, search};
@@ -38,6 +43,8 @@ pub enum CitationVerdict {
     WrongRecording,
     /// The quote is empty (or only punctuation).
     Empty,
+    /// The quote's text is found in the cited recording, but with other figures.
+    FiguresDiffer,
 }
 
 impl CitationVerdict {
@@ -52,11 +59,13 @@ impl CitationVerdict {
             Self::UnknownRecording => "UNKNOWN_RECORDING",
             Self::WrongRecording => "WRONG_RECORDING",
             Self::Empty => "EMPTY",
+            Self::FiguresDiffer => "FIGURES_DIFFER",
         }
     }
 
     /// Whether this verdict counts as "close" when downgrading an unverified claim
-    /// (CLOSE, WRONG_SPEAKER and WRONG_TIME do; WRONG_RECORDING does not).
+    /// (CLOSE, WRONG_SPEAKER and WRONG_TIME do; WRONG_RECORDING and FIGURES_DIFFER do
+    /// not).
     pub fn is_close(self) -> bool {
         matches!(self, Self::Close | Self::WrongSpeaker | Self::WrongTime)
     }
@@ -129,10 +138,12 @@ impl GatingOptions {
 ///
 /// In order: an empty quote → EMPTY; an unknown `recording_id` → UNKNOWN_RECORDING; a
 /// quote found in the cited recording (a window of the quote's token count ±2 with
-/// similarity ≥ `accept_similarity`) → VERIFIED if some such occurrence has the cited
-/// speaker as majority speaker and starts within `time_tolerance_s` of the cited time
-/// (each only when given and checkable), else WRONG_SPEAKER / WRONG_TIME; otherwise a
-/// quote found in another recording → WRONG_RECORDING; otherwise a best similarity
+/// similarity ≥ `accept_similarity` and the quote's figures) → VERIFIED if some such
+/// occurrence has the cited speaker as majority speaker and starts within
+/// `time_tolerance_s` of the cited time (each only when given and checkable), else
+/// WRONG_SPEAKER / WRONG_TIME; otherwise a quote found in another recording →
+/// WRONG_RECORDING; otherwise a window that would be found but for its figures →
+/// FIGURES_DIFFER; otherwise a best similarity (among windows with the quote's figures)
 /// ≥ `close_similarity` → CLOSE; else NOT_FOUND.
 pub fn check_citation(
     c: &Citation,
@@ -314,8 +325,15 @@ fn check_with_indexes(
         return check;
     };
     let quote: Vec<char> = quote_norm.chars().collect();
+    let quote_figures = figures::quote_figures(&c.quote);
     let token_count = quote_norm.split(' ').count();
-    let found = search(named, &quote, token_count, opts.accept_similarity);
+    let found = search(
+        named,
+        &quote,
+        &quote_figures,
+        token_count,
+        opts.accept_similarity,
+    );
 
     if !found.accepted.is_empty() {
         let cited_speaker = c
@@ -428,7 +446,13 @@ fn check_with_indexes(
         .iter()
         .filter(|ix| ix.recording_id().trim() != cited_id)
     {
-        let elsewhere = search(other, &quote, token_count, opts.accept_similarity);
+        let elsewhere = search(
+            other,
+            &quote,
+            &quote_figures,
+            token_count,
+            opts.accept_similarity,
+        );
         if let Some(w) = elsewhere.accepted.first() {
             check.verdict = CitationVerdict::WrongRecording;
             check.similarity = w.similarity;
@@ -442,6 +466,32 @@ fn check_with_indexes(
             );
             return check;
         }
+    }
+
+    if let Some(w) = found.figures_differ {
+        check.verdict = CitationVerdict::FiguresDiffer;
+        check.similarity = w.similarity;
+        check.matched_text = Some(named.window_text(&w));
+        check.matched_start_s = named.window_start_s(&w);
+        let at = check
+            .matched_start_s
+            .map(|t| format!(" at {t:.1}s"))
+            .unwrap_or_default();
+        let list = |figures: &[&str]| {
+            if figures.is_empty() {
+                "none".to_string()
+            } else {
+                figures.join(", ")
+            }
+        };
+        let quoted: Vec<&str> = quote_figures.iter().map(String::as_str).collect();
+        check.reason = format!(
+            "quote found in recording {}{at} but with other figures (transcript: {}; quote: {})",
+            short(cited_id),
+            list(&named.window_figures(&w)),
+            list(&quoted)
+        );
+        return check;
     }
 
     check.similarity = best_similarity;

@@ -380,10 +380,13 @@ fn window_search_agrees_with_brute_force() {
         "oui merci",
         "la cotisation mensuelle",
         "enregistre pour raisons",
+        "cotisation mensuelle de 29,90",
+        "cotisation mensuelle de 39,90",
     ] {
         let q: Vec<char> = normalize(quote).chars().collect();
         let k = normalize(quote).split(' ').count();
-        let found = search(&index, &q, k, 0.85);
+        let figures = super::figures::quote_figures(quote);
+        let found = search(&index, &q, &figures, k, 0.85);
         let mut brute: f64 = 0.0;
         for first in 0..index.tokens.len() {
             for len in k.saturating_sub(2).max(1)..=k + 2 {
@@ -392,7 +395,7 @@ fn window_search_agrees_with_brute_force() {
                     len,
                     similarity: 0.0,
                 };
-                if first + len > index.tokens.len() {
+                if first + len > index.tokens.len() || !index.window_figures_match(&w, &figures) {
                     continue;
                 }
                 let (s, e) = index.window_char_range(&w);
@@ -770,6 +773,7 @@ fn citation_check_serializes_with_screaming_snake_case_verdicts() {
         (CitationVerdict::UnknownRecording, "UNKNOWN_RECORDING"),
         (CitationVerdict::WrongRecording, "WRONG_RECORDING"),
         (CitationVerdict::Empty, "EMPTY"),
+        (CitationVerdict::FiguresDiffer, "FIGURES_DIFFER"),
     ] {
         assert_eq!(
             serde_json::to_value(verdict).ok(),
@@ -807,5 +811,174 @@ fn default_gating_options_match_the_design() {
     assert_eq!(
         (d.accept_similarity, d.close_similarity, d.time_tolerance_s),
         (0.85, 0.6, 15.0)
+    );
+}
+
+/// A call full of figures: a price in words, a percentage, an IBAN, a date.
+fn call_with_figures() -> Vec<Transcript> {
+    vec![transcript(
+        "rec-3",
+        &[
+            (
+                "speaker_0",
+                0.0,
+                "La cotisation est de vingt-neuf euros par mois, prélevée le cinq de chaque mois.",
+            ),
+            (
+                "speaker_0",
+                10.0,
+                "Vos lunettes sont remboursées à quatre-vingts pour cent.",
+            ),
+            (
+                "speaker_1",
+                16.0,
+                "Mon IBAN commence par FR76 3000 6000 0112.",
+            ),
+            (
+                "speaker_0",
+                22.0,
+                "Le contrat prend effet le 1er mars 2025, pour 39 euros les frais de dossier.",
+            ),
+        ],
+    )]
+}
+
+fn check_figures(quote: &str) -> CitationCheck {
+    check_citation(
+        &cite(quote, "rec-3", None, None),
+        &call_with_figures(),
+        &GatingOptions::default(),
+    )
+}
+
+#[test]
+fn quotes_stating_the_transcripts_figures_are_verified() {
+    for quote in [
+        "La cotisation est de vingt-neuf euros par mois",
+        "remboursées à quatre-vingts pour cent",
+        "Mon IBAN commence par FR76 3000 6000 0112",
+        "Le contrat prend effet le 1er mars 2025",
+        // An ASR-sized difference in letters, none in figures.
+        "La cotisation est de vingt-neuf euro par mois",
+    ] {
+        let r = check_figures(quote);
+        assert_eq!(
+            r.verdict,
+            CitationVerdict::Verified,
+            "{quote}: {}",
+            r.reason
+        );
+    }
+}
+
+#[test]
+fn a_quote_whose_price_differs_from_the_transcript_is_never_verified() {
+    // One character away from the transcript (similarity above 0.97), but 39,90 is not
+    // 29,90.
+    let r = check(cite(
+        "la cotisation mensuel est de 39,90 €",
+        "rec-1",
+        None,
+        Some("speaker_0"),
+    ));
+    assert_eq!(r.verdict, CitationVerdict::FiguresDiffer, "{}", r.reason);
+    assert!(r.similarity >= 0.85, "similarity {}", r.similarity);
+    assert!(
+        r.reason
+            .contains("but with other figures (transcript: 29, 90; quote: 39, 90)"),
+        "{}",
+        r.reason
+    );
+    assert_eq!(
+        r.matched_text.as_deref(),
+        Some("la cotisation mensuel est de 29,90")
+    );
+}
+
+#[test]
+fn number_words_that_differ_are_never_a_match() {
+    let r = check_figures("La cotisation est de trente-neuf euros par mois");
+    assert_eq!(r.verdict, CitationVerdict::FiguresDiffer, "{}", r.reason);
+    assert!(
+        r.reason.contains("(transcript: 29; quote: 39)"),
+        "{}",
+        r.reason
+    );
+    let r = check_figures("remboursées à quatre-vingt-dix pour cent");
+    assert_eq!(r.verdict, CitationVerdict::FiguresDiffer, "{}", r.reason);
+    assert!(
+        r.reason.contains("(transcript: 80; quote: 90)"),
+        "{}",
+        r.reason
+    );
+}
+
+#[test]
+fn a_date_an_iban_group_or_a_fee_that_differs_is_never_a_match() {
+    for (quote, figures) in [
+        (
+            "Le contrat prend effet le 1er mars 2026",
+            "(transcript: 1, 2025; quote: 1, 2026)",
+        ),
+        (
+            "Mon IBAN commence par FR76 3000 6000 0113",
+            "(transcript: 76, 3000, 6000, 112; quote: 76, 3000, 6000, 113)",
+        ),
+        (
+            "pour 29 euros les frais de dossier",
+            "(transcript: 39; quote: 29)",
+        ),
+    ] {
+        let r = check_figures(quote);
+        assert_eq!(
+            r.verdict,
+            CitationVerdict::FiguresDiffer,
+            "{quote}: {}",
+            r.reason
+        );
+        assert!(r.reason.contains(figures), "{quote}: {}", r.reason);
+    }
+}
+
+#[test]
+fn a_quote_cutting_a_number_in_words_states_another_figure() {
+    // "neuf euros par mois" occurs letter for letter, but the call says 29, not 9.
+    let r = check_figures("neuf euros par mois, prélevée");
+    assert_eq!(r.verdict, CitationVerdict::FiguresDiffer, "{}", r.reason);
+}
+
+#[test]
+fn a_quote_leaving_out_a_figure_of_the_transcript_is_not_a_match() {
+    // The call says "le cinq de chaque mois": a quote without the 5 states one figure
+    // fewer, however similar its letters.
+    let r =
+        check_figures("La cotisation est de vingt-neuf euros par mois, prélevée le de chaque mois");
+    assert_eq!(r.verdict, CitationVerdict::FiguresDiffer, "{}", r.reason);
+    assert!(
+        r.reason.contains("(transcript: 29, 5; quote: 29)"),
+        "{}",
+        r.reason
+    );
+}
+
+#[test]
+fn a_present_claim_whose_figures_differ_becomes_absent() {
+    let p = gate_one(claim(
+        0,
+        ControlPointStatus::Present,
+        vec![cite(
+            "la cotisation mensuel est de 39,90 €",
+            "rec-1",
+            Some(21.0),
+            Some("speaker_0"),
+        )],
+    ));
+    assert_eq!(p.citation_checks[0].verdict, CitationVerdict::FiguresDiffer);
+    assert_eq!(p.statut, ControlPointStatus::Absent);
+    assert_eq!(p.claimed_statut, Some(ControlPointStatus::Present));
+    assert!(
+        p.evidence_reason
+            .unwrap_or_default()
+            .contains("other figures"),
     );
 }
