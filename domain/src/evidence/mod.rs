@@ -11,7 +11,9 @@
 //!
 //! ASR tolerance covers letters, never figures: a window counts only when it states the
 //! quote's figures (digits and French number words, see `figures`) in the same order, so
-//! "39 euros" in the call never verifies a quote of "29 euros".
+//! "39 euros" in the call never verifies a quote of "29 euros". A quote of one word is
+//! not evidence (it occurs almost anywhere), and neither is a quote that is empty once
+//! normalised.
 
 use serde::{Deserialize, Serialize};
 
@@ -43,6 +45,8 @@ pub enum CitationVerdict {
     WrongRecording,
     /// The quote is empty (or only punctuation).
     Empty,
+    /// The quote is a single word once normalised: not evidence.
+    TooShort,
     /// The quote's text is found in the cited recording, but with other figures.
     FiguresDiffer,
 }
@@ -59,13 +63,14 @@ impl CitationVerdict {
             Self::UnknownRecording => "UNKNOWN_RECORDING",
             Self::WrongRecording => "WRONG_RECORDING",
             Self::Empty => "EMPTY",
+            Self::TooShort => "TOO_SHORT",
             Self::FiguresDiffer => "FIGURES_DIFFER",
         }
     }
 
     /// Whether this verdict counts as "close" when downgrading an unverified claim
-    /// (CLOSE, WRONG_SPEAKER and WRONG_TIME do; WRONG_RECORDING and FIGURES_DIFFER do
-    /// not).
+    /// (CLOSE, WRONG_SPEAKER and WRONG_TIME do; WRONG_RECORDING, FIGURES_DIFFER and
+    /// TOO_SHORT do not).
     pub fn is_close(self) -> bool {
         matches!(self, Self::Close | Self::WrongSpeaker | Self::WrongTime)
     }
@@ -136,15 +141,18 @@ impl GatingOptions {
 
 /// Checks one citation against the transcripts of the fiche.
 ///
-/// In order: an empty quote → EMPTY; an unknown `recording_id` → UNKNOWN_RECORDING; a
-/// quote found in the cited recording (a window of the quote's token count ±2 with
-/// similarity ≥ `accept_similarity` and the quote's figures) → VERIFIED if some such
-/// occurrence has the cited speaker as majority speaker and starts within
-/// `time_tolerance_s` of the cited time (each only when given and checkable), else
-/// WRONG_SPEAKER / WRONG_TIME; otherwise a quote found in another recording →
-/// WRONG_RECORDING; otherwise a window that would be found but for its figures →
-/// FIGURES_DIFFER; otherwise a best similarity (among windows with the quote's figures)
-/// ≥ `close_similarity` → CLOSE; else NOT_FOUND.
+/// In order: an empty quote → EMPTY; a quote of one word → TOO_SHORT; an unknown
+/// `recording_id` → UNKNOWN_RECORDING; a quote found in the cited recording (a window of
+/// the quote's token count ±2 with similarity ≥ `accept_similarity` and the quote's
+/// figures) → VERIFIED if some such occurrence has the cited speaker as majority speaker
+/// and starts within `time_tolerance_s` of the cited time (each only when given and
+/// checkable), else WRONG_SPEAKER / WRONG_TIME; otherwise a quote found in another
+/// recording → WRONG_RECORDING; otherwise a window that would be found but for its
+/// figures → FIGURES_DIFFER; otherwise a best similarity (among windows with the quote's
+/// figures) ≥ `close_similarity` → CLOSE; else NOT_FOUND.
+///
+/// Words are counted on the normalised quote, an elided article or pronoun belonging to
+/// the next word: "Oui !" and "d'accord" are one word, "oui merci" two.
 pub fn check_citation(
     c: &Citation,
     transcripts: &[Transcript],
@@ -287,6 +295,21 @@ fn short(id: &str) -> String {
     }
 }
 
+/// Elided articles and pronouns ("l'", "d'", "qu'"…): normalised, they are tokens of
+/// their own, but they belong to the next word.
+const ELIDED: &[&str] = &[
+    "c", "d", "j", "l", "m", "n", "s", "t", "qu", "jusqu", "lorsqu", "puisqu", "quoiqu", "presqu",
+    "quelqu", "aujourd",
+];
+
+/// Words of a normalised quote, elided articles and pronouns not counted on their own.
+fn word_count(normalized: &str) -> usize {
+    normalized
+        .split(' ')
+        .filter(|t| !t.is_empty() && !ELIDED.contains(t))
+        .count()
+}
+
 /// How one accepted occurrence fares against the citation's speaker and time.
 struct Occurrence {
     window: Window,
@@ -313,6 +336,11 @@ fn check_with_indexes(
     let quote_norm = normalize(&c.quote);
     if quote_norm.is_empty() {
         check.reason = "empty quote".to_string();
+        return check;
+    }
+    if word_count(&quote_norm) < 2 {
+        check.verdict = CitationVerdict::TooShort;
+        check.reason = "a one-word quote is not evidence".to_string();
         return check;
     }
     let cited_id = c.recording_id.trim();

@@ -50,13 +50,13 @@ fn call_1() -> Transcript {
                 21.0,
                 "Alors la cotisation mensuel est de 29,90 € et je vous envoie le contrat par mail.",
             ),
-            ("speaker_1", 30.0, "Oui."),
+            ("speaker_1", 30.0, "Oui, merci."),
             (
                 "speaker_0",
                 31.0,
                 "Vous pouvez résilier à tout moment, sans frais.",
             ),
-            ("speaker_1", 36.0, "Très bien, merci. Oui."),
+            ("speaker_1", 36.0, "Très bien, merci. Oui, merci."),
         ],
     )
 }
@@ -288,18 +288,19 @@ fn a_quote_cited_far_from_its_time_is_wrong_time() {
 
 #[test]
 fn a_repeated_quote_is_verified_against_the_occurrence_matching_speaker_and_time() {
-    // "Oui." is said by speaker_1 at 30 s and in "Très bien, merci. Oui." around 37 s.
-    let r = check(cite("Oui", "rec-1", Some(37.0), Some("speaker_1")));
+    // "Oui, merci." is said by speaker_1 at 30 s and in "Très bien, merci. Oui, merci."
+    // around 37 s.
+    let r = check(cite("Oui, merci", "rec-1", Some(37.0), Some("speaker_1")));
     assert_eq!(r.verdict, CitationVerdict::Verified, "{}", r.reason);
     assert!(
         r.matched_start_s.is_some_and(|t| t > 36.0),
         "{:?}",
         r.matched_start_s
     );
-    let r = check(cite("Oui", "rec-1", Some(30.0), Some("speaker_1")));
+    let r = check(cite("Oui, merci", "rec-1", Some(30.0), Some("speaker_1")));
     assert_eq!(r.verdict, CitationVerdict::Verified);
     assert_eq!(r.matched_start_s, Some(30.0));
-    let r = check(cite("Oui", "rec-1", Some(200.0), Some("speaker_1")));
+    let r = check(cite("Oui, merci", "rec-1", Some(200.0), Some("speaker_1")));
     assert_eq!(r.verdict, CitationVerdict::WrongTime);
 }
 
@@ -328,7 +329,7 @@ fn a_citation_of_an_unknown_recording_is_unknown_recording() {
     assert_eq!(r.verdict, CitationVerdict::UnknownRecording);
     assert!(r.reason.contains("rec-404"));
     let r = check_citation(
-        &cite("Oui", "rec-1", None, None),
+        &cite("Oui, bonjour.", "rec-1", None, None),
         &[],
         &GatingOptions::default(),
     );
@@ -773,6 +774,7 @@ fn citation_check_serializes_with_screaming_snake_case_verdicts() {
         (CitationVerdict::UnknownRecording, "UNKNOWN_RECORDING"),
         (CitationVerdict::WrongRecording, "WRONG_RECORDING"),
         (CitationVerdict::Empty, "EMPTY"),
+        (CitationVerdict::TooShort, "TOO_SHORT"),
         (CitationVerdict::FiguresDiffer, "FIGURES_DIFFER"),
     ] {
         assert_eq!(
@@ -980,5 +982,35 @@ fn a_present_claim_whose_figures_differ_becomes_absent() {
         p.evidence_reason
             .unwrap_or_default()
             .contains("other figures"),
+    );
+}
+
+#[test]
+fn a_one_word_quote_verifies_nothing() {
+    for quote in ["Oui", "oui !", "  Bonjour,  ", "D'accord.", "l'offre"] {
+        let r = check(cite(quote, "rec-1", Some(8.0), Some("speaker_1")));
+        assert_eq!(r.verdict, CitationVerdict::TooShort, "{quote:?}");
+        assert_eq!(r.reason, "a one-word quote is not evidence");
+        assert_eq!(r.matched_text, None);
+    }
+    // Two words are a quote.
+    let r = check(cite("Oui, bonjour.", "rec-1", Some(8.0), Some("speaker_1")));
+    assert_eq!(r.verdict, CitationVerdict::Verified, "{}", r.reason);
+}
+
+#[test]
+fn a_present_claim_backed_by_a_one_word_quote_becomes_absent() {
+    let p = gate_one(claim(
+        0,
+        ControlPointStatus::Present,
+        vec![cite("Oui.", "rec-1", Some(8.0), Some("speaker_1"))],
+    ));
+    assert_eq!(p.citation_checks[0].verdict, CitationVerdict::TooShort);
+    assert_eq!(p.statut, ControlPointStatus::Absent);
+    assert!(p.evidence_unverified);
+    assert!(
+        p.evidence_reason
+            .unwrap_or_default()
+            .contains("a one-word quote is not evidence")
     );
 }
