@@ -41,7 +41,7 @@ pub enum CitationVerdict {
     WrongTime,
     /// The cited recording is not among the transcripts.
     UnknownRecording,
-    /// The quote is not in the cited recording but occurs in another one.
+    /// The quote is not in the cited recording but occurs in another one of the fiche.
     WrongRecording,
     /// The quote is empty (or only punctuation).
     Empty,
@@ -68,11 +68,16 @@ impl CitationVerdict {
         }
     }
 
-    /// Whether this verdict counts as "close" when downgrading an unverified claim
-    /// (CLOSE, WRONG_SPEAKER and WRONG_TIME do; WRONG_RECORDING, FIGURES_DIFFER and
-    /// TOO_SHORT do not).
+    /// Whether this verdict counts as "close" when downgrading an unverified claim: the
+    /// words were said, only not where or by whom the citation says (CLOSE,
+    /// WRONG_SPEAKER, WRONG_TIME, and WRONG_RECORDING: found verbatim in another
+    /// recording of the same fiche). A quote with other figures (FIGURES_DIFFER) states
+    /// something else, so it is not close; nor is a one-word one (TOO_SHORT).
     pub fn is_close(self) -> bool {
-        matches!(self, Self::Close | Self::WrongSpeaker | Self::WrongTime)
+        matches!(
+            self,
+            Self::Close | Self::WrongSpeaker | Self::WrongTime | Self::WrongRecording
+        )
     }
 }
 
@@ -486,8 +491,12 @@ fn check_with_indexes(
             check.similarity = w.similarity;
             check.matched_text = Some(other.window_text(w));
             check.matched_start_s = other.window_start_s(w);
+            let at = check
+                .matched_start_s
+                .map(|t| format!(" at {t:.1}s"))
+                .unwrap_or_default();
             check.reason = format!(
-                "quote not found in recording {} (best similarity {}) but found in recording {}",
+                "quote not found in recording {} (best similarity {}) but found in recording {}{at}, another recording of the fiche",
                 short(cited_id),
                 fmt_similarity(best_similarity),
                 short(other.recording_id())

@@ -527,7 +527,8 @@ fn wrong_speaker_and_wrong_time_count_as_close() {
 }
 
 #[test]
-fn a_present_claim_citing_the_wrong_recording_becomes_absent() {
+fn a_present_claim_quoting_another_recording_of_the_fiche_becomes_partiel_and_says_where() {
+    // Said verbatim in rec-2, cited as rec-1: the words were said, only elsewhere.
     let p = gate_one(claim(
         0,
         ControlPointStatus::Present,
@@ -542,8 +543,35 @@ fn a_present_claim_citing_the_wrong_recording_becomes_absent() {
         p.citation_checks[0].verdict,
         CitationVerdict::WrongRecording
     );
-    assert_eq!(p.statut, ControlPointStatus::Absent);
-    assert!(p.evidence_reason.unwrap_or_default().contains("rec-2"));
+    assert_eq!(p.statut, ControlPointStatus::Partiel);
+    assert!(p.evidence_unverified);
+    assert_eq!(p.claimed_statut, Some(ControlPointStatus::Present));
+    let reason = p.evidence_reason.unwrap_or_default();
+    assert!(
+        reason.contains("but found in recording rec-2 at 4.0s"),
+        "{reason}"
+    );
+}
+
+#[test]
+fn a_partiel_claim_quoting_another_recording_of_the_fiche_stays_partiel() {
+    let p = gate_one(claim(
+        0,
+        ControlPointStatus::Partiel,
+        vec![cite(
+            "Parfait, merci beaucoup.",
+            "rec-1",
+            Some(12.0),
+            Some("speaker_1"),
+        )],
+    ));
+    assert_eq!(
+        p.citation_checks[0].verdict,
+        CitationVerdict::WrongRecording
+    );
+    assert_eq!(p.statut, ControlPointStatus::Partiel);
+    assert!(p.evidence_unverified);
+    assert_eq!(p.claimed_statut, None);
 }
 
 #[test]
