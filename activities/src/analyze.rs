@@ -9,7 +9,9 @@ use callaudit_domain::analysis::{
     STEP_ANALYSIS_SCHEMA_NAME, StepAnalysis, step_analysis_json_schema,
 };
 use callaudit_domain::audit_config::StepSpec;
-use callaudit_domain::evidence::{GatingOptions, gate_step};
+use callaudit_domain::evidence::{
+    GatingOptions, NOT_ASSESSED_REASON, cover_control_points, gate_step,
+};
 use callaudit_domain::prompts::{step_prompt, step_tools_prompt};
 use callaudit_domain::scoring::{StepScore, score_step};
 use callaudit_domain::step_result::{AnalysisMode, StepResult};
@@ -43,7 +45,8 @@ pub struct AnalyzedStep {
 
 impl StepAnalyzer<'_> {
     /// Asks the LLM about `step` (transcripts in the prompt, or through tools when
-    /// `use_rlm`), keeps only the configuration's control points, gates every citation
+    /// `use_rlm`), lines its answer up with the configuration's control points (each
+    /// counted once; one it did not assess is ABSENT, unverified), gates every citation
     /// against `transcripts` and scores the step. Heartbeats `ctx` while the LLM works.
     pub async fn analyze(
         &self,
@@ -57,14 +60,24 @@ impl StepAnalyzer<'_> {
         } else {
             self.in_prompt(ctx, step, transcripts).await?
         };
-        let mut analysis: StepAnalysis = serde_json::from_value(answer)
+        let answer: StepAnalysis = serde_json::from_value(answer)
             .map_err(|e| retryable(format!("answer does not follow the schema: {e}")))?;
-        // The configuration, not the model, is the source of truth for the points.
-        analysis
+        // The configuration, not the model, is the source of truth for the points: each
+        // counts exactly once, assessed or not.
+        let answered = answer.points_controle.len();
+        let analysis = cover_control_points(answer, &step.control_points);
+        let not_assessed = analysis
             .points_controle
-            .retain(|p| p.index < step.control_points.len());
-        for p in &mut analysis.points_controle {
-            p.point = step.control_points[p.index].clone();
+            .iter()
+            .filter(|p| p.evidence_reason.as_deref() == Some(NOT_ASSESSED_REASON))
+            .count();
+        if not_assessed > 0 || answered != step.control_points.len() {
+            tracing::warn!(
+                control_points = step.control_points.len(),
+                answered,
+                not_assessed,
+                "the model did not answer once for each control point"
+            );
         }
         let gated = gate_step(analysis, transcripts, &GatingOptions::default());
         let score = score_step(step.weight, &gated.points_controle);

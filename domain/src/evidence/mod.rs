@@ -14,15 +14,20 @@
 //! "39 euros" in the call never verifies a quote of "29 euros". A quote of one word is
 //! not evidence (it occurs almost anywhere), and neither is a quote that is empty once
 //! normalised.
+//!
+//! Before gating, [`cover_control_points`] lines the model's answer up with the step's
+//! control points, so that each counts exactly once.
 
 use serde::{Deserialize, Serialize};
 
 use crate::analysis::{Citation, ControlPointStatus, ControlPointVerdict, StepAnalysis};
 use crate::text::normalize;
 
+mod coverage;
 mod figures;
 mod matching;
 use crate::transcript::Transcript;
+pub use coverage::{NOT_ASSESSED_REASON, cover_control_points};
 use matching::{RecordingIndex, Window, search};
 
 /// Outcome of checking one citation against the transcripts.
