@@ -58,8 +58,8 @@ pub use dataset::{
 pub const SAMPLE_AUDIT_CONFIG_JSON: &str = include_str!("../data/sample-audit-config.json");
 
 /// Runtime knobs of the simulators. Every field has a default (all zero,
-/// [`Fabricate::Never`], no key checks), so a partial JSON document is accepted
-/// by `POST /_sim/config`.
+/// [`Fabricate::Never`], no point omitted or duplicated, no key checks), so a partial
+/// JSON document is accepted by `POST /_sim/config`.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(default)]
 pub struct SimConfig {
@@ -77,6 +77,13 @@ pub struct SimConfig {
     pub refusal_rate: f64,
     /// Whether the simulated auditor invents citations.
     pub fabricate: Fabricate,
+    /// Control points the simulated auditor leaves out of every step answer, by
+    /// position in the step's list (0-based, the `index` of the prompt), as a model that
+    /// skips points does.
+    pub omit_points: Vec<usize>,
+    /// Control points the simulated auditor lists twice in every step answer (the same
+    /// verdict repeated), by position as for `omit_points`.
+    pub duplicate_points: Vec<usize>,
     /// Seed of the random generator (deterministic given the request order).
     pub seed: u64,
     /// When set, requests with a wrong or missing API key get a 401.
@@ -93,6 +100,8 @@ impl Default for SimConfig {
             truncate_rate: 0.0,
             refusal_rate: 0.0,
             fabricate: Fabricate::Never,
+            omit_points: Vec::new(),
+            duplicate_points: Vec::new(),
             seed: 0,
             expected_api_keys: None,
         }
@@ -592,6 +601,10 @@ mod tests {
         assert!(c.validate().is_ok());
         let c: SimConfig = serde_json::from_str(r#"{"fabricate": "always"}"#).unwrap();
         assert_eq!(c.fabricate, Fabricate::Always);
+        assert!(c.omit_points.is_empty() && c.duplicate_points.is_empty());
+        let c: SimConfig =
+            serde_json::from_str(r#"{"omit_points": [0], "duplicate_points": [1, 2]}"#).unwrap();
+        assert_eq!((c.omit_points, c.duplicate_points), (vec![0], vec![1, 2]));
         let bad = SimConfig {
             error_rate: 1.5,
             ..SimConfig::default()

@@ -597,6 +597,21 @@ fn run_model(state: &SimState, req: &ChatReq) -> Outcome {
             auditor::fabricate(v, &fallback_rec, n);
         }
     }
+    // A model that skips or repeats control points (after the draws above, so a run
+    // with the same seed draws the same numbers).
+    let verdicts: Vec<auditor::Verdict> = verdicts
+        .into_iter()
+        .enumerate()
+        .filter(|(n, _)| !cfg.omit_points.contains(n))
+        .flat_map(|(n, v)| {
+            let times = if cfg.duplicate_points.contains(&n) {
+                2
+            } else {
+                1
+            };
+            std::iter::repeat_n(v, times)
+        })
+        .collect();
     let step_name = doc
         .get("step")
         .and_then(|s| s.get("name"))

@@ -703,6 +703,29 @@ async fn fabricate_always_claims_present_with_a_quote_absent_from_the_transcript
     }
 }
 
+#[tokio::test]
+async fn omit_and_duplicate_points_leave_out_and_repeat_control_points_in_the_answer() {
+    let (addr, _) = start(SimConfig {
+        omit_points: vec![0],
+        duplicate_points: vec![1],
+        ..SimConfig::default()
+    })
+    .await;
+    // Step 1 has three control points; FICHE-1001 covers them all.
+    let a = answer(&chat(addr, &prompt_request("FICHE-1001", 1)).await);
+    let listed: Vec<(u64, &str)> = a["points_controle"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|p| (p["index"].as_u64().unwrap(), p["statut"].as_str().unwrap()))
+        .collect();
+    assert_eq!(listed, [(1, "PRESENT"), (1, "PRESENT"), (2, "PRESENT")]);
+    assert_eq!(
+        a["points_controle"][0], a["points_controle"][1],
+        "the same verdict, repeated"
+    );
+}
+
 // ---------------------------------------------------------------- OpenAI: tools mode
 
 fn fold(s: &str) -> String {
