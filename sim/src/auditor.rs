@@ -522,6 +522,70 @@ mod tests {
         );
     }
 
+    /// A recording as the worker stores it: one word per space-separated token, timed
+    /// linearly within its utterance, labelled with the utterance's speaker.
+    fn domain_transcript(rec: &crate::Recording) -> callaudit_domain::transcript::Transcript {
+        let mut words = Vec::new();
+        for u in &rec.utterances {
+            let tokens: Vec<&str> = u.text.split(' ').filter(|t| !t.is_empty()).collect();
+            let step = (u.end_s - u.start_s) / tokens.len().max(1) as f64;
+            for (i, t) in tokens.iter().enumerate() {
+                let start_s = u.start_s + step * i as f64;
+                words.push(callaudit_domain::transcript::Word {
+                    text: (*t).to_owned(),
+                    start_s,
+                    end_s: start_s + step,
+                    speaker: Some(u.speaker.clone()),
+                });
+            }
+        }
+        callaudit_domain::transcript::Transcript {
+            recording_id: rec.recording_id.clone(),
+            language: Some("fr".into()),
+            text: rec.text(),
+            words,
+        }
+    }
+
+    #[test]
+    fn every_citation_of_the_sample_config_passes_evidence_gating() {
+        use callaudit_domain::analysis::Citation as Cited;
+        use callaudit_domain::evidence::{CitationVerdict, GatingOptions, check_citation};
+        let cfg: Value = serde_json::from_str(SAMPLE_AUDIT_CONFIG_JSON).expect("valid config");
+        let mut problems = Vec::new();
+        for f in &dataset().fiches {
+            let transcripts: Vec<_> = f.recordings.iter().map(domain_transcript).collect();
+            let segs = segments_of(&f.fiche_id);
+            for step in cfg["steps"].as_array().expect("steps") {
+                for (i, p) in step["control_points"]
+                    .as_array()
+                    .expect("points")
+                    .iter()
+                    .enumerate()
+                {
+                    let v = evaluate(json!(i), p.as_str().expect("string"), &segs);
+                    for c in &v.citations {
+                        let check = check_citation(
+                            &Cited {
+                                quote: c.quote.clone(),
+                                recording_id: c.recording_id.clone(),
+                                start_s: c.start_s,
+                                speaker: c.speaker.clone(),
+                            },
+                            &transcripts,
+                            &GatingOptions::default(),
+                        );
+                        if check.verdict != CitationVerdict::Verified {
+                            problems
+                                .push(format!("{}: {:?}: {}", f.fiche_id, c.quote, check.reason));
+                        }
+                    }
+                }
+            }
+        }
+        assert!(problems.is_empty(), "{}", problems.join("\n"));
+    }
+
     #[test]
     fn thresholds_separate_present_partial_and_absent() {
         assert_eq!(classify(2, 2), Statut::Present);
