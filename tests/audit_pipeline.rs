@@ -550,6 +550,63 @@ async fn a_fabricated_citation_is_downgraded_and_marked_evidence_unverified() {
 }
 
 #[tokio::test(flavor = "multi_thread")]
+async fn a_control_point_the_model_leaves_out_is_stored_absent_and_one_it_repeats_counts_once() {
+    // The simulated model skips the first control point and lists the second twice.
+    let sc = Scenario::without_api_crm(
+        "point_coverage",
+        callaudit_sim::SimConfig {
+            omit_points: vec![0],
+            duplicate_points: vec![1],
+            ..Default::default()
+        },
+    )
+    .await;
+    let config = sc.config(1).await;
+    let _w = sc.worker(&[]);
+    let id = sc.run("FICHE-1001", &config).await;
+    let audit = sc.completed(&id).await;
+    let steps = audit["steps"].as_array().expect("steps");
+    assert_eq!(steps.len(), 1, "{audit}");
+    let step = &steps[0];
+    let points = step["raw_result"]["points_controle"]
+        .as_array()
+        .expect("points");
+    let indexes: Vec<u64> = points
+        .iter()
+        .map(|p| p["index"].as_u64().expect("index"))
+        .collect();
+    assert_eq!(
+        indexes,
+        [0, 1, 2],
+        "each control point exactly once: {step}"
+    );
+
+    let omitted = &points[0];
+    assert_eq!(
+        omitted["point"],
+        "Le conseiller se présente avec son nom et sa société"
+    );
+    assert_eq!(omitted["statut"], "ABSENT", "{omitted}");
+    assert_eq!(omitted["evidence_unverified"], true, "{omitted}");
+    assert_eq!(
+        omitted["evidence_reason"], "not assessed by the model",
+        "{omitted}"
+    );
+    assert_eq!(points[1]["statut"], "PRESENT", "{}", points[1]);
+    assert_eq!(points[2]["statut"], "PRESENT", "{}", points[2]);
+
+    // Step 1 weighs 10 and has three applicable points, two PRESENT: 10 × 2 / 3.
+    // (Before, the omitted point did not count and the repeated one counted twice:
+    // 10 × 3 / 3, CONFORME.)
+    let score = step["score"].as_f64().expect("score");
+    assert!((score - 20.0 / 3.0).abs() < 1e-9, "step score {score}");
+    assert_eq!(step["conforme"], "PARTIEL");
+    // The audit: 100 × (20 / 3) / 10 = 66.7, ACCEPTABLE (60 ≤ 66.7 < 75).
+    assert_eq!(audit["score"].as_f64(), Some(66.7), "{audit}");
+    assert_eq!(audit["niveau"], "ACCEPTABLE");
+}
+
+#[tokio::test(flavor = "multi_thread")]
 async fn vendor_keys_are_normalised_and_never_leak_even_when_the_vendor_echoes_them() {
     let keys = callaudit_sim::ExpectedKeys {
         crm: "sim-crm".into(),
