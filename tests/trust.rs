@@ -396,3 +396,70 @@ async fn the_same_idempotency_key_and_body_return_the_same_audit_and_another_bod
     let (status, bad) = answer(run(&auditor, &"k".repeat(201), body).await.expect("run")).await;
     assert_eq!(status, 400, "{bad}");
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn metrics_label_routes_by_template_ready_names_the_dependency_only_and_dot_ids_are_refused()
+{
+    let db = test_db("operability").await;
+    // A Temporal address nothing listens on.
+    let dead = format!("127.0.0.1:{}", free_port());
+    let api = spawn_api(&db.url, temporal_settings(&dead, "unused")).await;
+    let token = api.token_for("auditor").await;
+
+    let (status, body) = api.get("/ready", None).await;
+    assert_eq!(status, 503, "{body}");
+    assert_eq!(body["postgres"]["status"], "ok");
+    assert_eq!(
+        body["temporal"]["error"],
+        format!("Temporal does not answer at {dead}"),
+        "no raw transport error in an unauthenticated answer: {body}"
+    );
+
+    for path in ["/wp-admin/setup.php", "/.env", "/api/audits/a/b/c/d"] {
+        let (status, _) = api.get(path, Some(&token)).await;
+        assert_eq!(status, 404, "{path}");
+    }
+    let (status, _) = api
+        .get(
+            "/api/audits/0b9c7a52-6d1e-4a40-9d55-0d6a1f0e2b11",
+            Some(&token),
+        )
+        .await;
+    assert_eq!(status, 404);
+    let text = api
+        .http
+        .get(format!("{}/metrics", api.base))
+        .send()
+        .await
+        .expect("metrics")
+        .text()
+        .await
+        .expect("text");
+    assert!(
+        text.contains(
+            r#"callaudit_http_requests_total{method="GET",route="unmatched",status="404"} 3"#
+        ),
+        "{text}"
+    );
+    assert!(
+        text.contains(r#"route="/api/audits/{id}",status="404"} 1"#),
+        "{text}"
+    );
+    assert!(
+        !text.contains("wp-admin") && !text.contains(".env"),
+        "{text}"
+    );
+
+    // Fiche ids made only of dots would name another path of the CRM gateway.
+    let (status, body) = api.get("/api/fiches/...", Some(&token)).await;
+    assert_eq!(status, 400, "{body}");
+    let (status, body) = api
+        .send(
+            reqwest::Method::POST,
+            "/api/audits/run",
+            Some(&token),
+            &serde_json::json!({"fiche_id": "..", "audit_config_id": uuid::Uuid::new_v4()}),
+        )
+        .await;
+    assert_eq!(status, 400, "{body}");
+}

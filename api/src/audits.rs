@@ -24,7 +24,11 @@ use uuid::Uuid;
 #[derive(Debug, Object)]
 pub struct RunAuditRequest {
     /// CRM fiche id.
-    #[oai(validator(min_length = 1, max_length = 100, pattern = r"^[A-Za-z0-9_.\-]+$"))]
+    #[oai(validator(
+        min_length = 1,
+        max_length = 100,
+        pattern = r"^[A-Za-z0-9_.\-]*[A-Za-z0-9][A-Za-z0-9_.\-]*$"
+    ))]
     pub fiche_id: String,
     /// Audit configuration to apply.
     pub audit_config_id: Uuid,

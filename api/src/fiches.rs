@@ -185,7 +185,11 @@ impl FichesApi {
         &self,
         auth: BearerAuth,
         state: Data<&AppState>,
-        #[oai(validator(min_length = 1, max_length = 100, pattern = r"^[A-Za-z0-9_.\-]+$"))]
+        #[oai(validator(
+            min_length = 1,
+            max_length = 100,
+            pattern = r"^[A-Za-z0-9_.\-]*[A-Za-z0-9][A-Za-z0-9_.\-]*$"
+        ))]
         fiche_id: Path<String>,
         #[oai(default)] force_refresh: Query<bool>,
     ) -> Result<Json<FicheView>, ApiError> {

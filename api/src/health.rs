@@ -93,9 +93,25 @@ impl HealthApi {
     /// Readiness: 200 only when Postgres and Temporal both answer; 503 names the failure.
     #[oai(path = "/ready", method = "get")]
     async fn ready(&self, state: Data<&AppState>) -> ReadyResponse {
-        let (pg, temporal) = tokio::join!(check_postgres(&state), async {
-            state.temporal.check().await.map_err(|e| e.to_string())
-        });
+        // The raw errors go to the log; the answer names the failing dependency only (it
+        // is unauthenticated: no driver messages, hosts of the database or stack details).
+        let (pg, temporal) = tokio::join!(
+            async {
+                check_postgres(&state).await.map_err(|e| {
+                    tracing::warn!(error = %e, "readiness: Postgres unavailable");
+                    "Postgres does not answer".to_string()
+                })
+            },
+            async {
+                state.temporal.check().await.map_err(|e| {
+                    tracing::warn!(error = %e, "readiness: Temporal unavailable");
+                    format!(
+                        "Temporal does not answer at {}",
+                        state.temporal.settings.address
+                    )
+                })
+            }
+        );
         let ok = pg.is_ok() && temporal.is_ok();
         let body = Readiness {
             status: if ok { "ready" } else { "not_ready" }.into(),

@@ -12,6 +12,7 @@ pub struct Metrics {
     pub registry: Registry,
     requests: IntCounterVec,
     latency: HistogramVec,
+    routes: RouteTemplates,
 }
 
 impl std::fmt::Debug for Metrics {
@@ -59,6 +60,7 @@ impl Metrics {
             registry,
             requests,
             latency,
+            routes: RouteTemplates::of_api(),
         }
     }
 
@@ -79,19 +81,64 @@ impl Metrics {
     }
 }
 
-/// Collapses ids out of a path so label cardinality stays bounded.
-fn route_label(path: &str) -> String {
-    path.split('/')
-        .map(|seg| {
-            let looks_like_id = seg.len() >= 8
-                && seg.chars().any(|c| c.is_ascii_digit())
-                && seg
-                    .chars()
-                    .all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_');
-            if looks_like_id { ":id" } else { seg }
-        })
-        .collect::<Vec<_>>()
-        .join("/")
+/// Label of requests that match no route: one label, so no one can create series at will.
+const UNMATCHED: &str = "unmatched";
+
+/// The route templates requests are labelled with: every path of the OpenAPI document
+/// (`/api/audits/{id}/events`), `/openapi.json` and `/docs`.
+#[derive(Debug, Clone)]
+struct RouteTemplates(Vec<(String, Vec<Option<String>>)>);
+
+impl RouteTemplates {
+    fn of_api() -> Self {
+        let spec: serde_json::Value =
+            serde_json::from_str(&crate::openapi_json()).unwrap_or_default();
+        let mut paths: Vec<String> = spec["paths"]
+            .as_object()
+            .map(|p| p.keys().cloned().collect())
+            .unwrap_or_default();
+        paths.push("/openapi.json".into());
+        Self::new(paths)
+    }
+
+    /// Templates from paths where `{name}` stands for one segment.
+    fn new(paths: Vec<String>) -> Self {
+        Self(
+            paths
+                .into_iter()
+                .map(|t| {
+                    let segments = t
+                        .split('/')
+                        .map(|seg| {
+                            (!(seg.starts_with('{') && seg.ends_with('}'))).then(|| seg.to_string())
+                        })
+                        .collect();
+                    (t, segments)
+                })
+                .collect(),
+        )
+    }
+
+    /// The template `path` matches (the one with the most literal segments, so
+    /// `/api/fiches/sales` beats `/api/fiches/{fiche_id}`), `/docs` for the Swagger UI's
+    /// files, or [`UNMATCHED`].
+    fn label(&self, path: &str) -> String {
+        if path == "/docs" || path.starts_with("/docs/") {
+            return "/docs".into();
+        }
+        let segments: Vec<&str> = path.split('/').collect();
+        self.0
+            .iter()
+            .filter(|(_, t)| {
+                t.len() == segments.len()
+                    && t.iter().zip(&segments).all(|(t, s)| match t {
+                        Some(lit) => lit == s,
+                        None => !s.is_empty(),
+                    })
+            })
+            .max_by_key(|(_, t)| t.iter().filter(|s| s.is_some()).count())
+            .map_or_else(|| UNMATCHED.to_string(), |(name, _)| name.clone())
+    }
 }
 
 /// Middleware recording every request.
@@ -101,7 +148,7 @@ pub async fn record<E: Endpoint>(
     metrics: std::sync::Arc<Metrics>,
 ) -> poem::Result<Response> {
     let method = req.method().to_string();
-    let route = route_label(req.uri().path());
+    let route = metrics.routes.label(req.uri().path());
     let started = Instant::now();
     let resp = next.call(req).await.map(IntoResponse::into_response);
     let status = match &resp {
@@ -114,14 +161,29 @@ pub async fn record<E: Endpoint>(
 
 #[cfg(test)]
 mod tests {
-    use super::route_label;
+    use super::RouteTemplates;
 
     #[test]
-    fn ids_are_collapsed_in_route_labels() {
+    fn requests_are_labelled_by_route_template_and_unknown_paths_share_one_label() {
+        let routes = RouteTemplates::of_api();
         assert_eq!(
-            route_label("/api/audits/0b9c7a52-6d1e-4a40-9d55-0d6a1f0e2b11/events"),
-            "/api/audits/:id/events"
+            routes.label("/api/audits/0b9c7a52-6d1e-4a40-9d55-0d6a1f0e2b11/events"),
+            "/api/audits/{id}/events"
         );
-        assert_eq!(route_label("/api/auth/login"), "/api/auth/login");
+        assert_eq!(
+            routes.label("/api/fiches/FICHE-1001"),
+            "/api/fiches/{fiche_id}"
+        );
+        assert_eq!(routes.label("/api/fiches/sales"), "/api/fiches/sales");
+        assert_eq!(routes.label("/api/auth/login"), "/api/auth/login");
+        assert_eq!(routes.label("/docs/swagger-ui.css"), "/docs");
+        for unknown in [
+            "/wp-admin/x",
+            "/api/audits/a/b/c",
+            "/random-123456789",
+            "/api/audits/",
+        ] {
+            assert_eq!(routes.label(unknown), "unmatched", "{unknown}");
+        }
     }
 }

@@ -124,6 +124,13 @@ impl CrmClient {
         &self,
         fiche_id: &str,
     ) -> Result<Option<FicheDetails>, UpstreamError> {
+        // `.` and `..` would name another path of the gateway once in a URL.
+        if fiche_id.is_empty() || fiche_id.chars().all(|c| c == '.') {
+            return Err(UpstreamError::permanent(
+                VENDOR,
+                format!("{fiche_id:?} is not a fiche id"),
+            ));
+        }
         let url = format!("{}/fiches/{}", self.base, urlencode(fiche_id));
         let Some(raw) = self.get_json::<Value>(&url, "fiche details").await? else {
             return Ok(None);
