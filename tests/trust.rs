@@ -463,3 +463,36 @@ async fn metrics_label_routes_by_template_ready_names_the_dependency_only_and_do
         .await;
     assert_eq!(status, 400, "{body}");
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn two_audits_of_one_fiche_at_once_send_each_recording_to_speech_to_text_once() {
+    use crate::audit_pipeline::Scenario;
+    // Slow vendors, so the second audit reaches transcription while the first one's
+    // speech-to-text calls are still running.
+    let sc = Scenario::without_api_crm(
+        "stt_once",
+        callaudit_sim::SimConfig {
+            latency_ms: 400,
+            ..Default::default()
+        },
+    )
+    .await;
+    let config = sc.config(1).await;
+    let _a = sc.worker(&[]);
+    let _b = sc.worker(&[]);
+    let first = sc.run("FICHE-1001", &config).await;
+    let second = sc.run("FICHE-1001", &config).await;
+    sc.completed(&first).await;
+    sc.completed(&second).await;
+    let stats = sc.sim_stats().await;
+    // FICHE-1001 has 2 recordings.
+    assert_eq!(stats["stt_requests"], 2, "{stats}");
+    assert_eq!(
+        count(
+            &sc.db.url,
+            "SELECT count(*) AS n FROM transcriptions WHERE recording_id LIKE 'REC-1001-%'"
+        )
+        .await,
+        2
+    );
+}

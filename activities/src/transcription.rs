@@ -1,10 +1,11 @@
 //! `transcription.transcribe`: one recording through speech-to-text, stored once.
 
-use crate::heartbeat::heartbeating;
+use crate::heartbeat::ActivityHeartbeat;
 use crate::state::{WorkerActivities, permanent, retryable, upstream};
 use callaudit_db::recordings;
 use callaudit_db::transcriptions::{self, NewTranscription};
 use callaudit_domain::workflow_io::{TranscribeInput, TranscribeOutput};
+use callaudit_upstream::leases::{self, Permit};
 use temporalio_common::ActivityError;
 use temporalio_sdk::activities::ActivityContext;
 
@@ -21,21 +22,60 @@ impl WorkerActivities {
         ctx: &ActivityContext,
         input: TranscribeInput,
     ) -> Result<TranscribeOutput, ActivityError> {
+        if let Some(reused) = self.stored(&input.recording_id).await? {
+            return Ok(reused);
+        }
+        // One speech-to-text call per recording, whoever asks: concurrent audits of a
+        // fiche (a second TranscriptionWorkflow could not start, its activity runs here)
+        // queue on a one-slot lease of the recording, and the later ones then find the
+        // stored transcript.
+        let hb = ActivityHeartbeat(ctx);
+        let permit = leases::acquire(
+            &self.pool,
+            &hb,
+            &format!("stt:{}", input.recording_id),
+            1,
+            &self.fiches.holder,
+            None,
+        )
+        .await
+        .map_err(retryable)?;
+        let result = self.transcribe_holding(&permit, &hb, input).await;
+        permit.release(&self.pool).await;
+        result
+    }
+
+    /// The recording's stored transcript, if any, as a reused output.
+    async fn stored(&self, recording_id: &str) -> Result<Option<TranscribeOutput>, ActivityError> {
         let mut conn = self.conn().await?;
-        if let Some(done) = transcriptions::completed(&mut conn, &input.recording_id)
+        let done = transcriptions::completed(&mut conn, recording_id)
             .await
-            .map_err(retryable)?
-        {
+            .map_err(retryable)?;
+        Ok(done.map(|done| {
             let n = done
                 .words
                 .and_then(|w| w.as_array().map(Vec::len))
                 .unwrap_or(0);
-            return Ok(TranscribeOutput {
-                recording_id: input.recording_id,
+            TranscribeOutput {
+                recording_id: recording_id.to_string(),
                 word_count: u32::try_from(n).unwrap_or(u32::MAX),
                 reused: true,
-            });
+            }
+        }))
+    }
+
+    /// Transcribes and stores the recording while holding its lease (re-checking first:
+    /// the previous holder may have stored it).
+    async fn transcribe_holding(
+        &self,
+        permit: &Permit,
+        hb: &ActivityHeartbeat<'_>,
+        input: TranscribeInput,
+    ) -> Result<TranscribeOutput, ActivityError> {
+        if let Some(reused) = self.stored(&input.recording_id).await? {
+            return Ok(reused);
         }
+        let mut conn = self.conn().await?;
         let url = recordings::url(&mut conn, &input.recording_id)
             .await
             .map_err(retryable)?
@@ -45,7 +85,8 @@ impl WorkerActivities {
             .stt
             .as_ref()
             .ok_or_else(|| permanent("ELEVENLABS_API_KEY is not configured"))?;
-        let transcript = heartbeating(ctx, stt.transcribe(&input.recording_id, &url))
+        let transcript = permit
+            .hold(&self.pool, hb, stt.transcribe(&input.recording_id, &url))
             .await
             .map_err(upstream)?;
         let words = serde_json::to_value(&transcript.words).map_err(retryable)?;
