@@ -496,3 +496,33 @@ async fn two_audits_of_one_fiche_at_once_send_each_recording_to_speech_to_text_o
         2
     );
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_worker_runs_at_most_worker_max_concurrent_activities_at_once() {
+    use crate::audit_pipeline::Scenario;
+    let sc = Scenario::without_api_crm(
+        "max_activities",
+        callaudit_sim::SimConfig {
+            latency_ms: 300,
+            ..Default::default()
+        },
+    )
+    .await;
+    let config = sc.config(1).await;
+    // One activity at a time: the three fiche fetches (each an activity, under a CRM cap
+    // of 3 that would let them overlap) run one after the other.
+    let _worker = sc.worker(&[
+        ("WORKER_MAX_CONCURRENT_ACTIVITIES", "1"),
+        ("FICHE_FETCH_CONCURRENCY", "3"),
+    ]);
+    let mut ids = vec![];
+    for fiche in ["FICHE-1001", "FICHE-1002", "FICHE-1003"] {
+        ids.push(sc.run(fiche, &config).await);
+    }
+    for id in &ids {
+        sc.completed(id).await;
+    }
+    let stats = sc.sim_stats().await;
+    assert_eq!(stats["crm_detail_requests"], 3, "{stats}");
+    assert_eq!(stats["crm_detail_max_in_flight"], 1, "{stats}");
+}

@@ -41,7 +41,7 @@ impl WorkerActivities {
         .await
         .map_err(retryable)?;
         let result = self.transcribe_holding(&permit, &hb, input).await;
-        permit.release(&self.pool).await;
+        permit.release().await;
         result
     }
 
@@ -86,8 +86,9 @@ impl WorkerActivities {
             .as_ref()
             .ok_or_else(|| permanent("ELEVENLABS_API_KEY is not configured"))?;
         let transcript = permit
-            .hold(&self.pool, hb, stt.transcribe(&input.recording_id, &url))
+            .hold(hb, stt.transcribe(&input.recording_id, &url))
             .await
+            .map_err(retryable)?
             .map_err(upstream)?;
         let words = serde_json::to_value(&transcript.words).map_err(retryable)?;
         let count = i32::try_from(transcript.words.len()).unwrap_or(i32::MAX);

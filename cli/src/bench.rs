@@ -14,7 +14,11 @@ pub async fn run(args: BenchArgs) -> anyhow::Result<()> {
 pub async fn bare_worker(args: BareWorkerArgs) -> anyhow::Result<()> {
     let settings = args.temporal.settings();
     let client = crate::worker::connect_with_retry(&settings).await?;
-    let mut options = crate::worker::options(&settings, args.worker_shutdown_grace_s);
+    let mut options = crate::worker::options(
+        &settings,
+        args.worker_shutdown_grace_s,
+        args.worker_max_concurrent_activities,
+    );
     callaudit_bench::bare_worker::register(&mut options)?;
     crate::worker::serve(client, &settings, options).await
 }

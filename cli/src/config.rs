@@ -324,9 +324,10 @@ pub struct NotifyArgs {
 /// `worker` arguments.
 #[derive(Debug, Clone, Args)]
 pub struct WorkerArgs {
-    /// Max activities running at once in this worker.
-    #[arg(long, env = "WORKER_MAX_CONCURRENT_ACTIVITIES", default_value_t = 50)]
-    pub worker_max_concurrent_activities: usize,
+    /// Max activities running at once in this worker (its database pool holds at least
+    /// one connection per four of them).
+    #[arg(long, env = "WORKER_MAX_CONCURRENT_ACTIVITIES", default_value_t = 50, value_parser = clap::value_parser!(u64).range(1..=10_000))]
+    pub worker_max_concurrent_activities: u64,
     /// Seconds in-flight activities get to finish on SIGTERM.
     #[arg(long, env = "WORKER_SHUTDOWN_GRACE_S", default_value_t = 30)]
     pub worker_shutdown_grace_s: u64,
@@ -430,6 +431,9 @@ pub use callaudit_bench::BenchArgs;
 /// `bench-bare-worker` arguments.
 #[derive(Debug, Clone, Args)]
 pub struct BareWorkerArgs {
+    /// Max activities running at once (as `callaudit worker`).
+    #[arg(long, env = "WORKER_MAX_CONCURRENT_ACTIVITIES", default_value_t = 50, value_parser = clap::value_parser!(u64).range(1..=10_000))]
+    pub worker_max_concurrent_activities: u64,
     /// Seconds in-flight activities get to finish on SIGTERM.
     #[arg(long, env = "WORKER_SHUTDOWN_GRACE_S", default_value_t = 30)]
     pub worker_shutdown_grace_s: u64,

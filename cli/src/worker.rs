@@ -9,6 +9,7 @@ use callaudit_upstream::elevenlabs::ElevenLabsClient;
 use callaudit_upstream::openai::OpenAiClient;
 use callaudit_workflows::{AuditStepWorkflow, AuditWorkflow, TranscriptionWorkflow};
 use std::time::Duration;
+use temporalio_sdk::runtime::worker_tuner::{FixedSizeSlotSupplier, SlotSupplier, TunerHolder};
 use temporalio_sdk::{Runtime, Worker, WorkerOptions};
 use tokio::signal::unix::{SignalKind, signal};
 
@@ -20,7 +21,11 @@ pub async fn run(args: WorkerArgs) -> anyhow::Result<()> {
     let client = connect_with_retry(&settings).await?;
 
     let activities = build_activities(&args, &database_url)?;
-    let mut options = options(&settings, args.worker_shutdown_grace_s);
+    let mut options = options(
+        &settings,
+        args.worker_shutdown_grace_s,
+        args.worker_max_concurrent_activities,
+    );
     options
         .register_workflow::<AuditWorkflow>()?
         .register_workflow::<AuditStepWorkflow>()?
@@ -30,15 +35,34 @@ pub async fn run(args: WorkerArgs) -> anyhow::Result<()> {
 }
 
 /// Worker options shared by every worker this binary runs (the bench's bare worker too,
-/// so both are measured with the same tuning); callers register what they run.
+/// so both are measured with the same tuning); callers register what they run. At most
+/// `max_activities` activities run at once (`WORKER_MAX_CONCURRENT_ACTIVITIES`); workflow
+/// tasks keep the SDK's 100 slots.
 pub(crate) fn options(
     settings: &callaudit_api::temporal::TemporalSettings,
     shutdown_grace_s: u64,
+    max_activities: u64,
 ) -> WorkerOptions {
+    let max_activities = usize::try_from(max_activities).unwrap_or(usize::MAX);
+    let slots = |n: usize| SlotSupplier::from(FixedSizeSlotSupplier::new(n.max(1)));
+    let tuner = TunerHolder::builder()
+        .workflow_task_slot_supplier(slots(100))
+        .activity_task_slot_supplier(slots(max_activities))
+        .local_activity_task_slot_supplier(slots(max_activities))
+        .nexus_task_slot_supplier(slots(100))
+        .build();
     WorkerOptions::new(settings.task_queue.clone())
         .max_cached_workflows(500)
         .graceful_shutdown_period(Duration::from_secs(shutdown_grace_s))
+        .tuner(tuner)
         .build()
+}
+
+/// Connections of the worker's pool: `DATABASE_POOL_SIZE`, raised to one per four
+/// activity slots (an activity holds a connection only between its vendor calls).
+pub(crate) fn pool_size(configured: usize, max_activities: u64) -> usize {
+    let wanted = usize::try_from(max_activities.div_ceil(4) + 1).unwrap_or(usize::MAX);
+    configured.max(wanted)
 }
 
 /// Polls with `options` until SIGTERM or SIGINT, then drains. Logs `worker polling` once
@@ -92,7 +116,16 @@ pub(crate) async fn connect_with_retry(
 fn build_activities(args: &WorkerArgs, database_url: &str) -> anyhow::Result<WorkerActivities> {
     let up = &args.upstream;
     let timeout = up.crm.timeout();
-    let pool = callaudit_db::connect_pool(database_url, args.db.database_pool_size)?;
+    let pool_size = pool_size(
+        args.db.database_pool_size,
+        args.worker_max_concurrent_activities,
+    );
+    tracing::info!(
+        pool_size,
+        max_activities = args.worker_max_concurrent_activities,
+        "worker capacity"
+    );
+    let pool = callaudit_db::connect_pool(database_url, pool_size)?;
     let fiches = callaudit_upstream::fiches::FicheService::new(
         pool.clone(),
         up.crm.fiche_settings(),

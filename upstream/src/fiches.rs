@@ -143,9 +143,9 @@ impl FicheService {
     ) -> Result<F::Output, FicheError> {
         let permit =
             leases::acquire(&self.pool, hb, pool_name, cap, &self.holder, max_wait).await?;
-        let out = permit.hold(&self.pool, hb, call).await;
-        permit.release(&self.pool).await;
-        Ok(out)
+        let out = permit.hold(hb, call).await;
+        permit.release().await;
+        Ok(out?)
     }
 
     /// Makes sure the full details of `fiche_id` are cached: a cache miss or a

@@ -31,6 +31,10 @@ pub enum LeaseError {
     /// The work waiting for the slot was cancelled.
     #[error("cancelled while waiting for a {0} slot")]
     Cancelled(String),
+    /// The lease could not be extended (taken over after it ran out, or the store failed
+    /// until it would have): the work was stopped so the cap holds.
+    #[error("lost the {0} slot while working (lease not extended); the work was stopped")]
+    Lost(String),
     /// Every slot stayed busy for the whole allowed wait.
     #[error("all {cap} {pool} slots stayed busy for {waited:?}")]
     Busy {
@@ -43,12 +47,58 @@ pub enum LeaseError {
     },
 }
 
-/// A held slot.
-#[derive(Debug)]
+/// A held slot. Released by [`Permit::release`]; a permit dropped without it (its holder
+/// was cancelled or failed) is released in the background, so the slot is free again
+/// at once rather than when the lease runs out.
 pub struct Permit {
     pool_name: String,
     slot: i32,
     holder: String,
+    db: Pool,
+    released: bool,
+}
+
+impl std::fmt::Debug for Permit {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Permit")
+            .field("pool", &self.pool_name)
+            .field("slot", &self.slot)
+            .finish_non_exhaustive()
+    }
+}
+
+impl Drop for Permit {
+    fn drop(&mut self) {
+        if self.released {
+            return;
+        }
+        if let Ok(runtime) = tokio::runtime::Handle::try_current() {
+            let (db, pool_name, slot, holder) = (
+                self.db.clone(),
+                self.pool_name.clone(),
+                self.slot,
+                self.holder.clone(),
+            );
+            runtime.spawn(async move {
+                free_slot(&db, &pool_name, slot, &holder).await;
+            });
+        }
+    }
+}
+
+/// Frees a slot if `holder` still holds it (best effort: an unreleased slot expires after
+/// the lease).
+async fn free_slot(db: &Pool, pool_name: &str, slot: i32, holder: &str) {
+    let lease = Lease {
+        pool: pool_name,
+        slot,
+        holder,
+    };
+    if let Ok(mut conn) = pool::get(db).await
+        && let Err(e) = store::release(&mut conn, lease).await
+    {
+        tracing::warn!(error = %e, pool = %pool_name, "permit release failed; it will expire");
+    }
 }
 
 fn store_error(e: impl std::fmt::Display) -> LeaseError {
@@ -87,6 +137,8 @@ pub async fn acquire<H: Heartbeat + ?Sized>(
                 pool_name: pool_name.to_string(),
                 slot,
                 holder,
+                db: db.clone(),
+                released: false,
             });
         }
         if hb.is_cancelled() {
@@ -116,42 +168,51 @@ impl Permit {
     }
 
     /// Runs `work` while holding the slot, extending the lease (and beating `hb`) every
-    /// [`EXTEND_EVERY`] so a long call never loses its slot.
+    /// [`EXTEND_EVERY`] so a long call never loses its slot. When the lease cannot be
+    /// extended — another holder has it (ours ran out), or the store kept failing until
+    /// ours would run out — the work is dropped (its call cancelled) and
+    /// [`LeaseError::Lost`] returned: past that point the cap no longer covers it.
     pub async fn hold<H: Heartbeat + ?Sized, F: std::future::Future>(
         &self,
-        db: &Pool,
         hb: &H,
         work: F,
-    ) -> F::Output {
+    ) -> Result<F::Output, LeaseError> {
         let mut work = std::pin::pin!(work);
         let mut tick =
             tokio::time::interval_at(tokio::time::Instant::now() + EXTEND_EVERY, EXTEND_EVERY);
+        // The lease surely holds until this instant (a margin under its length).
+        let lease = Duration::from_secs(u64::try_from(LEASE_SECONDS).unwrap_or(30));
+        let margin = EXTEND_EVERY + Duration::from_secs(1);
+        let mut valid_until = tokio::time::Instant::now() + lease - margin;
         loop {
             tokio::select! {
-                out = &mut work => return out,
+                out = &mut work => return Ok(out),
                 _ = tick.tick() => {
-                    self.extend(db).await;
+                    match self.extend().await {
+                        Ok(true) => valid_until = tokio::time::Instant::now() + lease - margin,
+                        Ok(false) => return Err(LeaseError::Lost(self.pool_name.clone())),
+                        Err(e) => {
+                            tracing::warn!(error = %e, pool = %self.pool_name, "lease extension failed");
+                            if tokio::time::Instant::now() >= valid_until {
+                                return Err(LeaseError::Lost(self.pool_name.clone()));
+                            }
+                        }
+                    }
                     hb.beat().await;
                 }
             }
         }
     }
 
-    async fn extend(&self, db: &Pool) {
-        let Ok(mut conn) = pool::get(db).await else {
-            return;
-        };
-        if let Err(e) = store::extend(&mut conn, self.lease(), LEASE_SECONDS).await {
-            tracing::warn!(error = %e, pool = %self.pool_name, "lease extension failed");
-        }
+    /// Extends the lease; false when this holder no longer has the slot.
+    async fn extend(&self) -> Result<bool, callaudit_db::DbError> {
+        let mut conn = pool::get(&self.db).await?;
+        store::extend(&mut conn, self.lease(), LEASE_SECONDS).await
     }
 
-    /// Frees the slot (best effort: an unreleased slot expires after the lease).
-    pub async fn release(self, db: &Pool) {
-        if let Ok(mut conn) = pool::get(db).await
-            && let Err(e) = store::release(&mut conn, self.lease()).await
-        {
-            tracing::warn!(error = %e, pool = %self.pool_name, "permit release failed; it will expire");
-        }
+    /// Frees the slot now.
+    pub async fn release(mut self) {
+        free_slot(&self.db, &self.pool_name, self.slot, &self.holder).await;
+        self.released = true;
     }
 }
