@@ -526,3 +526,46 @@ async fn a_worker_runs_at_most_worker_max_concurrent_activities_at_once() {
     assert_eq!(stats["crm_detail_requests"], 3, "{stats}");
     assert_eq!(stats["crm_detail_max_in_flight"], 1, "{stats}");
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn an_audit_and_its_children_are_found_in_temporal_by_fiche_audit_and_run_kind() {
+    use crate::audit_pipeline::Scenario;
+    let sc = Scenario::without_api_crm("search_attrs", Default::default()).await;
+    let config = sc.config(2).await;
+    let _worker = sc.worker(&[]);
+    let id = sc.run("FICHE-1001", &config).await;
+    sc.completed(&id).await;
+    let client = callaudit_api::temporal::connect(
+        &temporal_settings(&temporal_address(), &sc.queue),
+        std::time::Duration::from_secs(5),
+    )
+    .await
+    .expect("temporal");
+    let count = |query: String| {
+        let client = client.clone();
+        async move {
+            client
+                .count_workflows(query, Default::default())
+                .await
+                .expect("count")
+                .count()
+        }
+    };
+    // Visibility is eventually consistent: wait for the expected counts.
+    // The audit, its 2 steps and the 2 transcriptions of FICHE-1001's recordings.
+    wait_for(
+        "the runs to be visible",
+        std::time::Duration::from_secs(30),
+        || async {
+            let all = count(format!("AuditId = '{id}'")).await;
+            let kinds = (
+                count(format!("AuditId = '{id}' AND RunKind = 'audit'")).await,
+                count(format!("AuditId = '{id}' AND RunKind = 'step'")).await,
+                count(format!("AuditId = '{id}' AND RunKind = 'transcription'")).await,
+                count(format!("AuditId = '{id}' AND FicheId = 'FICHE-1001'")).await,
+            );
+            (all == 5 && kinds == (1, 2, 2, 5)).then_some(())
+        },
+    )
+    .await;
+}

@@ -10,6 +10,7 @@ use callaudit_db::pool;
 use callaudit_db::step_results::{self, StepResultRow};
 use callaudit_domain::events::AUDIT_TERMINAL;
 use callaudit_domain::rbac::Permission;
+use callaudit_domain::search::{self, RunKind};
 use callaudit_domain::status::AuditStatus;
 use callaudit_domain::workflow_io::{AuditWorkflowInput, ids};
 use callaudit_workflows::AuditWorkflow;
@@ -18,6 +19,7 @@ use poem_openapi::param::{Header, Path, Query};
 use poem_openapi::payload::Json;
 use poem_openapi::{ApiResponse, Object, OpenApi};
 use temporalio_client::WorkflowStartOptions;
+use temporalio_common::MemoValues;
 use uuid::Uuid;
 
 /// Request to audit one fiche.
@@ -295,6 +297,11 @@ impl AuditsApi {
             use_rlm,
             step_parallelism: state.step_parallelism,
         };
+        // Shown on the run in the Temporal UI.
+        let mut memo = MemoValues::new();
+        memo.insert("config", config.spec.name.clone())
+            .insert("audit_config_id", config.id.to_string())
+            .insert("use_rlm", use_rlm);
         let started = async {
             let client = state.temporal.client().await.map_err(|e| e.to_string())?;
             client
@@ -305,6 +312,12 @@ impl AuditsApi {
                         state.temporal.settings.task_queue.clone(),
                         workflow_id.clone(),
                     )
+                    .search_attributes(search::of_audit_run(
+                        &body.fiche_id,
+                        &audit_id.to_string(),
+                        RunKind::Audit,
+                    ))
+                    .memo(memo)
                     .build(),
                 )
                 .await

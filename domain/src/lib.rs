@@ -22,6 +22,7 @@ pub mod transcript_tools;
 pub mod activities;
 pub mod audit_config;
 pub mod rbac;
+pub mod search;
 pub mod secret;
 pub mod status;
 pub mod workflow_io;

@@ -6,12 +6,14 @@ use crate::step::AuditStepWorkflow;
 use crate::transcription::TranscriptionWorkflow;
 use crate::window::run_sliding_window;
 use callaudit_domain::activities::CallauditActivities;
+use callaudit_domain::search::{self, RunKind};
 use callaudit_domain::status::AuditPhase;
 use callaudit_domain::workflow_io::{
     AnalyzeStepInput, AuditFailure, AuditProgress, AuditRef, AuditWorkflowInput,
     AuditWorkflowOutput, EnsureFicheInput, StepOutcome, TranscribeInput, TranscribeOutput, ids,
 };
 use std::time::Duration;
+use temporalio_common::search_attributes::SearchAttributes;
 use temporalio_macros::{workflow, workflow_methods};
 use temporalio_workflow::{
     ChildWorkflowOptions, ChildWorkflowStartError, WorkflowContext, WorkflowContextView,
@@ -110,7 +112,9 @@ impl AuditWorkflow {
         // not us); concurrent audits of one fiche share the child by its id.
         let transcriptions = pending.into_iter().map(|recording_id| {
             let ctx = ctx.clone();
-            async move { transcribe_once(&ctx, recording_id).await }
+            let attrs =
+                search::of_audit_run(&input.fiche_id, &input.audit_id, RunKind::Transcription);
+            async move { transcribe_once(&ctx, recording_id, attrs).await }
         });
         for result in join_all(transcriptions).await {
             result?;
@@ -129,7 +133,7 @@ impl AuditWorkflow {
             run_sliding_window(
                 plan.step_positions.iter().copied(),
                 window,
-                |position| analyze_step(ctx.clone(), step(position)),
+                |position| analyze_step(ctx.clone(), step(position), &input.fiche_id),
                 |_: StepOutcome| ctx.state_mut(|s| s.progress.steps_done += 1),
             )
             .await?;
@@ -138,7 +142,7 @@ impl AuditWorkflow {
             for chunk in plan.step_positions.chunks(window) {
                 let children = chunk
                     .iter()
-                    .map(|position| analyze_step(ctx.clone(), step(*position)));
+                    .map(|position| analyze_step(ctx.clone(), step(*position), &input.fiche_id));
                 for result in join_all(children).await {
                     result?;
                     ctx.state_mut(|s| s.progress.steps_done += 1);
@@ -160,9 +164,11 @@ impl AuditWorkflow {
 }
 
 /// Runs one step as its `AuditStepWorkflow` child (`audit:{id}:step:{position}`).
+/// It carries the audit's search attributes (`RunKind = "step"`).
 async fn analyze_step(
     ctx: WorkflowContext<AuditWorkflow>,
     step: AnalyzeStepInput,
+    fiche_id: &str,
 ) -> WorkflowResult<StepOutcome> {
     let child = ctx
         .start_child_workflow(
@@ -170,6 +176,11 @@ async fn analyze_step(
             step.clone(),
             ChildWorkflowOptions::builder()
                 .workflow_id(ids::audit_step(&step.audit_id, step.position))
+                .search_attributes(search::of_audit_run(
+                    fiche_id,
+                    &step.audit_id,
+                    RunKind::Step,
+                ))
                 .build(),
         )
         .await?;
@@ -182,6 +193,7 @@ async fn analyze_step(
 async fn transcribe_once(
     ctx: &WorkflowContext<AuditWorkflow>,
     recording_id: String,
+    attrs: SearchAttributes,
 ) -> WorkflowResult<TranscribeOutput> {
     let input = TranscribeInput {
         recording_id: recording_id.clone(),
@@ -192,6 +204,7 @@ async fn transcribe_once(
             input.clone(),
             ChildWorkflowOptions::builder()
                 .workflow_id(ids::transcription(&recording_id))
+                .search_attributes(attrs)
                 .build(),
         )
         .await;

@@ -1,0 +1,56 @@
+//! Search attributes every workflow carries, so operators find runs in the Temporal UI
+//! (`FicheId = "FICHE-1001"` finds an audit and its children). The names are registered
+//! in the namespace (`temporal-dev/temporal-start.sh`, README "Running it for real").
+
+use temporalio_common::search_attributes::{SearchAttributeKey, SearchAttributes};
+
+/// `FicheId` (Keyword): the fiche a run works on.
+pub const FICHE_ID: SearchAttributeKey<String> = SearchAttributeKey::keyword("FicheId");
+/// `AuditId` (Keyword): the audit a run belongs to.
+pub const AUDIT_ID: SearchAttributeKey<String> = SearchAttributeKey::keyword("AuditId");
+/// `RunKind` (Keyword): what the run is ([`RunKind`]).
+pub const RUN_KIND: SearchAttributeKey<String> = SearchAttributeKey::keyword("RunKind");
+
+/// What a workflow run is, as `RunKind`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum RunKind {
+    /// `AuditWorkflow`.
+    Audit,
+    /// `AuditStepWorkflow`.
+    Step,
+    /// `TranscriptionWorkflow`.
+    Transcription,
+}
+
+impl RunKind {
+    /// The stored value.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Audit => "audit",
+            Self::Step => "step",
+            Self::Transcription => "transcription",
+        }
+    }
+}
+
+/// The search attributes of a run of an audit of `fiche_id`.
+pub fn of_audit_run(fiche_id: &str, audit_id: &str, kind: RunKind) -> SearchAttributes {
+    SearchAttributes::new([
+        FICHE_ID.value_set(fiche_id.to_string()),
+        AUDIT_ID.value_set(audit_id.to_string()),
+        RUN_KIND.value_set(kind.as_str().to_string()),
+    ])
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn an_audit_run_carries_its_fiche_audit_and_kind() {
+        let attrs = of_audit_run("FICHE-1001", "a1", RunKind::Step);
+        assert_eq!(attrs.get(&FICHE_ID).as_deref(), Some("FICHE-1001"));
+        assert_eq!(attrs.get(&AUDIT_ID).as_deref(), Some("a1"));
+        assert_eq!(attrs.get(&RUN_KIND).as_deref(), Some("step"));
+    }
+}
