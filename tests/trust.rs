@@ -569,3 +569,153 @@ async fn an_audit_and_its_children_are_found_in_temporal_by_fiche_audit_and_run_
     )
     .await;
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_cancelled_audit_is_recorded_cancelled_its_stream_ends_and_its_workflow_stops() {
+    use crate::audit_pipeline::Scenario;
+    // Slow vendors: the audit is still running when it is cancelled.
+    let sc = Scenario::without_api_crm(
+        "cancel",
+        callaudit_sim::SimConfig {
+            latency_ms: 1500,
+            ..Default::default()
+        },
+    )
+    .await;
+    let config = sc.config(6).await;
+    let _worker = sc.worker(&[]);
+    let viewer = sc.api.token_for("viewer").await;
+    let id = sc.run("FICHE-1001", &config).await;
+    wait_for(
+        "the audit to run",
+        std::time::Duration::from_secs(30),
+        || async { (sc.audit(&id).await["status"] == "running").then_some(()) },
+    )
+    .await;
+    let path = format!("/api/audits/{id}/cancel");
+    let (status, _) = sc
+        .api
+        .send(
+            reqwest::Method::POST,
+            &path,
+            Some(&viewer),
+            &serde_json::json!({}),
+        )
+        .await;
+    assert_eq!(status, 403, "viewers cannot cancel");
+    let (status, cancelled) = sc
+        .api
+        .send(
+            reqwest::Method::POST,
+            &path,
+            Some(&sc.auditor),
+            &serde_json::json!({}),
+        )
+        .await;
+    assert_eq!(status, 200, "{cancelled}");
+    assert_eq!(cancelled["status"], "cancelled");
+    assert!(
+        cancelled["error"]
+            .as_str()
+            .is_some_and(|e| e.starts_with("cancelled by ")),
+        "{cancelled}"
+    );
+    let (status, again) = sc
+        .api
+        .send(
+            reqwest::Method::POST,
+            &path,
+            Some(&sc.auditor),
+            &serde_json::json!({}),
+        )
+        .await;
+    assert_eq!(status, 409, "{again}");
+
+    let mut stream =
+        SseClient::open(&sc.api, &format!("/api/audits/{id}/events"), &viewer, None).await;
+    let events = stream.rest(std::time::Duration::from_secs(10)).await;
+    assert_eq!(
+        events.last().and_then(|e| e.event.as_deref()),
+        Some("audit.cancelled"),
+        "{events:?}"
+    );
+    // The workflow was asked to stop, and does; the audit stays cancelled.
+    let client = callaudit_api::temporal::connect(
+        &temporal_settings(&temporal_address(), &sc.queue),
+        std::time::Duration::from_secs(5),
+    )
+    .await
+    .expect("temporal");
+    let handle =
+        client.get_workflow_handle::<callaudit_workflows::AuditWorkflow>(format!("audit:{id}"));
+    wait_for(
+        "the workflow to stop",
+        std::time::Duration::from_secs(60),
+        || async {
+            let described = handle.describe(Default::default()).await.ok()?;
+            (described.status() != temporalio_client::WorkflowExecutionStatus::Running)
+                .then_some(described.status())
+        },
+    )
+    .await;
+    assert_eq!(sc.audit(&id).await["status"], "cancelled");
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn an_audit_whose_workflow_was_terminated_is_reconciled_as_failed_with_the_reason() {
+    let db = test_db("reconcile").await;
+    let queue = task_queue("reconcile");
+    // No worker: the audit stays pending until its workflow is terminated by an operator.
+    let api = spawn_api(&db.url, temporal_settings(&temporal_address(), &queue)).await;
+    let manager = api.token_for("manager").await;
+    let auditor = api.token_for("auditor").await;
+    let (_, config) = api
+        .send(
+            reqwest::Method::POST,
+            "/api/audit-configs",
+            Some(&manager),
+            &serde_json::from_str(callaudit_sim::SAMPLE_AUDIT_CONFIG_JSON).expect("sample"),
+        )
+        .await;
+    let (status, run) = api
+        .send(
+            reqwest::Method::POST,
+            "/api/audits/run",
+            Some(&auditor),
+            &serde_json::json!({"fiche_id": "FICHE-1001", "audit_config_id": config["id"]}),
+        )
+        .await;
+    assert_eq!(status, 202, "{run}");
+    let id = run["audit_id"].as_str().expect("id").to_string();
+    let client = callaudit_api::temporal::connect(
+        &temporal_settings(&temporal_address(), &queue),
+        std::time::Duration::from_secs(5),
+    )
+    .await
+    .expect("temporal");
+    client
+        .get_workflow_handle::<callaudit_workflows::AuditWorkflow>(format!("audit:{id}"))
+        .terminate(Default::default())
+        .await
+        .expect("terminate");
+
+    let (status, audit) = api.get(&format!("/api/audits/{id}"), Some(&auditor)).await;
+    assert_eq!(status, 200);
+    assert_eq!(audit["status"], "failed", "{audit}");
+    assert!(
+        audit["error"]
+            .as_str()
+            .is_some_and(|e| e.contains("terminated")),
+        "{audit}"
+    );
+    let mut stream =
+        SseClient::open(&api, &format!("/api/audits/{id}/events"), &auditor, None).await;
+    let events = stream.rest(std::time::Duration::from_secs(5)).await;
+    assert_eq!(
+        events
+            .iter()
+            .filter_map(|e| e.event.as_deref())
+            .collect::<Vec<_>>(),
+        vec!["audit.failed"]
+    );
+}

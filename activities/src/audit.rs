@@ -206,10 +206,14 @@ impl WorkerActivities {
     pub(crate) async fn fail(&self, input: AuditFailure) -> Result<(), ActivityError> {
         let id = parse_uuid(&input.audit_id)?;
         let mut conn = self.conn().await?;
-        audits::fail(&mut conn, id, &input.error)
+        let recorded = audits::fail(&mut conn, id, &input.error)
             .await
             .map_err(retryable)?;
         drop(conn);
+        if !recorded {
+            // Completed or cancelled already: that end stands, nothing to announce.
+            return Ok(());
+        }
         tracing::warn!(error = %input.error, "audit failed");
         self.publish(&AuditEvent::Failed {
             audit_id: input.audit_id,

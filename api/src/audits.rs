@@ -1,5 +1,7 @@
 //! `/api/audits`: run an audit (starts `AuditWorkflow`), read one, list them.
 
+mod reconcile;
+
 use crate::auth::{ApiTags, BearerAuth};
 use crate::error::ApiError;
 use crate::events::{TopicStream, resume_point, topic_stream};
@@ -354,6 +356,28 @@ impl AuditsApi {
         let audit = audit_rows::get(&mut conn, id.0)
             .await?
             .ok_or_else(|| ApiError::not_found(format!("audit {} not found", id.0)))?;
+        let audit = reconcile::reconcile(&state, &mut conn, audit).await?;
+        let steps = step_results::of_audit(&mut conn, id.0).await?;
+        Ok(Json(view(audit, steps)))
+    }
+
+    /// Cancels a running audit: its workflow is asked to stop, the audit is recorded
+    /// `cancelled` and `audit.cancelled` ends its event stream. An audit that has ended
+    /// is a 409.
+    #[oai(path = "/api/audits/:id/cancel", method = "post")]
+    #[tracing::instrument(skip_all, name = "api.audits.cancel", fields(audit.id = %id.0))]
+    async fn cancel(
+        &self,
+        auth: BearerAuth,
+        state: Data<&AppState>,
+        id: Path<Uuid>,
+    ) -> Result<Json<AuditView>, ApiError> {
+        let who = auth.require(Permission::AUDITS_WRITE)?;
+        let mut conn = pool::get(&state.pool).await?;
+        let audit = audit_rows::get(&mut conn, id.0)
+            .await?
+            .ok_or_else(|| ApiError::not_found(format!("audit {} not found", id.0)))?;
+        let audit = reconcile::cancel(&state, &mut conn, audit, &who.user.email).await?;
         let steps = step_results::of_audit(&mut conn, id.0).await?;
         Ok(Json(view(audit, steps)))
     }
@@ -376,9 +400,12 @@ impl AuditsApi {
         let after = resume_point(last_event_id.0.as_deref(), after.0)?;
         {
             let mut conn = pool::get(&state.pool).await?;
-            if audit_rows::get(&mut conn, id.0).await?.is_none() {
-                return Err(ApiError::not_found(format!("audit {} not found", id.0)));
-            }
+            let audit = audit_rows::get(&mut conn, id.0)
+                .await?
+                .ok_or_else(|| ApiError::not_found(format!("audit {} not found", id.0)))?;
+            // A workflow that ended without recording it gets its terminal event now, so
+            // the stream ends instead of waiting forever.
+            reconcile::reconcile(&state, &mut conn, audit).await?;
         }
         topic_stream(
             &state,

@@ -176,7 +176,7 @@ pub async fn mark_running(conn: &mut AsyncPgConnection, id: Uuid) -> DbResult<()
     Ok(())
 }
 
-/// Records the summary and completes the audit.
+/// Records the summary and completes the audit (unless it was cancelled meanwhile).
 pub async fn complete(
     conn: &mut AsyncPgConnection,
     id: Uuid,
@@ -184,39 +184,60 @@ pub async fn complete(
     steps_done: i32,
 ) -> DbResult<()> {
     let now = Utc::now();
-    diesel::update(audits::table.find(id))
-        .set((
-            audits::status.eq(AuditStatus::Completed.as_str()),
-            audits::score.eq(summary.score),
-            audits::niveau.eq(summary.niveau.as_str()),
-            audits::critical.eq(summary.critical),
-            audits::steps_done.eq(steps_done),
-            audits::error.eq(None::<String>),
-            audits::completed_at.eq(now),
-            audits::updated_at.eq(now),
-        ))
-        .execute(conn)
-        .await?;
-    Ok(())
-}
-
-/// Records a failure (unless already completed).
-pub async fn fail(conn: &mut AsyncPgConnection, id: Uuid, error: &str) -> DbResult<()> {
-    let now = Utc::now();
     diesel::update(
         audits::table
             .find(id)
-            .filter(audits::status.ne(AuditStatus::Completed.as_str())),
+            .filter(audits::status.ne(AuditStatus::Cancelled.as_str())),
     )
     .set((
-        audits::status.eq(AuditStatus::Failed.as_str()),
-        audits::error.eq(error),
+        audits::status.eq(AuditStatus::Completed.as_str()),
+        audits::score.eq(summary.score),
+        audits::niveau.eq(summary.niveau.as_str()),
+        audits::critical.eq(summary.critical),
+        audits::steps_done.eq(steps_done),
+        audits::error.eq(None::<String>),
         audits::completed_at.eq(now),
         audits::updated_at.eq(now),
     ))
     .execute(conn)
     .await?;
     Ok(())
+}
+
+/// Statuses an audit leaves only for another end: completion or cancellation is final.
+const FINAL: [&str; 2] = ["completed", "cancelled"];
+
+/// Records a failure (unless already completed or cancelled); true when this call
+/// recorded it.
+pub async fn fail(conn: &mut AsyncPgConnection, id: Uuid, error: &str) -> DbResult<bool> {
+    let now = Utc::now();
+    let n = diesel::update(audits::table.find(id).filter(audits::status.ne_all(FINAL)))
+        .set((
+            audits::status.eq(AuditStatus::Failed.as_str()),
+            audits::error.eq(error),
+            audits::completed_at.eq(now),
+            audits::updated_at.eq(now),
+        ))
+        .execute(conn)
+        .await?;
+    Ok(n == 1)
+}
+
+/// Records a cancellation of an audit that has not ended; true when this call did.
+pub async fn cancel(conn: &mut AsyncPgConnection, id: Uuid, reason: &str) -> DbResult<bool> {
+    let now = Utc::now();
+    let n = diesel::update(audits::table.find(id).filter(
+        audits::status.eq_any([AuditStatus::Pending.as_str(), AuditStatus::Running.as_str()]),
+    ))
+    .set((
+        audits::status.eq(AuditStatus::Cancelled.as_str()),
+        audits::error.eq(reason),
+        audits::completed_at.eq(now),
+        audits::updated_at.eq(now),
+    ))
+    .execute(conn)
+    .await?;
+    Ok(n == 1)
 }
 
 /// Removes an audit whose workflow could not be started (nothing else references it yet).

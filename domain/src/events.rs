@@ -50,10 +50,21 @@ pub enum AuditEvent {
         /// Reason.
         error: String,
     },
+    /// `audit.cancelled`: cancelled on request (terminal).
+    Cancelled {
+        /// Audit id.
+        audit_id: String,
+        /// Who asked.
+        by: String,
+    },
 }
 
 /// Type names that end an audit's stream.
-pub const AUDIT_TERMINAL: &[&str] = &[AuditEvent::COMPLETED, AuditEvent::FAILED];
+pub const AUDIT_TERMINAL: &[&str] = &[
+    AuditEvent::COMPLETED,
+    AuditEvent::FAILED,
+    AuditEvent::CANCELLED,
+];
 
 impl AuditEvent {
     /// `audit.started`.
@@ -64,13 +75,16 @@ impl AuditEvent {
     pub const COMPLETED: &'static str = "audit.completed";
     /// `audit.failed`.
     pub const FAILED: &'static str = "audit.failed";
+    /// `audit.cancelled`.
+    pub const CANCELLED: &'static str = "audit.cancelled";
 
     fn audit_id(&self) -> &str {
         match self {
             Self::Started { audit_id, .. }
             | Self::StepCompleted { audit_id, .. }
             | Self::Completed { audit_id, .. }
-            | Self::Failed { audit_id, .. } => audit_id,
+            | Self::Failed { audit_id, .. }
+            | Self::Cancelled { audit_id, .. } => audit_id,
         }
     }
 
@@ -81,6 +95,7 @@ impl AuditEvent {
             Self::StepCompleted { .. } => Self::STEP_COMPLETED,
             Self::Completed { .. } => Self::COMPLETED,
             Self::Failed { .. } => Self::FAILED,
+            Self::Cancelled { .. } => Self::CANCELLED,
         }
     }
 
@@ -97,6 +112,7 @@ impl AuditEvent {
             Self::StepCompleted { position, .. } => format!("audit:{id}:step:{position}"),
             Self::Completed { .. } => format!("audit:{id}:completed"),
             Self::Failed { .. } => format!("audit:{id}:failed"),
+            Self::Cancelled { .. } => format!("audit:{id}:cancelled"),
         }
     }
 
@@ -126,6 +142,7 @@ impl AuditEvent {
                 json!({"audit_id": audit_id, "score": score, "niveau": niveau, "critical": critical})
             }
             Self::Failed { audit_id, error } => json!({"audit_id": audit_id, "error": error}),
+            Self::Cancelled { audit_id, by } => json!({"audit_id": audit_id, "by": by}),
         }
     }
 

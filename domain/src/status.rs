@@ -77,13 +77,15 @@ named_enum! {
         Completed = "completed",
         /// Failure recorded with its reason.
         Failed = "failed",
+        /// Cancelled on request (`POST /api/audits/{id}/cancel`).
+        Cancelled = "cancelled",
     }
 }
 
 impl AuditStatus {
     /// Whether the audit has reached an end state.
     pub fn is_terminal(self) -> bool {
-        matches!(self, Self::Completed | Self::Failed)
+        matches!(self, Self::Completed | Self::Failed | Self::Cancelled)
     }
 }
 

@@ -1,0 +1,111 @@
+//! Keeping audit rows true to their workflows: an audit whose workflow ended without
+//! recording it (terminated, timed out, cancelled outside the api) is recorded failed
+//! with the reason; and cancellation on request.
+
+use crate::error::ApiError;
+use crate::state::AppState;
+use callaudit_db::audits::{self as audit_rows, AuditRow};
+use callaudit_db::{AsyncPgConnection, events};
+use callaudit_domain::events::AuditEvent;
+use callaudit_workflows::AuditWorkflow;
+use temporalio_client::{WorkflowCancelOptions, WorkflowDescribeOptions, WorkflowExecutionStatus};
+
+async fn publish(conn: &mut AsyncPgConnection, event: &AuditEvent) -> Result<(), ApiError> {
+    events::publish(
+        conn,
+        &event.topic(),
+        event.kind(),
+        &event.payload(),
+        Some(&event.dedupe_key()),
+    )
+    .await?;
+    Ok(())
+}
+
+/// When `audit` is not ended but its workflow is (and not by completing), records the
+/// failure with what ended it and announces `audit.failed`; returns the row as it now
+/// stands. Temporal being unreachable leaves the row as it is.
+pub(crate) async fn reconcile(
+    state: &AppState,
+    conn: &mut AsyncPgConnection,
+    audit: AuditRow,
+) -> Result<AuditRow, ApiError> {
+    if audit.status.is_terminal() {
+        return Ok(audit);
+    }
+    let Ok(client) = state.temporal.client().await else {
+        return Ok(audit);
+    };
+    let handle = client.get_workflow_handle::<AuditWorkflow>(audit.workflow_id.clone());
+    let Ok(description) = handle.describe(WorkflowDescribeOptions::default()).await else {
+        return Ok(audit);
+    };
+    let ended = match description.status() {
+        WorkflowExecutionStatus::Terminated => "terminated",
+        WorkflowExecutionStatus::TimedOut => "timed out",
+        WorkflowExecutionStatus::Canceled => "cancelled",
+        WorkflowExecutionStatus::Failed => "failed",
+        _ => return Ok(audit),
+    };
+    let reason = format!(
+        "the workflow {} was {ended} without recording an outcome (reconciled)",
+        audit.workflow_id
+    );
+    if audit_rows::fail(conn, audit.id, &reason).await? {
+        tracing::warn!(audit.id = %audit.id, %reason, "audit reconciled");
+        publish(
+            conn,
+            &AuditEvent::Failed {
+                audit_id: audit.id.to_string(),
+                error: reason,
+            },
+        )
+        .await?;
+    }
+    Ok(audit_rows::get(conn, audit.id).await?.unwrap_or(audit))
+}
+
+/// Cancels a running audit: requests the workflow's cancellation, records `cancelled`
+/// and announces `audit.cancelled`. An ended audit is a 409.
+pub(crate) async fn cancel(
+    state: &AppState,
+    conn: &mut AsyncPgConnection,
+    audit: AuditRow,
+    by: &str,
+) -> Result<AuditRow, ApiError> {
+    if audit.status.is_terminal() {
+        return Err(ApiError::conflict(format!(
+            "audit {} has ended ({}); nothing to cancel",
+            audit.id, audit.status
+        )));
+    }
+    let client = state.temporal.client().await.map_err(|e| {
+        tracing::warn!(error = %e, "cancel: Temporal unreachable");
+        ApiError::unavailable("the workflow engine is unavailable; retry later")
+    })?;
+    let handle = client.get_workflow_handle::<AuditWorkflow>(audit.workflow_id.clone());
+    if let Err(e) = handle.cancel(WorkflowCancelOptions::default()).await {
+        // An ended workflow cannot be cancelled: the row is recorded cancelled anyway
+        // (what ran is kept, nothing more will run).
+        tracing::info!(error = %e, audit.id = %audit.id, "cancel request not delivered");
+    }
+    let reason = format!("cancelled by {by}");
+    if audit_rows::cancel(conn, audit.id, &reason).await? {
+        publish(
+            conn,
+            &AuditEvent::Cancelled {
+                audit_id: audit.id.to_string(),
+                by: by.to_string(),
+            },
+        )
+        .await?;
+    }
+    let now = audit_rows::get(conn, audit.id).await?.unwrap_or(audit);
+    if now.status != callaudit_domain::status::AuditStatus::Cancelled {
+        return Err(ApiError::conflict(format!(
+            "audit {} ended ({}) before it could be cancelled",
+            now.id, now.status
+        )));
+    }
+    Ok(now)
+}
