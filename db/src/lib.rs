@@ -10,6 +10,7 @@ pub mod enums;
 pub mod events;
 pub mod fiches;
 pub mod leases;
+pub mod login_throttle;
 pub mod migrate;
 pub mod pool;
 pub mod recordings;

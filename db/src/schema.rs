@@ -246,6 +246,15 @@ diesel::table! {
 }
 
 diesel::table! {
+    login_throttle (scope, subject_hash) {
+        scope -> Text,
+        subject_hash -> Text,
+        failures -> Int4,
+        window_started_at -> Timestamptz,
+    }
+}
+
+diesel::table! {
     permissions (id) {
         id -> Int4,
         resource -> Text,
@@ -356,6 +365,7 @@ diesel::allow_tables_to_appear_in_same_query!(
     fiche_fetch_job_days,
     fiche_fetch_jobs,
     fiches,
+    login_throttle,
     permissions,
     recordings,
     role_permissions,
