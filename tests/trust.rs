@@ -278,17 +278,8 @@ async fn a_single_crm_failure_during_the_pre_check_is_retried_and_a_lasting_one_
         Some(crm),
     )
     .await;
-    let manager = api.token_for("manager").await;
     let auditor = api.token_for("auditor").await;
-    let (status, config) = api
-        .send(
-            reqwest::Method::POST,
-            "/api/audit-configs",
-            Some(&manager),
-            &serde_json::from_str(callaudit_sim::SAMPLE_AUDIT_CONFIG_JSON).expect("sample"),
-        )
-        .await;
-    assert_eq!(status, 201, "{config}");
+    let config = sample_config(&api).await;
     let (status, body) = api
         .send(
             reqwest::Method::POST,
@@ -333,18 +324,9 @@ async fn the_same_idempotency_key_and_body_return_the_same_audit_and_another_bod
     let db = test_db("idempotency").await;
     let queue = task_queue("idempotency");
     let api = spawn_api(&db.url, temporal_settings(&temporal_address(), &queue)).await;
-    let manager = api.token_for("manager").await;
     let auditor = api.token_for("auditor").await;
     let other_auditor = api.token_for("auditor").await;
-    let (status, config) = api
-        .send(
-            reqwest::Method::POST,
-            "/api/audit-configs",
-            Some(&manager),
-            &serde_json::from_str(callaudit_sim::SAMPLE_AUDIT_CONFIG_JSON).expect("sample"),
-        )
-        .await;
-    assert_eq!(status, 201, "{config}");
+    let config = sample_config(&api).await;
     let run = |token: &str, key: &str, body: serde_json::Value| {
         api.http
             .post(format!("{}/api/audits/run", api.base))
@@ -667,16 +649,8 @@ async fn an_audit_whose_workflow_was_terminated_is_reconciled_as_failed_with_the
     let queue = task_queue("reconcile");
     // No worker: the audit stays pending until its workflow is terminated by an operator.
     let api = spawn_api(&db.url, temporal_settings(&temporal_address(), &queue)).await;
-    let manager = api.token_for("manager").await;
     let auditor = api.token_for("auditor").await;
-    let (_, config) = api
-        .send(
-            reqwest::Method::POST,
-            "/api/audit-configs",
-            Some(&manager),
-            &serde_json::from_str(callaudit_sim::SAMPLE_AUDIT_CONFIG_JSON).expect("sample"),
-        )
-        .await;
+    let config = sample_config(&api).await;
     let (status, run) = api
         .send(
             reqwest::Method::POST,
@@ -718,4 +692,19 @@ async fn an_audit_whose_workflow_was_terminated_is_reconciled_as_failed_with_the
             .collect::<Vec<_>>(),
         vec!["audit.failed"]
     );
+}
+
+/// The sample configuration, created through the api by a manager.
+async fn sample_config(api: &TestApi) -> serde_json::Value {
+    let manager = api.token_for("manager").await;
+    let (status, config) = api
+        .send(
+            reqwest::Method::POST,
+            "/api/audit-configs",
+            Some(&manager),
+            &serde_json::from_str(callaudit_sim::SAMPLE_AUDIT_CONFIG_JSON).expect("sample"),
+        )
+        .await;
+    assert_eq!(status, 201, "{config}");
+    config
 }
