@@ -120,6 +120,8 @@ pub fn api_settings(
         holder: "test-api".into(),
         max_streams: 1000,
         max_body_bytes: 1 << 20,
+        login_throttle: Default::default(),
+        trusted_proxies: vec![],
     }
 }
 

@@ -1,15 +1,17 @@
 //! Bearer-token authentication, permission checks and the `/api/auth` routes.
 
+use crate::client_addr::client_address;
 use crate::error::ApiError;
 use crate::state::AppState;
-use callaudit_db::auth::{self as db_auth, Principal};
+use callaudit_db::auth::{self as db_auth, Principal, Session};
+use callaudit_db::login_throttle::{self, Attempt};
 use callaudit_db::pool;
 use callaudit_domain::rbac::Permission;
 use poem::Request;
 use poem::web::Data;
 use poem_openapi::auth::Bearer;
 use poem_openapi::payload::Json;
-use poem_openapi::{Object, OpenApi, SecurityScheme, Tags};
+use poem_openapi::{ApiResponse, Object, OpenApi, SecurityScheme, Tags};
 
 /// API tags (sections of the docs).
 #[derive(Tags)]
@@ -29,14 +31,14 @@ pub enum ApiTags {
 /// A bearer token issued by `POST /api/auth/login`.
 #[derive(SecurityScheme)]
 #[oai(ty = "bearer", checker = "check_bearer")]
-pub struct BearerAuth(pub Principal);
+pub struct BearerAuth(pub Session);
 
-async fn check_bearer(req: &Request, bearer: Bearer) -> poem::Result<Principal> {
+async fn check_bearer(req: &Request, bearer: Bearer) -> poem::Result<Session> {
     let state = req
         .data::<AppState>()
         .ok_or_else(|| poem::Error::from(ApiError::internal("app state missing")))?;
     let mut conn = pool::get(&state.pool).await.map_err(ApiError::from)?;
-    match db_auth::principal_for_token(&mut conn, bearer.token.trim()).await {
+    match db_auth::session_for_token(&mut conn, bearer.token.trim()).await {
         Ok(Some(p)) => Ok(p),
         Ok(None) => Err(ApiError::unauthorized("invalid or expired bearer token").into()),
         Err(e) => Err(ApiError::from(e).into()),
@@ -46,15 +48,16 @@ async fn check_bearer(req: &Request, bearer: Bearer) -> poem::Result<Principal> 
 impl BearerAuth {
     /// The principal if it holds `permission`, else 403 naming the permission.
     pub fn require(&self, permission: Permission) -> Result<&Principal, ApiError> {
-        if self.0.can(permission) {
-            Ok(&self.0)
+        let principal = &self.0.principal;
+        if principal.can(permission) {
+            Ok(principal)
         } else {
             Err(ApiError::forbidden(format!(
                 "permission {permission} required (your roles: {})",
-                if self.0.roles.is_empty() {
+                if principal.roles.is_empty() {
                     "none".to_string()
                 } else {
-                    self.0.roles.join(", ")
+                    principal.roles.join(", ")
                 }
             )))
         }
@@ -112,35 +115,91 @@ impl From<&Principal> for Me {
     }
 }
 
+/// Answer of `POST /api/auth/logout`.
+#[derive(Debug, ApiResponse)]
+pub enum LogoutResponse {
+    /// The token is revoked: every later request with it gets 401.
+    #[oai(status = 204)]
+    LoggedOut,
+}
+
+/// Expired tokens and stale throttle counters deleted per login, at most (each an
+/// indexed, bounded DELETE, so a login stays cheap however much has piled up).
+const PURGE_BATCH: i64 = 100;
+
 /// `/api/auth` routes.
 pub struct AuthApi;
 
 #[OpenApi(tag = "ApiTags::Auth")]
 impl AuthApi {
     /// Exchange e-mail and password for a bearer token.
+    ///
+    /// Failed logins are limited per e-mail and per client address (by default 5 and 20
+    /// in 15 minutes); past a limit the answer is 429 with `Retry-After`, without any
+    /// password check, until the window ends. A successful login clears its e-mail's
+    /// count.
     #[oai(path = "/api/auth/login", method = "post")]
-    #[tracing::instrument(skip_all, name = "api.auth.login")]
+    #[tracing::instrument(skip_all, name = "api.auth.login", fields(client.address, user.id))]
     async fn login(
         &self,
         state: Data<&AppState>,
+        req: &Request,
         body: Json<LoginRequest>,
     ) -> Result<Json<LoginResponse>, ApiError> {
+        let address = client_address(req, &state.trusted_proxies);
+        tracing::Span::current().record("client.address", address.as_str());
+        let email = body.email.trim();
+        let credentials = {
+            let mut conn = pool::get(&state.pool).await?;
+            let attempt =
+                login_throttle::claim_attempt(&mut conn, &state.login_throttle, email, &address)
+                    .await?;
+            if let Attempt::Throttled { retry_after_s } = attempt {
+                tracing::warn!(retry_after_s, "login throttled");
+                return Err(ApiError::too_many_requests(
+                    format!("too many failed logins; retry in {retry_after_s} s"),
+                    retry_after_s,
+                ));
+            }
+            db_auth::purge_expired_tokens(&mut conn, PURGE_BATCH).await?;
+            login_throttle::purge_stale(&mut conn, state.login_throttle.window, PURGE_BATCH)
+                .await?;
+            db_auth::credentials_for(&mut conn, email).await?
+            // The connection goes back to the pool here: argon2 runs without it.
+        };
+        let Some(user) = db_auth::check_password(credentials, &body.password).await? else {
+            return Err(ApiError::unauthorized("invalid e-mail or password"));
+        };
+        tracing::Span::current().record("user.id", tracing::field::display(user.id));
         let mut conn = pool::get(&state.pool).await?;
-        match db_auth::login(&mut conn, &body.email, &body.password, state.token_ttl).await? {
-            Some((token, expires_at, principal)) => Ok(Json(LoginResponse {
-                token,
-                token_type: "Bearer".into(),
-                expires_at,
-                user: Me::from(&principal),
-            })),
-            None => Err(ApiError::unauthorized("invalid e-mail or password")),
-        }
+        login_throttle::forgive_success(&mut conn, email, &address).await?;
+        let (token, expires_at, principal) =
+            db_auth::issue_token(&mut conn, user, state.token_ttl).await?;
+        Ok(Json(LoginResponse {
+            token,
+            token_type: "Bearer".into(),
+            expires_at,
+            user: Me::from(&principal),
+        }))
+    }
+
+    /// Revoke the bearer token of this request (log out); it gets 401 from then on.
+    #[oai(path = "/api/auth/logout", method = "post")]
+    #[tracing::instrument(skip_all, name = "api.auth.logout", fields(user.id = %auth.0.principal.user.id))]
+    async fn logout(
+        &self,
+        state: Data<&AppState>,
+        auth: BearerAuth,
+    ) -> Result<LogoutResponse, ApiError> {
+        let mut conn = pool::get(&state.pool).await?;
+        db_auth::revoke_token(&mut conn, auth.0.token_id).await?;
+        Ok(LogoutResponse::LoggedOut)
     }
 
     /// Who the bearer token belongs to, with roles and permissions.
     #[oai(path = "/api/auth/me", method = "get")]
     #[tracing::instrument(skip_all, name = "api.auth.me")]
     async fn me(&self, auth: BearerAuth) -> Result<Json<Me>, ApiError> {
-        Ok(Json(Me::from(&auth.0)))
+        Ok(Json(Me::from(&auth.0.principal)))
     }
 }

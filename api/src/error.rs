@@ -56,6 +56,15 @@ pub enum ApiError {
     /// Well-formed but semantically invalid.
     #[oai(status = 422)]
     Unprocessable(Json<ErrorBody>),
+    /// Too many attempts (failed logins from this e-mail or address); retry after the
+    /// number of seconds in `Retry-After`.
+    #[oai(status = 429)]
+    TooManyRequests(
+        Json<ErrorBody>,
+        /// Seconds to wait before trying again.
+        #[oai(header = "Retry-After")]
+        u64,
+    ),
     /// An upstream vendor (the CRM) refused the request; retrying will not help.
     #[oai(status = 502)]
     BadGateway(Json<ErrorBody>),
@@ -127,6 +136,17 @@ impl ApiError {
             msg,
         )))
     }
+    /// 429 with `Retry-After: retry_after_s`.
+    pub fn too_many_requests(msg: impl Into<String>, retry_after_s: u64) -> Self {
+        Self::TooManyRequests(
+            Json(ErrorBody::new(
+                StatusCode::TOO_MANY_REQUESTS,
+                "too_many_requests",
+                msg,
+            )),
+            retry_after_s,
+        )
+    }
     /// 502.
     pub fn bad_gateway(msg: impl Into<String>) -> Self {
         Self::BadGateway(Json(ErrorBody::new(
@@ -188,6 +208,7 @@ pub async fn json_errors(err: poem::Error) -> Response {
         StatusCode::METHOD_NOT_ALLOWED => "method_not_allowed",
         StatusCode::PAYLOAD_TOO_LARGE => "payload_too_large",
         StatusCode::UNSUPPORTED_MEDIA_TYPE => "unsupported_media_type",
+        StatusCode::TOO_MANY_REQUESTS => "too_many_requests",
         s if s.is_server_error() => "internal",
         _ => "error",
     };

@@ -5,6 +5,7 @@
 pub mod audit_configs;
 pub mod audits;
 pub mod auth;
+pub mod client_addr;
 pub mod error;
 pub mod events;
 pub mod fiches;

@@ -5,7 +5,9 @@ use crate::events::EventHub;
 use crate::metrics::Metrics;
 use crate::temporal::{TemporalGateway, TemporalSettings};
 use callaudit_db::Pool;
+use callaudit_db::login_throttle::LoginThrottleSettings;
 use callaudit_upstream::fiches::{FicheService, FicheSettings};
+use std::net::IpAddr;
 use std::sync::Arc;
 
 /// Everything a handler needs, cheap to clone.
@@ -27,6 +29,10 @@ pub struct AppState {
     pub step_parallelism: u32,
     /// Largest request body accepted (`API_MAX_BODY_BYTES`).
     pub max_body_bytes: usize,
+    /// Failed-login limits (`AUTH_LOGIN_*`).
+    pub login_throttle: LoginThrottleSettings,
+    /// Proxies whose `X-Forwarded-For` names the client (`API_TRUSTED_PROXIES`).
+    pub trusted_proxies: Arc<[IpAddr]>,
 }
 
 /// What the api is built from (parsed configuration).
@@ -50,6 +56,11 @@ pub struct ApiSettings {
     pub max_streams: usize,
     /// Largest request body accepted (`API_MAX_BODY_BYTES`).
     pub max_body_bytes: usize,
+    /// Failed-login limits per e-mail and per client address (`AUTH_LOGIN_*`).
+    pub login_throttle: LoginThrottleSettings,
+    /// Reverse proxies trusted to name the client in `X-Forwarded-For`
+    /// (`API_TRUSTED_PROXIES`; none by default: the TCP peer is the client).
+    pub trusted_proxies: Vec<IpAddr>,
 }
 
 impl AppState {
@@ -70,6 +81,8 @@ impl AppState {
             events,
             step_parallelism: settings.step_parallelism,
             max_body_bytes: settings.max_body_bytes,
+            login_throttle: settings.login_throttle,
+            trusted_proxies: settings.trusted_proxies.into(),
         };
         Ok((state, listener))
     }

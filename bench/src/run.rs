@@ -349,6 +349,8 @@ async fn project_run(
         holder: format!("bench-api-{run}"),
         max_streams: 1000,
         max_body_bytes: 1 << 20,
+        login_throttle: Default::default(),
+        trusted_proxies: vec![],
     })
     .await?;
     let worker = WorkerProcess::spawn(

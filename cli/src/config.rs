@@ -43,6 +43,10 @@ Environment variables (each also a flag of the subcommands that use it):
   SMTP_HOST, SMTP_PORT, SMTP_SECURE, SMTP_USER, SMTP_PASS, SMTP_FROM, SMTP_TIMEOUT_MS   e-mail (secret: SMTP_PASS)
   AUTH_SEED_ADMIN_EMAIL, AUTH_SEED_ADMIN_PASSWORD   admin user upserted at start (password secret)
   AUTH_TOKEN_TTL_HOURS              bearer token lifetime (default 12)
+  AUTH_LOGIN_MAX_FAILURES_PER_EMAIL    failed logins per e-mail per window before 429 (default 5)
+  AUTH_LOGIN_MAX_FAILURES_PER_ADDRESS  failed logins per client address per window before 429 (default 20)
+  AUTH_LOGIN_FAILURE_WINDOW_S       window of those counts, seconds (default 900)
+  API_TRUSTED_PROXIES               comma-separated proxy IPs whose X-Forwarded-For names the client (none by default)
   SIM_ADDR                          simulators listen address (default 127.0.0.1:9090)
   LOG_FORMAT                        text or json (default text); RUST_LOG filters (default info)";
 
@@ -62,7 +66,7 @@ pub struct Cli {
 #[derive(Debug, Subcommand)]
 pub enum Command {
     /// Serve the REST API (+ SSE, /docs, /metrics); applies migrations and seeds RBAC first.
-    Api(ApiArgs),
+    Api(Box<ApiArgs>),
     /// Run a Temporal worker (workflows + activities); applies migrations first.
     Worker(Box<WorkerArgs>),
     /// Apply pending migrations (or revert them all with --revert-all).
@@ -162,6 +166,20 @@ pub struct ApiArgs {
     /// Bearer token lifetime in hours.
     #[arg(long, env = "AUTH_TOKEN_TTL_HOURS", default_value_t = 12)]
     pub auth_token_ttl_hours: i64,
+    /// Failed logins one e-mail may have per window; past it, 429 with Retry-After.
+    #[arg(long, env = "AUTH_LOGIN_MAX_FAILURES_PER_EMAIL", default_value_t = 5, value_parser = clap::value_parser!(u32).range(1..=10_000))]
+    pub auth_login_max_failures_per_email: u32,
+    /// Failed logins one client address (IPv4, or IPv6 /64) may have per window, over all
+    /// e-mails; past it, 429 with Retry-After.
+    #[arg(long, env = "AUTH_LOGIN_MAX_FAILURES_PER_ADDRESS", default_value_t = 20, value_parser = clap::value_parser!(u32).range(1..=1_000_000))]
+    pub auth_login_max_failures_per_address: u32,
+    /// Window of the failed-login counts, in seconds.
+    #[arg(long, env = "AUTH_LOGIN_FAILURE_WINDOW_S", default_value_t = 900, value_parser = clap::value_parser!(u64).range(1..=86_400))]
+    pub auth_login_failure_window_s: u64,
+    /// Reverse proxies (IP addresses, comma-separated) trusted to name the client in
+    /// X-Forwarded-For; by default none, and the TCP peer is the client.
+    #[arg(long, env = "API_TRUSTED_PROXIES", value_delimiter = ',')]
+    pub api_trusted_proxies: Vec<std::net::IpAddr>,
     #[command(flatten)]
     #[allow(missing_docs)]
     pub crm: CrmArgs,

@@ -45,7 +45,7 @@ fn init_tracing(format: &str, default_filter: &str) {
 
 async fn run(command: Command) -> anyhow::Result<()> {
     match command {
-        Command::Api(args) => api(args).await,
+        Command::Api(args) => api(*args).await,
         Command::Worker(args) => worker::run(*args).await,
         Command::Migrate(args) => {
             let url = args.db.url()?;
@@ -131,6 +131,12 @@ async fn api(args: ApiArgs) -> anyhow::Result<()> {
         holder: format!("api-{}", std::process::id()),
         max_streams: usize::try_from(args.api_max_streams).unwrap_or(usize::MAX),
         max_body_bytes: usize::try_from(args.api_max_body_bytes).unwrap_or(usize::MAX),
+        login_throttle: callaudit_db::login_throttle::LoginThrottleSettings {
+            max_failures_per_email: args.auth_login_max_failures_per_email,
+            max_failures_per_address: args.auth_login_max_failures_per_address,
+            window: std::time::Duration::from_secs(args.auth_login_failure_window_s),
+        },
+        trusted_proxies: args.api_trusted_proxies.clone(),
     })?;
     let listener = poem::listener::TcpListener::bind(args.api_addr.clone());
     tracing::info!(addr = %args.api_addr, "api listening");

@@ -49,7 +49,8 @@ impl Principal {
     }
 }
 
-/// Hashes a password with argon2id and a random salt.
+/// Hashes a password with argon2id and a random salt. CPU-bound (tens of milliseconds):
+/// call it from blocking code (`spawn_blocking`), as [`upsert_user`] does.
 pub fn hash_password(password: &str) -> DbResult<String> {
     let salt = SaltString::from_b64(&hex::encode(rand::random::<[u8; 16]>()))
         .map_err(|_| DbError::Password)?;
@@ -59,7 +60,7 @@ pub fn hash_password(password: &str) -> DbResult<String> {
         .map_err(|_| DbError::Password)
 }
 
-/// Checks a password against a stored argon2 hash.
+/// Checks a password against a stored argon2 hash. CPU-bound, like [`hash_password`].
 pub fn verify_password(password: &str, hash: &str) -> bool {
     PasswordHash::new(hash)
         .map(|parsed| {
@@ -68,6 +69,23 @@ pub fn verify_password(password: &str, hash: &str) -> bool {
                 .is_ok()
         })
         .unwrap_or(false)
+}
+
+/// Runs argon2 work on tokio's blocking pool, never on the async threads.
+async fn off_thread<T: Send + 'static>(work: impl FnOnce() -> T + Send + 'static) -> DbResult<T> {
+    tokio::task::spawn_blocking(work)
+        .await
+        .map_err(|_| DbError::Password)
+}
+
+/// A real hash (same parameters as stored ones) of a random password, checked when an
+/// e-mail is unknown so that the answer takes as long as for a known one.
+fn dummy_hash() -> &'static str {
+    static DUMMY: std::sync::OnceLock<String> = std::sync::OnceLock::new();
+    DUMMY.get_or_init(|| {
+        hash_password(&hex::encode(rand::random::<[u8; 16]>()))
+            .expect("argon2 hashes a random password")
+    })
 }
 
 fn token_hash(token: &str) -> String {
@@ -132,39 +150,56 @@ const USER_UPSERT_LOCK: i64 = 0x6361_6c6c_7573_6572; // "calluser"
 
 /// Creates a user with the given role, or updates the password and role of the existing
 /// user with that e-mail; safe to run from many processes at once. Returns the user id.
+///
+/// A changed password revokes every token of the user; the same password again (the
+/// admin re-seeded at each start) keeps the stored hash and the sessions. The argon2
+/// work runs on the blocking pool before the transaction, never inside it.
 pub async fn upsert_user(
     conn: &mut AsyncPgConnection,
     email: &str,
     password: &str,
     role: &str,
 ) -> DbResult<Uuid> {
-    let hash = hash_password(password)?;
     let email = email.trim().to_string();
     let role = role.to_string();
+    let stored: Option<String> = users::table
+        .filter(email_matches(&email))
+        .select(users::password_hash)
+        .first(&mut *conn)
+        .await
+        .optional()?;
+    let (new_hash, verified_hash) = {
+        let password = password.to_owned();
+        off_thread(move || -> DbResult<(String, Option<String>)> {
+            let verified = stored.filter(|h| verify_password(&password, h));
+            Ok((hash_password(&password)?, verified))
+        })
+        .await??
+    };
     conn.transaction::<_, DbError, _>(async |conn| {
         diesel::sql_query("SELECT pg_advisory_xact_lock($1)")
             .bind::<diesel::sql_types::BigInt, _>(USER_UPSERT_LOCK)
             .execute(&mut *conn)
             .await?;
-        let existing: Option<Uuid> = users::table
-            .filter(
-                diesel::dsl::sql::<diesel::sql_types::Bool>("lower(email) = lower(")
-                    .bind::<diesel::sql_types::Text, _>(&email)
-                    .sql(")"),
-            )
-            .select(users::id)
+        let existing: Option<(Uuid, String)> = users::table
+            .filter(email_matches(&email))
+            .select((users::id, users::password_hash))
             .first(&mut *conn)
             .await
             .optional()?;
         let id = match existing {
-            Some(id) => {
+            // Unchanged since it was verified against this password: nothing to do.
+            Some((id, hash)) if verified_hash.as_ref() == Some(&hash) => id,
+            Some((id, _)) => {
                 diesel::update(users::table.find(id))
                     .set((
-                        users::password_hash.eq(&hash),
+                        users::password_hash.eq(&new_hash),
                         users::updated_at.eq(Utc::now()),
                     ))
                     .execute(&mut *conn)
                     .await?;
+                let revoked = revoke_user_tokens(conn, id).await?;
+                tracing::info!(user.id = %id, revoked, "password changed; tokens revoked");
                 id
             }
             None => {
@@ -173,7 +208,7 @@ pub async fn upsert_user(
                     .values((
                         users::id.eq(id),
                         users::email.eq(&email),
-                        users::password_hash.eq(&hash),
+                        users::password_hash.eq(&new_hash),
                     ))
                     .execute(&mut *conn)
                     .await?;
@@ -195,35 +230,113 @@ pub async fn upsert_user(
     .await
 }
 
-/// Checks credentials; on success issues a bearer token valid for `ttl` and returns it in
-/// clear (only its hash is stored) with its expiry.
-pub async fn login(
+/// `lower(email) = lower($email)` (the unique index is on `lower(email)`).
+fn email_matches(
+    email: &str,
+) -> diesel::expression::SqlLiteral<
+    diesel::sql_types::Bool,
+    impl diesel::query_builder::QueryFragment<diesel::pg::Pg> + Send,
+> {
+    diesel::dsl::sql::<diesel::sql_types::Bool>("lower(email) = lower(")
+        .bind::<diesel::sql_types::Text, _>(email.trim().to_string())
+        .sql(")")
+}
+
+/// Revokes every live token of a user; returns how many.
+pub async fn revoke_user_tokens(conn: &mut AsyncPgConnection, user_id: Uuid) -> DbResult<usize> {
+    Ok(diesel::update(
+        api_tokens::table
+            .filter(api_tokens::user_id.eq(user_id))
+            .filter(api_tokens::revoked_at.is_null()),
+    )
+    .set(api_tokens::revoked_at.eq(Utc::now()))
+    .execute(conn)
+    .await?)
+}
+
+/// Revokes one token (logout); revoking it again changes nothing.
+pub async fn revoke_token(conn: &mut AsyncPgConnection, token_id: Uuid) -> DbResult<()> {
+    diesel::update(
+        api_tokens::table
+            .find(token_id)
+            .filter(api_tokens::revoked_at.is_null()),
+    )
+    .set(api_tokens::revoked_at.eq(Utc::now()))
+    .execute(conn)
+    .await?;
+    Ok(())
+}
+
+/// Deletes up to `limit` expired tokens (revoked or not: an expired token is refused
+/// either way); indexed on `expires_at`, bounded, skipping rows another replica is
+/// deleting, so it is cheap enough to run on every login. Returns how many.
+pub async fn purge_expired_tokens(conn: &mut AsyncPgConnection, limit: i64) -> DbResult<usize> {
+    Ok(diesel::sql_query(
+        "DELETE FROM api_tokens WHERE id IN ( \
+           SELECT id FROM api_tokens WHERE expires_at <= now() \
+           LIMIT $1 FOR UPDATE SKIP LOCKED)",
+    )
+    .bind::<diesel::sql_types::BigInt, _>(limit)
+    .execute(conn)
+    .await?)
+}
+
+/// The stored credentials an e-mail names, read before the password check so that the
+/// check runs without holding a connection.
+#[derive(Debug, Clone)]
+pub struct Credentials {
+    /// The user.
+    pub user: User,
+    /// Its argon2 hash.
+    pub password_hash: String,
+}
+
+/// Reads the credentials of the user with this e-mail (case-insensitive), if any.
+pub async fn credentials_for(
     conn: &mut AsyncPgConnection,
     email: &str,
-    password: &str,
-    ttl: Duration,
-) -> DbResult<Option<(String, DateTime<Utc>, Principal)>> {
-    let row: Option<(User, String)> = users::table
-        .filter(
-            diesel::dsl::sql::<diesel::sql_types::Bool>("lower(email) = lower(")
-                .bind::<diesel::sql_types::Text, _>(email.trim())
-                .sql(")"),
-        )
+) -> DbResult<Option<Credentials>> {
+    Ok(users::table
+        .filter(email_matches(email))
         .select((User::as_select(), users::password_hash))
-        .first(&mut *conn)
+        .first::<(User, String)>(conn)
         .await
-        .optional()?;
-    let Some((user, hash)) = row else {
-        // Same work as a real check, so timing does not reveal which e-mails exist.
-        let _ = verify_password(
-            password,
-            "$argon2id$v=19$m=19456,t=2,p=1$c29tZXNhbHQ$ZmFrZWhhc2hmYWtlaGFzaGZha2VoYXNoZmFrZWg",
-        );
-        return Ok(None);
-    };
-    if !user.active || !verify_password(password, &hash) {
-        return Ok(None);
-    }
+        .optional()?
+        .map(|(user, password_hash)| Credentials {
+            user,
+            password_hash,
+        }))
+}
+
+/// Checks `password` on the blocking pool and returns the user it authenticates. Every
+/// path does the same argon2 work — an unknown e-mail is checked against a dummy hash,
+/// an inactive user is refused only after the check — so neither the answer nor its
+/// timing tells which e-mails exist or are active.
+pub async fn check_password(
+    credentials: Option<Credentials>,
+    password: &str,
+) -> DbResult<Option<User>> {
+    let password = password.to_owned();
+    off_thread(move || {
+        let hash: &str = match &credentials {
+            Some(c) => &c.password_hash,
+            None => dummy_hash(),
+        };
+        let verified = verify_password(&password, hash);
+        credentials
+            .map(|c| c.user)
+            .filter(|user| verified && user.active)
+    })
+    .await
+}
+
+/// Issues a bearer token valid for `ttl` to an authenticated user and returns it in clear
+/// (only its hash is stored) with its expiry and the user's principal.
+pub async fn issue_token(
+    conn: &mut AsyncPgConnection,
+    user: User,
+    ttl: Duration,
+) -> DbResult<(String, DateTime<Utc>, Principal)> {
     let token = format!("ca_{}", hex::encode(rand::random::<[u8; 32]>()));
     let expires_at = Utc::now() + ttl;
     diesel::insert_into(api_tokens::table)
@@ -236,28 +349,40 @@ pub async fn login(
         .execute(&mut *conn)
         .await?;
     let principal = principal_of(conn, user).await?;
-    Ok(Some((token, expires_at, principal)))
+    Ok((token, expires_at, principal))
 }
 
-/// Resolves a bearer token to its principal, if the token exists, is not revoked or
+/// A principal authenticated by one bearer token.
+#[derive(Debug, Clone)]
+pub struct Session {
+    /// The token's row id (what logout revokes).
+    pub token_id: Uuid,
+    /// Who it authenticates.
+    pub principal: Principal,
+}
+
+/// Resolves a bearer token to its session, if the token exists, is not revoked or
 /// expired and its user is active.
-pub async fn principal_for_token(
+pub async fn session_for_token(
     conn: &mut AsyncPgConnection,
     token: &str,
-) -> DbResult<Option<Principal>> {
+) -> DbResult<Option<Session>> {
     let now = Utc::now();
-    let user: Option<User> = api_tokens::table
+    let row: Option<(Uuid, User)> = api_tokens::table
         .inner_join(users::table)
         .filter(api_tokens::token_hash.eq(token_hash(token)))
         .filter(api_tokens::expires_at.gt(now))
         .filter(api_tokens::revoked_at.is_null())
         .filter(users::active.eq(true))
-        .select(User::as_select())
+        .select((api_tokens::id, User::as_select()))
         .first(&mut *conn)
         .await
         .optional()?;
-    match user {
-        Some(user) => Ok(Some(principal_of(conn, user).await?)),
+    match row {
+        Some((token_id, user)) => Ok(Some(Session {
+            token_id,
+            principal: principal_of(conn, user).await?,
+        })),
         None => Ok(None),
     }
 }
