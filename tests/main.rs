@@ -6,6 +6,7 @@
 mod support;
 
 mod audit_pipeline;
+mod auth_hardening;
 mod bench_smoke;
 mod events_stream;
 mod fiches;
