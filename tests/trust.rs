@@ -708,3 +708,97 @@ async fn sample_config(api: &TestApi) -> serde_json::Value {
     assert_eq!(status, 201, "{config}");
     config
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn events_of_a_stream_commit_in_id_order_so_a_reader_never_skips_one() {
+    use diesel_async::AsyncConnection;
+    let db = test_db("sse_order").await;
+    let api = spawn_api(&db.url, temporal_settings(&temporal_address(), "unused")).await;
+    let token = api.token_for("viewer").await;
+    let audit = {
+        let mut conn = callaudit_db::pool::get(&api.state.pool)
+            .await
+            .expect("conn");
+        pending_audit_row(&mut conn, 2).await
+    };
+    let topic = format!("audit:{audit}");
+    let mut stream =
+        SseClient::open(&api, &format!("/api/audits/{audit}/events"), &token, None).await;
+
+    // Step A publishes in a transaction that commits late; step B publishes after A drew
+    // its id. Without ordering, B's higher id commits first, the reader passes it, and
+    // A's event is never sent.
+    let (a_published, a_may_commit) = (
+        tokio::sync::oneshot::channel::<()>(),
+        tokio::sync::oneshot::channel::<()>(),
+    );
+    let (a_published_tx, a_published_rx) = a_published;
+    let (commit_tx, commit_rx) = a_may_commit;
+    let url = db.url.clone();
+    let slow_topic = topic.clone();
+    let step_a = tokio::spawn(async move {
+        let mut conn = callaudit_db::establish(&url).await.expect("conn");
+        conn.transaction::<_, callaudit_db::DbError, _>(async |conn| {
+            callaudit_db::events::publish(
+                conn,
+                &slow_topic,
+                "audit.step.completed",
+                &serde_json::json!({"step": "A"}),
+                None,
+            )
+            .await?;
+            let _ = a_published_tx.send(());
+            let _ = commit_rx.await;
+            Ok(())
+        })
+        .await
+        .expect("step A");
+    });
+    a_published_rx.await.expect("A published");
+    let url = db.url.clone();
+    let fast_topic = topic.clone();
+    let step_b = tokio::spawn(async move {
+        let mut conn = callaudit_db::establish(&url).await.expect("conn");
+        callaudit_db::events::publish(
+            &mut conn,
+            &fast_topic,
+            "audit.step.completed",
+            &serde_json::json!({"step": "B"}),
+            None,
+        )
+        .await
+        .expect("step B")
+    });
+    // Give B every chance to commit first (it must not be able to), then let A commit.
+    let raced = tokio::time::timeout(std::time::Duration::from_millis(500), async {
+        while !step_b.is_finished() {
+            tokio::task::yield_now().await;
+        }
+    })
+    .await;
+    assert!(
+        raced.is_err(),
+        "B committed while A, with a lower id, was still open"
+    );
+    commit_tx.send(()).expect("commit A");
+    step_a.await.expect("A");
+    step_b.await.expect("B");
+
+    let first = stream
+        .next(std::time::Duration::from_secs(10))
+        .await
+        .expect("A");
+    let second = stream
+        .next(std::time::Duration::from_secs(10))
+        .await
+        .expect("B");
+    let step = |e: &SseEvent| {
+        serde_json::from_str::<serde_json::Value>(&e.data).expect("json")["payload"]["step"].clone()
+    };
+    assert_eq!((step(&first), step(&second)), ("A".into(), "B".into()));
+    let ids: Vec<i64> = [&first, &second]
+        .iter()
+        .map(|e| e.id.as_deref().and_then(|i| i.parse().ok()).expect("id"))
+        .collect();
+    assert!(ids[0] < ids[1], "{ids:?}");
+}

@@ -42,6 +42,12 @@ struct InsertedId {
 
 /// Stores an event and notifies listeners. With a `dedupe_key`, publishing the same
 /// event twice (a retried activity) stores it once; returns `None` for the duplicate.
+///
+/// Events of one topic commit in id order: the insert runs under a transaction-level
+/// advisory lock of its topic, taken before the id is drawn from the sequence. Without
+/// it, two steps publishing at once could commit id 11 before id 10, and a stream that
+/// had already read past 11 would never send 10. (Two-key form, class 7001: a key space
+/// apart from the single-key locks of migrations and user upserts.)
 pub async fn publish(
     conn: &mut AsyncPgConnection,
     topic: &str,
@@ -49,19 +55,26 @@ pub async fn publish(
     payload: &serde_json::Value,
     dedupe_key: Option<&str>,
 ) -> DbResult<Option<i64>> {
-    let rows: Vec<InsertedId> = diesel::sql_query(
-        "WITH ins AS ( \
-           INSERT INTO events (topic, type, payload, dedupe_key) VALUES ($1, $2, $3, $4) \
-           ON CONFLICT (dedupe_key) DO NOTHING RETURNING id, topic) \
-         SELECT id, pg_notify('callaudit_events', topic) FROM ins",
-    )
-    .bind::<Text, _>(topic)
-    .bind::<Text, _>(kind)
-    .bind::<Jsonb, _>(payload)
-    .bind::<Nullable<Text>, _>(dedupe_key)
-    .load(conn)
-    .await?;
-    Ok(rows.into_iter().next().map(|r| r.id))
+    conn.transaction::<_, DbError, _>(async |conn| {
+        diesel::sql_query("SELECT pg_advisory_xact_lock(7001, hashtext($1))")
+            .bind::<Text, _>(topic)
+            .execute(&mut *conn)
+            .await?;
+        let rows: Vec<InsertedId> = diesel::sql_query(
+            "WITH ins AS ( \
+               INSERT INTO events (topic, type, payload, dedupe_key) VALUES ($1, $2, $3, $4) \
+               ON CONFLICT (dedupe_key) DO NOTHING RETURNING id, topic) \
+             SELECT id, pg_notify('callaudit_events', topic) FROM ins",
+        )
+        .bind::<Text, _>(topic)
+        .bind::<Text, _>(kind)
+        .bind::<Jsonb, _>(payload)
+        .bind::<Nullable<Text>, _>(dedupe_key)
+        .load(conn)
+        .await?;
+        Ok(rows.into_iter().next().map(|r| r.id))
+    })
+    .await
 }
 
 /// Events of `topic` with id > `after_id`, oldest first, at most `limit`.
