@@ -122,6 +122,7 @@ pub fn api_settings(
         max_body_bytes: 1 << 20,
         login_throttle: Default::default(),
         trusted_proxies: vec![],
+        cors_allowed_origins: vec![],
     }
 }
 

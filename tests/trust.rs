@@ -802,3 +802,180 @@ async fn events_of_a_stream_commit_in_id_order_so_a_reader_never_skips_one() {
         .collect();
     assert!(ids[0] < ids[1], "{ids:?}");
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_browser_follows_a_stream_with_a_stream_token_and_no_authorization_header() {
+    let db = test_db("stream_token").await;
+    let api = spawn_api(&db.url, temporal_settings(&temporal_address(), "unused")).await;
+    let viewer = api.token_for("viewer").await;
+    let (audit, other) = {
+        let mut conn = callaudit_db::pool::get(&api.state.pool)
+            .await
+            .expect("conn");
+        (
+            pending_audit_row(&mut conn, 1).await,
+            pending_audit_row(&mut conn, 1).await,
+        )
+    };
+    let started = emit(&api, audit, "audit.started").await;
+    let completed = emit(&api, audit, "audit.completed").await;
+    let (status, issued) = api
+        .send(
+            reqwest::Method::POST,
+            &format!("/api/audits/{audit}/events/token"),
+            Some(&viewer),
+            &serde_json::json!({}),
+        )
+        .await;
+    assert_eq!(status, 201, "{issued}");
+    let url = issued["url"].as_str().expect("url").to_string();
+    let token = issued["token"].as_str().expect("token").to_string();
+
+    // What EventSource does: a GET with no Authorization header.
+    let resp = reqwest::Client::new()
+        .get(format!("{}{url}", api.base))
+        .header("Accept", "text/event-stream")
+        .send()
+        .await
+        .expect("stream");
+    assert_eq!(resp.status(), 200);
+    let body = tokio::time::timeout(std::time::Duration::from_secs(10), resp.text())
+        .await
+        .expect("the stream ends after audit.completed")
+        .expect("body");
+    let mut decoder = callaudit_api::sse::SseDecoder::default();
+    let ids: Vec<String> = decoder
+        .push(body.as_bytes())
+        .into_iter()
+        .filter_map(|e| e.id)
+        .collect();
+    assert_eq!(ids, vec![started.to_string(), completed.to_string()]);
+
+    let bare = |path: String| {
+        let api = &api;
+        async move {
+            reqwest::Client::new()
+                .get(format!("{}{path}", api.base))
+                .send()
+                .await
+                .expect("request")
+                .status()
+                .as_u16()
+        }
+    };
+    assert_eq!(
+        bare(format!("/api/audits/{other}/events?token={token}")).await,
+        403,
+        "a token opens its own stream only"
+    );
+    assert_eq!(
+        bare(format!("/api/audits/{audit}/events?token=st_forged")).await,
+        401
+    );
+    assert_eq!(bare(format!("/api/audits/{audit}/events")).await, 401);
+    // An expired token opens nothing.
+    {
+        use diesel_async::RunQueryDsl;
+        let mut conn = callaudit_db::pool::get(&api.state.pool)
+            .await
+            .expect("conn");
+        diesel::sql_query("UPDATE stream_tokens SET expires_at = now() - interval '1 second'")
+            .execute(&mut conn)
+            .await
+            .expect("expire");
+    }
+    assert_eq!(
+        bare(format!("/api/audits/{audit}/events?token={token}")).await,
+        401
+    );
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn cors_lets_allowed_origins_call_the_api_and_follow_streams_and_no_one_else() {
+    let db = test_db("cors").await;
+    let mut settings = api_settings(
+        &db.url,
+        temporal_settings(&temporal_address(), "unused"),
+        None,
+        3,
+    );
+    settings.cors_allowed_origins = vec!["https://app.example".into()];
+    let api = spawn_api_from(settings).await;
+    let default_api = spawn_api(&db.url, temporal_settings(&temporal_address(), "unused")).await;
+    let preflight = |api: &TestApi, origin: &str| {
+        api.http
+            .request(
+                reqwest::Method::OPTIONS,
+                format!("{}/api/audits/run", api.base),
+            )
+            .header("Origin", origin)
+            .header("Access-Control-Request-Method", "POST")
+            .header(
+                "Access-Control-Request-Headers",
+                "authorization, content-type, idempotency-key",
+            )
+            .send()
+    };
+    let allowed = preflight(&api, "https://app.example")
+        .await
+        .expect("preflight");
+    assert!(allowed.status().is_success(), "{}", allowed.status());
+    let h = allowed.headers();
+    assert_eq!(h["access-control-allow-origin"], "https://app.example");
+    let methods = h["access-control-allow-methods"]
+        .to_str()
+        .unwrap()
+        .to_ascii_uppercase();
+    assert!(methods.contains("POST"), "{methods}");
+    let headers = h["access-control-allow-headers"]
+        .to_str()
+        .unwrap()
+        .to_ascii_lowercase();
+    assert!(
+        headers.contains("authorization") && headers.contains("idempotency-key"),
+        "{headers}"
+    );
+
+    let token = api.token_for("viewer").await;
+    let audit = {
+        let mut conn = callaudit_db::pool::get(&api.state.pool)
+            .await
+            .expect("conn");
+        pending_audit_row(&mut conn, 1).await
+    };
+    emit(&api, audit, "audit.completed").await;
+    let stream = api
+        .http
+        .get(format!("{}/api/audits/{audit}/events", api.base))
+        .bearer_auth(&token)
+        .header("Origin", "https://app.example")
+        .send()
+        .await
+        .expect("stream");
+    assert_eq!(stream.status(), 200);
+    assert_eq!(
+        stream.headers()["access-control-allow-origin"],
+        "https://app.example"
+    );
+
+    for (api, origin) in [
+        (&api, "https://evil.example"),
+        (&default_api, "https://app.example"),
+    ] {
+        let resp = preflight(api, origin).await.expect("preflight");
+        assert!(
+            resp.headers().get("access-control-allow-origin").is_none(),
+            "{origin} must not be allowed: {:?}",
+            resp.headers()
+        );
+        let resp = api
+            .http
+            .get(format!("{}/api/audits/{audit}", api.base))
+            .bearer_auth(&token)
+            .header("Origin", origin)
+            .send()
+            .await
+            .expect("get");
+        assert!(resp.headers().get("access-control-allow-origin").is_none());
+    }
+}

@@ -2,7 +2,7 @@
 
 mod reconcile;
 
-use crate::auth::{ApiTags, BearerAuth};
+use crate::auth::{ApiTags, BearerAuth, StreamAuth};
 use crate::error::ApiError;
 use crate::events::{TopicStream, resume_point, topic_stream};
 use crate::idempotency;
@@ -67,6 +67,28 @@ pub struct RunAuditAccepted {
     pub status: String,
     /// Where to look next.
     pub links: AuditLinks,
+}
+
+/// How long a stream token lets a browser (re)open its stream.
+const STREAM_TOKEN_TTL: chrono::Duration = chrono::Duration::minutes(10);
+
+/// A stream token.
+#[derive(Debug, Object)]
+pub struct StreamToken {
+    /// The token (`?token=`).
+    pub token: String,
+    /// When it stops opening the stream.
+    pub expires_at: chrono::DateTime<chrono::Utc>,
+    /// The stream's URL with the token.
+    pub url: String,
+}
+
+/// `POST /api/audits/{id}/events/token` answer.
+#[derive(ApiResponse)]
+pub enum StreamTokenResponse {
+    /// Issued.
+    #[oai(status = 201)]
+    Created(Json<StreamToken>),
 }
 
 /// `POST /api/audits/run` answer.
@@ -390,13 +412,14 @@ impl AuditsApi {
     #[tracing::instrument(skip_all, name = "api.audits.events", fields(audit.id = %id.0))]
     async fn events(
         &self,
-        auth: BearerAuth,
+        auth: StreamAuth,
         state: Data<&AppState>,
         id: Path<Uuid>,
         #[oai(name = "Last-Event-ID")] last_event_id: Header<Option<String>>,
         #[oai(validator(minimum(value = "0")))] after: Query<Option<i64>>,
     ) -> Result<TopicStream, ApiError> {
-        auth.require(Permission::AUDITS_READ)?;
+        let topic = ids::audit_topic(&id.0.to_string());
+        auth.allow(&topic, Permission::AUDITS_READ)?;
         let after = resume_point(last_event_id.0.as_deref(), after.0)?;
         {
             let mut conn = pool::get(&state.pool).await?;
@@ -407,12 +430,38 @@ impl AuditsApi {
             // the stream ends instead of waiting forever.
             reconcile::reconcile(&state, &mut conn, audit).await?;
         }
-        topic_stream(
-            &state,
-            ids::audit_topic(&id.0.to_string()),
-            after,
-            AUDIT_TERMINAL,
+        topic_stream(&state, topic, after, AUDIT_TERMINAL)
+    }
+
+    /// A short-lived token for this audit's event stream, for a browser's `EventSource`
+    /// (which cannot send an `Authorization` header): open
+    /// `/api/audits/{id}/events?token=…` with it, without credentials. It is valid for
+    /// this stream only, for ten minutes (a reconnecting `EventSource` reuses it).
+    #[oai(path = "/api/audits/:id/events/token", method = "post")]
+    #[tracing::instrument(skip_all, name = "api.audits.events_token", fields(audit.id = %id.0))]
+    async fn events_token(
+        &self,
+        auth: BearerAuth,
+        state: Data<&AppState>,
+        id: Path<Uuid>,
+    ) -> Result<StreamTokenResponse, ApiError> {
+        let who = auth.require(Permission::AUDITS_READ)?;
+        let mut conn = pool::get(&state.pool).await?;
+        if audit_rows::get(&mut conn, id.0).await?.is_none() {
+            return Err(ApiError::not_found(format!("audit {} not found", id.0)));
+        }
+        let (token, expires_at) = callaudit_db::stream_tokens::issue(
+            &mut conn,
+            who.user.id,
+            &ids::audit_topic(&id.0.to_string()),
+            STREAM_TOKEN_TTL,
         )
+        .await?;
+        Ok(StreamTokenResponse::Created(Json(StreamToken {
+            url: format!("/api/audits/{}/events?token={token}", id.0),
+            token,
+            expires_at,
+        })))
     }
 
     /// Audits, newest first, optionally of one fiche.

@@ -33,6 +33,64 @@ pub enum ApiTags {
 #[oai(ty = "bearer", checker = "check_bearer")]
 pub struct BearerAuth(pub Session);
 
+/// What a stream token grants: following one topic, on behalf of a user.
+#[derive(Debug, Clone)]
+pub struct StreamGrant {
+    /// The topic it was issued for (`audit:<uuid>`).
+    pub topic: String,
+}
+
+/// A short-lived stream token in the URL (`?token=`), for browsers' `EventSource`, which
+/// cannot send an `Authorization` header. Issued by `POST /api/audits/{id}/events/token`
+/// and valid for that stream only.
+#[derive(SecurityScheme)]
+#[oai(
+    ty = "api_key",
+    key_name = "token",
+    key_in = "query",
+    checker = "check_stream_token"
+)]
+pub struct StreamTokenAuth(pub StreamGrant);
+
+async fn check_stream_token(
+    req: &Request,
+    key: poem_openapi::auth::ApiKey,
+) -> poem::Result<StreamGrant> {
+    let state = req
+        .data::<AppState>()
+        .ok_or_else(|| poem::Error::from(ApiError::internal("app state missing")))?;
+    let mut conn = pool::get(&state.pool).await.map_err(ApiError::from)?;
+    match callaudit_db::stream_tokens::check(&mut conn, key.key.trim()).await {
+        Ok(Some((topic, _user))) => Ok(StreamGrant { topic }),
+        Ok(None) => Err(ApiError::unauthorized("invalid or expired stream token").into()),
+        Err(e) => Err(ApiError::from(e).into()),
+    }
+}
+
+/// Who may open an event stream: a bearer token (with the read permission), or a stream
+/// token issued for that very stream.
+#[derive(SecurityScheme)]
+pub enum StreamAuth {
+    /// `Authorization: Bearer …`.
+    Bearer(BearerAuth),
+    /// `?token=…`.
+    Token(StreamTokenAuth),
+}
+
+impl StreamAuth {
+    /// Allows following `topic` when the bearer holds `permission` or the stream token
+    /// was issued for `topic`.
+    pub fn allow(&self, topic: &str, permission: Permission) -> Result<(), ApiError> {
+        match self {
+            Self::Bearer(bearer) => bearer.require(permission).map(|_| ()),
+            Self::Token(StreamTokenAuth(grant)) if grant.topic == topic => Ok(()),
+            Self::Token(_) => Err(ApiError::forbidden(
+                "this stream token was issued for another stream",
+            )),
+        }
+    }
+}
+
 async fn check_bearer(req: &Request, bearer: Bearer) -> poem::Result<Session> {
     let state = req
         .data::<AppState>()

@@ -17,7 +17,8 @@ pub mod sse;
 pub mod state;
 pub mod temporal;
 
-use poem::middleware::Tracing;
+use poem::http::Method;
+use poem::middleware::{Cors, Tracing};
 use poem::{Endpoint, EndpointExt, Route};
 use poem_openapi::OpenApiService;
 use std::sync::Arc;
@@ -66,6 +67,21 @@ pub fn app(state: AppState) -> impl Endpoint {
     let spec = api.spec_endpoint();
     let metrics: Arc<metrics::Metrics> = state.metrics.clone();
     let max_body = state.max_body_bytes;
+    let origins = state.cors_allowed_origins.clone();
+    // Browsers on an allowed origin may call every route and follow the streams
+    // (preflight included); any other origin gets no CORS headers, so the browser
+    // refuses its reads.
+    let cors = Cors::new()
+        .allow_origins(origins.iter().cloned())
+        .allow_methods([Method::GET, Method::POST, Method::PUT, Method::DELETE])
+        .allow_headers([
+            "authorization",
+            "content-type",
+            "last-event-id",
+            "idempotency-key",
+        ])
+        .expose_headers(["retry-after"])
+        .max_age(600);
     Route::new()
         .nest("/", api)
         .nest("/docs", docs)
@@ -74,5 +90,6 @@ pub fn app(state: AppState) -> impl Endpoint {
         .around(move |ep, req| limits::limit_body(ep, req, max_body))
         .catch_all_error(error::json_errors)
         .around(move |ep, req| metrics::record(ep, req, metrics.clone()))
+        .with_if(!origins.is_empty(), cors)
         .with(Tracing)
 }

@@ -33,6 +33,8 @@ pub struct AppState {
     pub login_throttle: LoginThrottleSettings,
     /// Proxies whose `X-Forwarded-For` names the client (`API_TRUSTED_PROXIES`).
     pub trusted_proxies: Arc<[IpAddr]>,
+    /// Origins allowed by CORS (`API_CORS_ALLOWED_ORIGINS`).
+    pub cors_allowed_origins: Arc<[String]>,
 }
 
 /// What the api is built from (parsed configuration).
@@ -61,6 +63,9 @@ pub struct ApiSettings {
     /// Reverse proxies trusted to name the client in `X-Forwarded-For`
     /// (`API_TRUSTED_PROXIES`; none by default: the TCP peer is the client).
     pub trusted_proxies: Vec<IpAddr>,
+    /// Origins a browser frontend may call the api from (`API_CORS_ALLOWED_ORIGINS`;
+    /// none by default: no CORS headers at all).
+    pub cors_allowed_origins: Vec<String>,
 }
 
 impl AppState {
@@ -83,6 +88,7 @@ impl AppState {
             max_body_bytes: settings.max_body_bytes,
             login_throttle: settings.login_throttle,
             trusted_proxies: settings.trusted_proxies.into(),
+            cors_allowed_origins: settings.cors_allowed_origins.into(),
         };
         Ok((state, listener))
     }

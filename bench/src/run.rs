@@ -351,6 +351,7 @@ async fn project_run(
         max_body_bytes: 1 << 20,
         login_throttle: Default::default(),
         trusted_proxies: vec![],
+        cors_allowed_origins: vec![],
     })
     .await?;
     let worker = WorkerProcess::spawn(

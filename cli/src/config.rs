@@ -35,6 +35,7 @@ Environment variables (each also a flag of the subcommands that use it):
   FICHE_FETCH_CONCURRENCY           global cap on CRM fiche detail fetches (default 3)
   AUDIT_STEP_PARALLELISM            steps analysed at once per audit (default 3)
   API_MAX_STREAMS                   event streams (SSE) one api replica serves at once (default 1000)
+  API_CORS_ALLOWED_ORIGINS          browser origins allowed to call the api (CORS; comma-separated; default none)
   API_MAX_BODY_BYTES                largest request body the api accepts (default 1048576; 413 past it)
   AUTOMATION_SCHEDULER_CRON         default cron of automation schedules (default * * * * *)
   AUTOMATION_MAX_RECORDINGS_PER_FICHE  skip fiches with more recordings (0 = no limit)
@@ -180,6 +181,10 @@ pub struct ApiArgs {
     /// X-Forwarded-For; by default none, and the TCP peer is the client.
     #[arg(long, env = "API_TRUSTED_PROXIES", value_delimiter = ',')]
     pub api_trusted_proxies: Vec<std::net::IpAddr>,
+    /// Origins (scheme://host[:port], comma-separated) of browser frontends allowed to
+    /// call the api (CORS, preflight included); by default none.
+    #[arg(long, env = "API_CORS_ALLOWED_ORIGINS", value_delimiter = ',')]
+    pub api_cors_allowed_origins: Vec<String>,
     #[command(flatten)]
     #[allow(missing_docs)]
     pub crm: CrmArgs,

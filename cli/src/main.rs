@@ -137,6 +137,12 @@ async fn api(args: ApiArgs) -> anyhow::Result<()> {
             window: std::time::Duration::from_secs(args.auth_login_failure_window_s),
         },
         trusted_proxies: args.api_trusted_proxies.clone(),
+        cors_allowed_origins: args
+            .api_cors_allowed_origins
+            .iter()
+            .map(|o| o.trim().trim_end_matches('/').to_string())
+            .filter(|o| !o.is_empty())
+            .collect(),
     })?;
     let listener = poem::listener::TcpListener::bind(args.api_addr.clone());
     tracing::info!(addr = %args.api_addr, "api listening");

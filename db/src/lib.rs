@@ -16,6 +16,7 @@ pub mod pool;
 pub mod recordings;
 pub mod schema;
 pub mod step_results;
+pub mod stream_tokens;
 pub mod testing;
 pub mod transcriptions;
 

@@ -293,6 +293,15 @@ diesel::table! {
 }
 
 diesel::table! {
+    stream_tokens (token_hash) {
+        token_hash -> Text,
+        topic -> Text,
+        user_id -> Uuid,
+        expires_at -> Timestamptz,
+    }
+}
+
+diesel::table! {
     transcriptions (recording_id) {
         recording_id -> Text,
         status -> Text,
@@ -343,6 +352,7 @@ diesel::joinable!(fiche_fetch_job_days -> fiche_fetch_jobs (job_id));
 diesel::joinable!(recordings -> fiches (fiche_id));
 diesel::joinable!(role_permissions -> permissions (permission_id));
 diesel::joinable!(role_permissions -> roles (role_id));
+diesel::joinable!(stream_tokens -> users (user_id));
 diesel::joinable!(transcriptions -> recordings (recording_id));
 diesel::joinable!(user_roles -> roles (role_id));
 diesel::joinable!(user_roles -> users (user_id));
@@ -370,6 +380,7 @@ diesel::allow_tables_to_appear_in_same_query!(
     recordings,
     role_permissions,
     roles,
+    stream_tokens,
     transcriptions,
     user_roles,
     users,
