@@ -367,6 +367,8 @@ pub async fn pending_audit_row(
             requested_by: None,
             idempotency_key: None,
             request_fingerprint: None,
+            config_snapshot: None,
+            config_version: None,
         },
     )
     .await

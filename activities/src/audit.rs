@@ -25,7 +25,7 @@ impl WorkerActivities {
             .await
             .map_err(retryable)?;
         drop(conn);
-        let positions: Vec<i32> = config.spec.steps.iter().map(|s| s.position).collect();
+        let positions: Vec<i32> = config.steps.iter().map(|s| s.position).collect();
         self.publish(&AuditEvent::Started {
             audit_id: input.audit_id,
             fiche_id: audit.fiche_id,
@@ -99,7 +99,6 @@ impl WorkerActivities {
         drop(conn);
         tracing::Span::current().record("fiche.id", audit.fiche_id.as_str());
         let step = config
-            .spec
             .steps
             .iter()
             .find(|s| s.position == input.position)

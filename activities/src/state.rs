@@ -1,9 +1,9 @@
 //! What every activity shares: the worker's state, built once at start, and the mapping
 //! of failures to retryable or permanent activity errors.
 
-use callaudit_db::audit_configs::StoredAuditConfig;
 use callaudit_db::audits::AuditRow;
 use callaudit_db::{AsyncPgConnection, Pool, PooledConn, audits, events, pool};
+use callaudit_domain::audit_config::AuditConfigSpec;
 use callaudit_domain::events::AuditEvent;
 use callaudit_upstream::UpstreamError;
 use callaudit_upstream::elevenlabs::ElevenLabsClient;
@@ -92,18 +92,30 @@ impl WorkerActivities {
     }
 }
 
-/// The audit and the configuration it applies; both missing cases are permanent.
+/// The audit and the configuration it applies: the snapshot taken when it started (so
+/// editing the configuration meanwhile changes nothing), or, for audits created before
+/// snapshots existed, the live configuration. Missing or unreadable ones are permanent.
 pub(crate) async fn audit_with_config(
     conn: &mut AsyncPgConnection,
     id: Uuid,
-) -> Result<(AuditRow, StoredAuditConfig), ActivityError> {
+) -> Result<(AuditRow, AuditConfigSpec), ActivityError> {
     let audit = audits::get(conn, id)
         .await
         .map_err(retryable)?
         .ok_or_else(|| permanent(format!("audit {id} not found")))?;
-    let config = callaudit_db::audit_configs::get(conn, audit.audit_config_id)
-        .await
-        .map_err(retryable)?
-        .ok_or_else(|| permanent("audit configuration deleted"))?;
-    Ok((audit, config))
+    let spec = match &audit.config_snapshot {
+        Some(snapshot) => serde_json::from_value(snapshot.clone()).map_err(|e| {
+            permanent(format!(
+                "the audit's configuration snapshot is unreadable: {e}"
+            ))
+        })?,
+        None => {
+            callaudit_db::audit_configs::get(conn, audit.audit_config_id)
+                .await
+                .map_err(retryable)?
+                .ok_or_else(|| permanent("audit configuration deleted"))?
+                .spec
+        }
+    };
+    Ok((audit, spec))
 }

@@ -155,6 +155,11 @@ pub struct AuditView {
     pub created_at: chrono::DateTime<chrono::Utc>,
     /// End time.
     pub completed_at: Option<chrono::DateTime<chrono::Utc>>,
+    /// Name of the configuration the audit ran with (as it was when it started).
+    pub config_name: Option<String>,
+    /// Version of that configuration: its last update before the audit started. Editing
+    /// the configuration later changes nothing in this audit.
+    pub config_version: Option<chrono::DateTime<chrono::Utc>>,
     /// Steps by position (empty in lists).
     pub steps: Vec<StepView>,
 }
@@ -188,6 +193,12 @@ fn view(a: AuditRow, steps: Vec<StepResultRow>) -> AuditView {
         error: a.error,
         created_at: a.created_at,
         completed_at: a.completed_at,
+        config_name: a
+            .config_snapshot
+            .as_ref()
+            .and_then(|c| c["name"].as_str())
+            .map(str::to_string),
+        config_version: a.config_version,
         steps: steps
             .into_iter()
             .map(|s| StepView {
@@ -286,6 +297,8 @@ impl AuditsApi {
         tracing::Span::current().record("audit.id", tracing::field::display(audit_id));
         let workflow_id = ids::audit(&audit_id.to_string());
         let steps_total = i32::try_from(config.spec.steps.len()).unwrap_or(i32::MAX);
+        // The audit applies the configuration as it is now, whatever happens to it later.
+        let snapshot = serde_json::to_value(&config.spec).map_err(ApiError::internal)?;
         let created = audit_rows::create(
             &mut conn,
             &NewAudit {
@@ -298,6 +311,8 @@ impl AuditsApi {
                 requested_by: Some(who.user.id),
                 idempotency_key: key.as_ref().map(|k| k.key.as_str()),
                 request_fingerprint: key.as_ref().map(|k| k.fingerprint.as_str()),
+                config_snapshot: Some(&snapshot),
+                config_version: Some(config.updated_at),
             },
         )
         .await?;

@@ -49,6 +49,11 @@ pub struct AuditRow {
     pub completed_at: Option<DateTime<Utc>>,
     /// Creation time.
     pub created_at: DateTime<Utc>,
+    /// The configuration as it was when the audit started (`AuditConfigSpec` as JSON;
+    /// None for audits created before snapshots existed).
+    pub config_snapshot: Option<serde_json::Value>,
+    /// The configuration's last update when the audit started (its version).
+    pub config_version: Option<DateTime<Utc>>,
 }
 
 /// An audit to create (status `pending`).
@@ -73,6 +78,10 @@ pub struct NewAudit<'a> {
     pub idempotency_key: Option<&'a str>,
     /// What was asked under that key (compared when the key comes again).
     pub request_fingerprint: Option<&'a str>,
+    /// The configuration as it is now, which the audit will apply.
+    pub config_snapshot: Option<&'a serde_json::Value>,
+    /// The configuration's last update.
+    pub config_version: Option<DateTime<Utc>>,
 }
 
 /// An audit created earlier under an idempotency key.

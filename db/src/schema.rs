@@ -114,6 +114,8 @@ diesel::table! {
         updated_at -> Timestamptz,
         idempotency_key -> Nullable<Text>,
         request_fingerprint -> Nullable<Text>,
+        config_snapshot -> Nullable<Jsonb>,
+        config_version -> Nullable<Timestamptz>,
     }
 }
 

@@ -1,0 +1,3 @@
+ALTER TABLE audits
+    DROP COLUMN config_version,
+    DROP COLUMN config_snapshot;
