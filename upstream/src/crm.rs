@@ -4,12 +4,13 @@
 
 use crate::error::UpstreamError;
 use crate::http::{classify, client, lenient_time, read_json, transport_error, urlencode};
+use crate::metrics::VendorMetrics;
 use callaudit_domain::secret::Secret;
 use chrono::{DateTime, Utc};
 use serde::Deserialize;
 use serde::de::DeserializeOwned;
 use serde_json::Value;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 const VENDOR: &str = "crm";
 
@@ -107,6 +108,7 @@ pub struct CrmClient {
     http: reqwest::Client,
     base: String,
     key: Secret,
+    metrics: VendorMetrics,
 }
 
 impl CrmClient {
@@ -116,7 +118,13 @@ impl CrmClient {
             http: client(timeout),
             base: base_url.trim_end_matches('/').to_string(),
             key,
+            metrics: VendorMetrics::default(),
         }
+    }
+
+    /// The same client recording its calls into `metrics`.
+    pub fn with_metrics(self, metrics: VendorMetrics) -> Self {
+        Self { metrics, ..self }
     }
 
     /// Full details of a fiche; `Ok(None)` when the CRM does not know it.
@@ -132,7 +140,10 @@ impl CrmClient {
             ));
         }
         let url = format!("{}/fiches/{}", self.base, urlencode(fiche_id));
-        let Some(raw) = self.get_json::<Value>(&url, "fiche details").await? else {
+        let Some(raw) = self
+            .get_json::<Value>(&url, "fiche_details", "fiche details")
+            .await?
+        else {
             return Ok(None);
         };
         let wire: DetailsWire = serde_json::from_value(raw.clone()).map_err(|e| {
@@ -167,14 +178,29 @@ impl CrmClient {
             self.base,
             date.format("%Y-%m-%d")
         );
-        let body: Option<SalesWire> = self.get_json(&url, "sales search answer").await?;
+        let body: Option<SalesWire> = self
+            .get_json(&url, "sales_search", "sales search answer")
+            .await?;
         body.map(|b| b.fiches).ok_or_else(|| {
             UpstreamError::permanent(VENDOR, "sales search answer has no `fiches` array")
         })
     }
 
-    /// GETs `url` with the key; `Ok(None)` on 404, typed errors otherwise.
+    /// GETs `url` with the key; `Ok(None)` on 404, typed errors otherwise. The call is
+    /// recorded as `operation`.
     async fn get_json<T: DeserializeOwned>(
+        &self,
+        url: &str,
+        operation: &str,
+        what: &str,
+    ) -> Result<Option<T>, UpstreamError> {
+        let started = Instant::now();
+        let result = self.get_json_once(url, what).await;
+        self.metrics.call(VENDOR, operation, started, &result);
+        result
+    }
+
+    async fn get_json_once<T: DeserializeOwned>(
         &self,
         url: &str,
         what: &str,

@@ -2,10 +2,11 @@
 
 use crate::error::UpstreamError;
 use crate::http::{classify, client, read_json, transport_error};
+use crate::metrics::VendorMetrics;
 use callaudit_domain::secret::Secret;
 use callaudit_domain::transcript::{Transcript, Word};
 use serde::Deserialize;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 const VENDOR: &str = "elevenlabs";
 
@@ -67,6 +68,7 @@ pub struct ElevenLabsClient {
     key: Secret,
     /// Model id (e.g. `scribe_v1`).
     pub model: String,
+    metrics: VendorMetrics,
 }
 
 impl ElevenLabsClient {
@@ -78,11 +80,29 @@ impl ElevenLabsClient {
             base: base_url.trim_end_matches('/').to_string(),
             key,
             model: model.to_string(),
+            metrics: VendorMetrics::default(),
         }
+    }
+
+    /// The same client recording its calls into `metrics`.
+    pub fn with_metrics(self, metrics: VendorMetrics) -> Self {
+        Self { metrics, ..self }
     }
 
     /// Transcribes the audio at `audio_url` (diarized, word timestamps).
     pub async fn transcribe(
+        &self,
+        recording_id: &str,
+        audio_url: &str,
+    ) -> Result<Transcript, UpstreamError> {
+        let started = Instant::now();
+        let result = self.transcribe_once(recording_id, audio_url).await;
+        self.metrics
+            .call(VENDOR, "speech_to_text", started, &result);
+        result
+    }
+
+    async fn transcribe_once(
         &self,
         recording_id: &str,
         audio_url: &str,

@@ -35,6 +35,15 @@ impl UpstreamError {
         !matches!(self, UpstreamError::Permanent { .. })
     }
 
+    /// The kind as a metric label: `rate_limited`, `transient` or `permanent`.
+    pub fn kind(&self) -> &'static str {
+        match self {
+            UpstreamError::RateLimited { .. } => "rate_limited",
+            UpstreamError::Transient { .. } => "transient",
+            UpstreamError::Permanent { .. } => "permanent",
+        }
+    }
+
     pub(crate) fn transient(vendor: &'static str, message: impl Into<String>) -> Self {
         Self::Transient {
             vendor,

@@ -1,8 +1,9 @@
 //! callaudit's upstreams: one module per vendor with typed wire structs (`crm`,
 //! `elevenlabs`, `openai`), the CRM cache service (`fiches`) and the global CRM caps
-//! (`leases`). Shared by the worker's activities and the api; nothing here knows about
-//! Temporal — long calls report liveness through the small [`heartbeat::Heartbeat`]
-//! trait, which activities implement over their context.
+//! (`leases`), and the metrics of vendor calls (`metrics`). Shared by the worker's
+//! activities and the api; nothing here knows about Temporal — long calls report
+//! liveness through the small [`heartbeat::Heartbeat`] trait, which activities implement
+//! over their context.
 //!
 //! Every client has a timeout and an injectable base URL, and classifies failures from
 //! the status ([`error::UpstreamError`]) so callers can tell retryable from permanent
@@ -17,6 +18,7 @@ pub mod heartbeat;
 mod http;
 pub use http::MAX_ANSWER_BYTES;
 pub mod leases;
+pub mod metrics;
 pub mod openai;
 
 pub use error::UpstreamError;

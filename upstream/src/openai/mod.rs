@@ -11,10 +11,11 @@ pub use tools::{ToolCompletion, ToolsRequest};
 
 use crate::error::UpstreamError;
 use crate::http::{classify, client, read_json, sanitize, transport_error};
+use crate::metrics::VendorMetrics;
 use callaudit_domain::secret::Secret;
 use serde::Deserialize;
 use serde_json::{Value, json};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 const VENDOR: &str = "openai";
 
@@ -102,6 +103,7 @@ pub struct OpenAiClient {
     http: reqwest::Client,
     base: String,
     key: Secret,
+    metrics: VendorMetrics,
 }
 
 impl OpenAiClient {
@@ -111,11 +113,34 @@ impl OpenAiClient {
             http: client(timeout),
             base: base_url.trim_end_matches('/').to_string(),
             key,
+            metrics: VendorMetrics::default(),
         }
     }
 
-    /// Sends one request; returns the answer of a 2xx.
+    /// The same client recording its calls and tokens into `metrics`.
+    pub fn with_metrics(self, metrics: VendorMetrics) -> Self {
+        Self { metrics, ..self }
+    }
+
+    /// Sends one request; returns the answer of a 2xx. Records the call and the tokens
+    /// its answer reports under the request's model.
     async fn chat(&self, request: &Value) -> Result<ChatResponse, UpstreamError> {
+        let started = Instant::now();
+        let result = self.chat_once(request).await;
+        self.metrics
+            .call(VENDOR, "chat_completion", started, &result);
+        if let Ok(ChatResponse {
+            usage: Some(usage), ..
+        }) = &result
+        {
+            let model = request["model"].as_str().unwrap_or("unknown");
+            self.metrics
+                .tokens(model, usage.prompt_tokens, usage.completion_tokens);
+        }
+        result
+    }
+
+    async fn chat_once(&self, request: &Value) -> Result<ChatResponse, UpstreamError> {
         let resp = self
             .http
             .post(format!("{}/chat/completions", self.base))
