@@ -4,16 +4,19 @@
 //! it without calling upstream. Vendors are reached through `callaudit-upstream`.
 //!
 //! The one `#[activities]` block below (the SDK registers a type's activities from a
-//! single block) names each activity and hands it to its group's file.
+//! single block) names each activity and hands it to its group's file, and counts the
+//! work it did in [`metrics`].
 
 pub mod analyze;
 mod audit;
 mod fiche;
 pub mod heartbeat;
+pub mod metrics;
 mod state;
 mod transcription;
 
 pub use heartbeat::{HEARTBEAT_EVERY, heartbeating};
+pub use metrics::{WorkMetrics, work_metrics};
 pub use state::WorkerActivities;
 
 use callaudit_domain::scoring::AuditSummary;
@@ -35,7 +38,9 @@ impl WorkerActivities {
         _ctx: ActivityContext,
         input: AuditRef,
     ) -> Result<AuditPlan, ActivityError> {
-        self.start(input).await
+        let plan = self.start(input).await?;
+        work_metrics().audit_started();
+        Ok(plan)
     }
 
     /// `fiche.ensure_details` ([`fiche`]).
@@ -65,7 +70,13 @@ impl WorkerActivities {
         ctx: ActivityContext,
         input: AnalyzeStepInput,
     ) -> Result<StepOutcome, ActivityError> {
-        self.analyze(&ctx, input).await
+        let began = std::time::Instant::now();
+        let use_rlm = input.use_rlm;
+        let outcome = self.analyze(&ctx, input).await?;
+        if !outcome.reused {
+            work_metrics().step_analysed(use_rlm, began.elapsed());
+        }
+        Ok(outcome)
     }
 
     /// `audit.finalize` ([`audit`]).
@@ -75,7 +86,9 @@ impl WorkerActivities {
         _ctx: ActivityContext,
         input: AuditRef,
     ) -> Result<AuditSummary, ActivityError> {
-        self.finalize(input).await
+        let summary = self.finalize(input).await?;
+        work_metrics().audit_completed(summary.niveau);
+        Ok(summary)
     }
 
     /// `audit.fail` ([`audit`]).
@@ -85,7 +98,9 @@ impl WorkerActivities {
         _ctx: ActivityContext,
         input: AuditFailure,
     ) -> Result<(), ActivityError> {
-        self.fail(input).await
+        self.fail(input).await?;
+        work_metrics().audit_failed();
+        Ok(())
     }
 }
 
