@@ -20,5 +20,5 @@ pub async fn bare_worker(args: BareWorkerArgs) -> anyhow::Result<()> {
         args.worker_max_concurrent_activities,
     );
     callaudit_bench::bare_worker::register(&mut options)?;
-    crate::worker::serve(client, &settings, options).await
+    crate::worker::serve(client, &settings, options, Default::default()).await
 }

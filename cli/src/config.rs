@@ -34,6 +34,7 @@ Environment variables (each also a flag of the subcommands that use it):
   FICHE_SALES_SEARCH_CONCURRENCY    global cap on CRM sales searches (default 1)
   FICHE_FETCH_CONCURRENCY           global cap on CRM fiche detail fetches (default 3)
   AUDIT_STEP_PARALLELISM            steps analysed at once per audit (default 3)
+  WORKER_METRICS_ADDR               worker's Prometheus /metrics address, e.g. 0.0.0.0:9464 (unset: off)
   API_MAX_STREAMS                   event streams (SSE) one api replica serves at once (default 1000)
   API_CORS_ALLOWED_ORIGINS          browser origins allowed to call the api (CORS; comma-separated; default none)
   API_MAX_BODY_BYTES                largest request body the api accepts (default 1048576; 413 past it)
@@ -354,6 +355,10 @@ pub struct WorkerArgs {
     /// Seconds in-flight activities get to finish on SIGTERM.
     #[arg(long, env = "WORKER_SHUTDOWN_GRACE_S", default_value_t = 30)]
     pub worker_shutdown_grace_s: u64,
+    /// Address of the worker's Prometheus `/metrics` (audits, steps, vendor calls, LLM
+    /// tokens and the Temporal SDK's worker metrics), e.g. 0.0.0.0:9464; unset: not served.
+    #[arg(long, env = "WORKER_METRICS_ADDR")]
+    pub worker_metrics_addr: Option<std::net::SocketAddr>,
     #[command(flatten)]
     #[allow(missing_docs)]
     pub db: DbArgs,

@@ -4,6 +4,7 @@ mod bench;
 mod config;
 mod demo;
 mod worker;
+mod worker_metrics;
 
 use anyhow::Context;
 use callaudit_api::AppState;

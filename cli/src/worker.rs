@@ -6,9 +6,12 @@ use crate::config::WorkerArgs;
 use anyhow::Context;
 use callaudit_activities::WorkerActivities;
 use callaudit_upstream::elevenlabs::ElevenLabsClient;
+use callaudit_upstream::metrics::VendorMetrics;
 use callaudit_upstream::openai::OpenAiClient;
 use callaudit_workflows::{AuditStepWorkflow, AuditWorkflow, TranscriptionWorkflow};
 use std::time::Duration;
+use temporalio_common::telemetry::TelemetryOptions;
+use temporalio_sdk::runtime::RuntimeOptions;
 use temporalio_sdk::runtime::worker_tuner::{FixedSizeSlotSupplier, SlotSupplier, TunerHolder};
 use temporalio_sdk::{Runtime, Worker, WorkerOptions};
 use tokio::signal::unix::{SignalKind, signal};
@@ -20,7 +23,12 @@ pub async fn run(args: WorkerArgs) -> anyhow::Result<()> {
     let settings = args.temporal.settings();
     let client = connect_with_retry(&settings).await?;
 
-    let activities = build_activities(&args, &database_url)?;
+    let metrics = match args.worker_metrics_addr {
+        Some(addr) => Some(crate::worker_metrics::serve(addr).await?),
+        None => None,
+    };
+    let vendor_metrics = metrics.as_ref().map(|m| m.vendor.clone());
+    let activities = build_activities(&args, &database_url, vendor_metrics.unwrap_or_default())?;
     let mut options = options(
         &settings,
         args.worker_shutdown_grace_s,
@@ -31,7 +39,8 @@ pub async fn run(args: WorkerArgs) -> anyhow::Result<()> {
         .register_workflow::<AuditStepWorkflow>()?
         .register_workflow::<TranscriptionWorkflow>()?
         .register_activities(activities);
-    serve(client, &settings, options).await
+    let telemetry = metrics.map(|m| m.telemetry).unwrap_or_default();
+    serve(client, &settings, options, telemetry).await
 }
 
 /// Worker options shared by every worker this binary runs (the bench's bare worker too,
@@ -66,13 +75,19 @@ pub(crate) fn pool_size(configured: usize, max_activities: u64) -> usize {
 }
 
 /// Polls with `options` until SIGTERM or SIGINT, then drains. Logs `worker polling` once
-/// it starts (the bench waits for that line).
+/// it starts (the bench waits for that line). The SDK records its metrics as `telemetry`
+/// says (nowhere by default).
 pub(crate) async fn serve(
     client: temporalio_client::Client,
     settings: &callaudit_api::temporal::TemporalSettings,
     options: WorkerOptions,
+    telemetry: TelemetryOptions,
 ) -> anyhow::Result<()> {
-    let runtime = Runtime::from_current_tokio(Default::default())
+    let runtime_options = RuntimeOptions::builder()
+        .telemetry_options(telemetry)
+        .build()
+        .map_err(|e| anyhow::anyhow!("temporal runtime options: {e}"))?;
+    let runtime = Runtime::from_current_tokio(runtime_options)
         .map_err(|e| anyhow::anyhow!("temporal runtime: {e}"))?;
     let mut worker =
         Worker::new(&runtime, client, options).map_err(|e| anyhow::anyhow!("worker: {e}"))?;
@@ -113,7 +128,12 @@ pub(crate) async fn connect_with_retry(
     }
 }
 
-fn build_activities(args: &WorkerArgs, database_url: &str) -> anyhow::Result<WorkerActivities> {
+/// The activities' state; vendor clients record their calls into `vendor_metrics`.
+fn build_activities(
+    args: &WorkerArgs,
+    database_url: &str,
+    vendor_metrics: VendorMetrics,
+) -> anyhow::Result<WorkerActivities> {
     let up = &args.upstream;
     let timeout = up.crm.timeout();
     let pool_size = pool_size(
@@ -126,9 +146,13 @@ fn build_activities(args: &WorkerArgs, database_url: &str) -> anyhow::Result<Wor
         "worker capacity"
     );
     let pool = callaudit_db::connect_pool(database_url, pool_size)?;
+    let mut fiche_settings = up.crm.fiche_settings();
+    fiche_settings.crm = fiche_settings
+        .crm
+        .map(|crm| crm.with_metrics(vendor_metrics.clone()));
     let fiches = callaudit_upstream::fiches::FicheService::new(
         pool.clone(),
-        up.crm.fiche_settings(),
+        fiche_settings,
         format!("worker-{}", std::process::id()),
     );
     let stt = crate::config::present(&up.elevenlabs_api_key).map(|key| {
@@ -138,9 +162,11 @@ fn build_activities(args: &WorkerArgs, database_url: &str) -> anyhow::Result<Wor
             &up.elevenlabs_model_id,
             timeout,
         )
+        .with_metrics(vendor_metrics.clone())
     });
-    let llm = crate::config::present(&up.openai_api_key)
-        .map(|key| OpenAiClient::new(&up.openai_base_url, key, timeout));
+    let llm = crate::config::present(&up.openai_api_key).map(|key| {
+        OpenAiClient::new(&up.openai_base_url, key, timeout).with_metrics(vendor_metrics)
+    });
     for (missing, name) in [
         (fiches.crm.is_none(), "CRM_BASE_URL/CRM_API_KEY"),
         (stt.is_none(), "ELEVENLABS_API_KEY"),
