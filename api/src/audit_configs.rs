@@ -166,7 +166,11 @@ pub struct AuditConfigsApi;
 #[OpenApi(tag = "ApiTags::AuditConfigs")]
 impl AuditConfigsApi {
     /// Create a configuration (validated: unique positions, weights ≥ 0, ≥ 1 control point per step).
-    #[oai(path = "/api/audit-configs", method = "post")]
+    #[oai(
+        path = "/api/audit-configs",
+        method = "post",
+        operation_id = "createAuditConfig"
+    )]
     #[tracing::instrument(skip_all, name = "api.audit_configs.create")]
     async fn create(
         &self,
@@ -188,7 +192,11 @@ impl AuditConfigsApi {
     }
 
     /// List configurations, newest first.
-    #[oai(path = "/api/audit-configs", method = "get")]
+    #[oai(
+        path = "/api/audit-configs",
+        method = "get",
+        operation_id = "listAuditConfigs"
+    )]
     #[tracing::instrument(skip_all, name = "api.audit_configs.list")]
     async fn list(
         &self,
@@ -212,7 +220,11 @@ impl AuditConfigsApi {
     }
 
     /// One configuration with its steps and control points.
-    #[oai(path = "/api/audit-configs/:id", method = "get")]
+    #[oai(
+        path = "/api/audit-configs/:id",
+        method = "get",
+        operation_id = "getAuditConfig"
+    )]
     #[tracing::instrument(skip_all, name = "api.audit_configs.get", fields(audit_config.id = %id.0))]
     async fn get(
         &self,
@@ -225,7 +237,11 @@ impl AuditConfigsApi {
     }
 
     /// Replace a configuration (name, description, active, steps).
-    #[oai(path = "/api/audit-configs/:id", method = "put")]
+    #[oai(
+        path = "/api/audit-configs/:id",
+        method = "put",
+        operation_id = "replaceAuditConfig"
+    )]
     #[tracing::instrument(skip_all, name = "api.audit_configs.replace", fields(audit_config.id = %id.0))]
     async fn replace(
         &self,
@@ -248,7 +264,11 @@ impl AuditConfigsApi {
     }
 
     /// Delete a configuration no audit uses (409 otherwise: deactivate it instead).
-    #[oai(path = "/api/audit-configs/:id", method = "delete")]
+    #[oai(
+        path = "/api/audit-configs/:id",
+        method = "delete",
+        operation_id = "deleteAuditConfig"
+    )]
     #[tracing::instrument(skip_all, name = "api.audit_configs.delete", fields(audit_config.id = %id.0))]
     async fn delete(
         &self,

@@ -1,6 +1,9 @@
 //! `/api/audits`: run an audit (starts `AuditWorkflow`), read one, list them.
 
 mod reconcile;
+mod wire;
+
+pub use wire::{AuditStatusView, ConformiteView, NiveauView};
 
 use crate::auth::{ApiTags, BearerAuth, StreamAuth};
 use crate::error::ApiError;
@@ -64,7 +67,7 @@ pub struct RunAuditAccepted {
     /// Workflow id (`audit:{audit_id}`).
     pub workflow_id: String,
     /// `pending` (or, for a repeated idempotent request, where the audit stands).
-    pub status: String,
+    pub status: AuditStatusView,
     /// Where to look next.
     pub links: AuditLinks,
 }
@@ -112,8 +115,8 @@ pub struct StepView {
     pub critical: bool,
     /// Score.
     pub score: f64,
-    /// CONFORME / PARTIEL / NON_CONFORME.
-    pub conforme: String,
+    /// The step's verdict.
+    pub conforme: ConformiteView,
     /// Gated analysis: `points_controle` (statut, citations, evidence_unverified…), commentaire, rerun_history, and `analysis`: how it was obtained (`mode` `prompt` or `tools`; in tools mode `requests`, `tool_rounds`, `tool_calls`, `tool_chars` read, `budget_exhausted`).
     pub raw_result: serde_json::Value,
     /// Model used.
@@ -133,16 +136,16 @@ pub struct AuditView {
     pub fiche_id: String,
     /// Configuration.
     pub audit_config_id: Uuid,
-    /// pending / running / completed / failed.
-    pub status: String,
+    /// Where the audit stands.
+    pub status: AuditStatusView,
     /// Transcript-tools mode.
     pub use_rlm: bool,
     /// Workflow id.
     pub workflow_id: String,
     /// Score /100 (one decimal).
     pub score: Option<f64>,
-    /// EXCELLENT / BON / ACCEPTABLE / INSUFFISANT / REJET.
-    pub niveau: Option<String>,
+    /// Quality level (once completed).
+    pub niveau: Option<NiveauView>,
     /// A critical step is NON_CONFORME.
     pub critical: Option<bool>,
     /// Steps of the configuration.
@@ -182,11 +185,11 @@ fn view(a: AuditRow, steps: Vec<StepResultRow>) -> AuditView {
         id: a.id,
         fiche_id: a.fiche_id,
         audit_config_id: a.audit_config_id,
-        status: a.status.as_str().to_string(),
+        status: a.status.into(),
         use_rlm: a.use_rlm,
         workflow_id: a.workflow_id,
         score: a.score,
-        niveau: a.niveau.map(|n| n.as_str().to_string()),
+        niveau: a.niveau.map(Into::into),
         critical: a.critical,
         steps_total: a.steps_total,
         steps_done: a.steps_done,
@@ -207,7 +210,7 @@ fn view(a: AuditRow, steps: Vec<StepResultRow>) -> AuditView {
                 weight: s.weight,
                 critical: s.critical,
                 score: s.score,
-                conforme: s.conforme.as_str().to_string(),
+                conforme: s.conforme.into(),
                 raw_result: s.raw_result,
                 model: s.model,
                 prompt_tokens: s.prompt_tokens,
@@ -227,7 +230,7 @@ fn accepted(
     RunAuditResponse::Accepted(Json(RunAuditAccepted {
         audit_id,
         workflow_id: workflow_id.to_string(),
-        status: status.as_str().into(),
+        status: status.into(),
         links: AuditLinks {
             audit: format!("/api/audits/{audit_id}"),
             events: format!("/api/audits/{audit_id}/events"),
@@ -242,7 +245,7 @@ pub struct AuditsApi;
 #[OpenApi(tag = "ApiTags::Audits")]
 impl AuditsApi {
     /// Audit a fiche with a configuration: stores a pending audit and starts its workflow.
-    #[oai(path = "/api/audits/run", method = "post")]
+    #[oai(path = "/api/audits/run", method = "post", operation_id = "runAudit")]
     #[tracing::instrument(skip_all, name = "api.audits.run", fields(fiche.id = %body.fiche_id, audit.id = tracing::field::Empty))]
     async fn run(
         &self,
@@ -380,7 +383,7 @@ impl AuditsApi {
     }
 
     /// One audit: summary, steps, control points and citations.
-    #[oai(path = "/api/audits/:id", method = "get")]
+    #[oai(path = "/api/audits/:id", method = "get", operation_id = "getAudit")]
     #[tracing::instrument(skip_all, name = "api.audits.get", fields(audit.id = %id.0))]
     async fn get(
         &self,
@@ -401,7 +404,11 @@ impl AuditsApi {
     /// Cancels a running audit: its workflow is asked to stop, the audit is recorded
     /// `cancelled` and `audit.cancelled` ends its event stream. An audit that has ended
     /// is a 409.
-    #[oai(path = "/api/audits/:id/cancel", method = "post")]
+    #[oai(
+        path = "/api/audits/:id/cancel",
+        method = "post",
+        operation_id = "cancelAudit"
+    )]
     #[tracing::instrument(skip_all, name = "api.audits.cancel", fields(audit.id = %id.0))]
     async fn cancel(
         &self,
@@ -423,7 +430,11 @@ impl AuditsApi {
     /// `?after=`), then follows live from any api replica, and closes after
     /// `audit.completed` or `audit.failed`. Each SSE `id:` is the event id, `event:` its
     /// type, `data:` the event as JSON.
-    #[oai(path = "/api/audits/:id/events", method = "get")]
+    #[oai(
+        path = "/api/audits/:id/events",
+        method = "get",
+        operation_id = "streamAuditEvents"
+    )]
     #[tracing::instrument(skip_all, name = "api.audits.events", fields(audit.id = %id.0))]
     async fn events(
         &self,
@@ -452,7 +463,11 @@ impl AuditsApi {
     /// (which cannot send an `Authorization` header): open
     /// `/api/audits/{id}/events?token=…` with it, without credentials. It is valid for
     /// this stream only, for ten minutes (a reconnecting `EventSource` reuses it).
-    #[oai(path = "/api/audits/:id/events/token", method = "post")]
+    #[oai(
+        path = "/api/audits/:id/events/token",
+        method = "post",
+        operation_id = "createAuditEventsToken"
+    )]
     #[tracing::instrument(skip_all, name = "api.audits.events_token", fields(audit.id = %id.0))]
     async fn events_token(
         &self,
@@ -480,7 +495,7 @@ impl AuditsApi {
     }
 
     /// Audits, newest first, optionally of one fiche.
-    #[oai(path = "/api/audits", method = "get")]
+    #[oai(path = "/api/audits", method = "get", operation_id = "listAudits")]
     #[tracing::instrument(skip_all, name = "api.audits.list")]
     async fn list(
         &self,

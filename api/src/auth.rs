@@ -196,7 +196,7 @@ impl AuthApi {
     /// in 15 minutes); past a limit the answer is 429 with `Retry-After`, without any
     /// password check, until the window ends. A successful login clears its e-mail's
     /// count.
-    #[oai(path = "/api/auth/login", method = "post")]
+    #[oai(path = "/api/auth/login", method = "post", operation_id = "login")]
     #[tracing::instrument(skip_all, name = "api.auth.login", fields(client.address, user.id))]
     async fn login(
         &self,
@@ -242,7 +242,7 @@ impl AuthApi {
     }
 
     /// Revoke the bearer token of this request (log out); it gets 401 from then on.
-    #[oai(path = "/api/auth/logout", method = "post")]
+    #[oai(path = "/api/auth/logout", method = "post", operation_id = "logout")]
     #[tracing::instrument(skip_all, name = "api.auth.logout", fields(user.id = %auth.0.principal.user.id))]
     async fn logout(
         &self,
@@ -255,7 +255,7 @@ impl AuthApi {
     }
 
     /// Who the bearer token belongs to, with roles and permissions.
-    #[oai(path = "/api/auth/me", method = "get")]
+    #[oai(path = "/api/auth/me", method = "get", operation_id = "getMe")]
     #[tracing::instrument(skip_all, name = "api.auth.me")]
     async fn me(&self, auth: BearerAuth) -> Result<Json<Me>, ApiError> {
         Ok(Json(Me::from(&auth.0.principal)))

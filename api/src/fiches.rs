@@ -139,7 +139,11 @@ pub struct FichesApi;
 impl FichesApi {
     /// Sales with calls on a day (CRM `sales-with-calls`, under the global search cap);
     /// each is stored as a partial fiche flagged `_salesListOnly`.
-    #[oai(path = "/api/fiches/sales", method = "get")]
+    #[oai(
+        path = "/api/fiches/sales",
+        method = "get",
+        operation_id = "searchSales"
+    )]
     #[tracing::instrument(skip_all, name = "api.fiches.sales")]
     async fn sales(
         &self,
@@ -179,7 +183,11 @@ impl FichesApi {
     /// only known from a sales list. `force_refresh=true` (needs `fiches:write`) fetches
     /// again, at most once per `FICHE_FORCE_REFRESH_COOLDOWN_MS` per fiche; inside the
     /// cooldown the cached fiche is returned with `force_refresh: "cooldown"`.
-    #[oai(path = "/api/fiches/:fiche_id", method = "get")]
+    #[oai(
+        path = "/api/fiches/:fiche_id",
+        method = "get",
+        operation_id = "getFiche"
+    )]
     #[tracing::instrument(skip_all, name = "api.fiches.get", fields(fiche.id = %fiche_id.0))]
     async fn get(
         &self,

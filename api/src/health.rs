@@ -82,7 +82,7 @@ pub struct HealthApi;
 #[OpenApi(tag = "ApiTags::Health")]
 impl HealthApi {
     /// Liveness: the process is up (no dependency checked).
-    #[oai(path = "/health", method = "get")]
+    #[oai(path = "/health", method = "get", operation_id = "health")]
     async fn health(&self) -> Json<Health> {
         Json(Health {
             status: "ok".into(),
@@ -91,7 +91,7 @@ impl HealthApi {
     }
 
     /// Readiness: 200 only when Postgres and Temporal both answer; 503 names the failure.
-    #[oai(path = "/ready", method = "get")]
+    #[oai(path = "/ready", method = "get", operation_id = "ready")]
     async fn ready(&self, state: Data<&AppState>) -> ReadyResponse {
         // The raw errors go to the log; the answer names the failing dependency only (it
         // is unauthenticated: no driver messages, hosts of the database or stack details).
@@ -126,7 +126,7 @@ impl HealthApi {
     }
 
     /// Prometheus metrics (text exposition format).
-    #[oai(path = "/metrics", method = "get")]
+    #[oai(path = "/metrics", method = "get", operation_id = "metrics")]
     async fn metrics(&self, state: Data<&AppState>) -> PlainText<String> {
         PlainText(state.metrics.render())
     }

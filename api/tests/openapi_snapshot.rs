@@ -33,3 +33,24 @@ fn every_api_route_declares_bearer_auth_except_login() {
         }
     }
 }
+
+#[test]
+fn every_operation_has_a_stable_unique_operation_id() {
+    let spec: serde_json::Value =
+        serde_json::from_str(&callaudit_api::openapi_json()).expect("json");
+    let mut seen = std::collections::BTreeSet::new();
+    for (path, ops) in spec["paths"].as_object().expect("paths") {
+        for (method, op) in ops.as_object().expect("ops") {
+            let id = op["operationId"]
+                .as_str()
+                .unwrap_or_else(|| panic!("{method} {path} has no operationId"));
+            assert!(
+                id.chars().all(|c| c.is_ascii_alphanumeric())
+                    && id.chars().next().is_some_and(|c| c.is_ascii_lowercase()),
+                "{method} {path}: operationId {id:?} is not lowerCamelCase"
+            );
+            assert!(seen.insert(id.to_string()), "operationId {id} used twice");
+        }
+    }
+    assert_eq!(seen.len(), 19, "{seen:?}");
+}
