@@ -15,3 +15,4 @@ mod observability;
 mod replay;
 mod stored_rows;
 mod trust;
+mod work_metrics;
