@@ -123,6 +123,7 @@ pub fn api_settings(
         login_throttle: Default::default(),
         trusted_proxies: vec![],
         cors_allowed_origins: vec![],
+        prices: None,
     }
 }
 

@@ -1071,3 +1071,60 @@ async fn an_audit_runs_with_its_configuration_as_it_was_when_it_started() {
     assert_eq!(later["steps"][0]["name"], "Another first step");
     assert_eq!(later["config_name"], "Renamed while an audit ran");
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn an_audit_shows_its_llm_requests_tokens_audio_and_cost_at_the_configured_prices() {
+    use crate::audit_pipeline::Scenario;
+    let sc = Scenario::without_api_crm("cost", Default::default()).await;
+    let config = sc.config(2).await;
+    let _worker = sc.worker(&[("OPENAI_MODEL_AUDIT", "priced-model")]);
+    let id = sc.run("FICHE-1001", &config).await;
+    let done = sc.completed(&id).await;
+    // Without a price table: totals, no estimate.
+    assert_eq!(
+        done["cost"]["estimated_cost"],
+        serde_json::Value::Null,
+        "{done}"
+    );
+
+    let mut settings = api_settings(
+        &sc.db.url,
+        temporal_settings(&temporal_address(), &sc.queue),
+        None,
+        3,
+    );
+    settings.prices = Some(
+        callaudit_domain::cost::PriceTable::parse(
+            r#"{"currency": "EUR", "models": {"priced-model": {"input_per_1m_tokens": 2.0,
+                "output_per_1m_tokens": 8.0}}, "speech_to_text_per_hour": 0.6}"#,
+        )
+        .expect("table"),
+    );
+    let priced = spawn_api_from(settings).await;
+    let token = priced.token_for("viewer").await;
+    let (status, audit) = priced.get(&format!("/api/audits/{id}"), Some(&token)).await;
+    assert_eq!(status, 200, "{audit}");
+    let cost = &audit["cost"];
+    let steps = audit["steps"].as_array().expect("steps");
+    let tokens = |k: &str| {
+        steps
+            .iter()
+            .map(|s| s[k].as_i64().expect("tokens"))
+            .sum::<i64>()
+    };
+    let (prompt, completion) = (tokens("prompt_tokens"), tokens("completion_tokens"));
+    assert!(prompt > 0 && completion > 0, "{audit}");
+    assert_eq!(cost["llm_requests"], 2, "prompt mode: one request per step");
+    assert_eq!(cost["prompt_tokens"], prompt);
+    assert_eq!(cost["completion_tokens"], completion);
+    // FICHE-1001's two recordings last 193.7 s and 125.7 s (docs/CRM-CONTRACT.md).
+    let audio = cost["speech_to_text_seconds"].as_f64().expect("audio");
+    assert!((audio - 319.4).abs() < 1e-9, "{cost}");
+    let expected = prompt as f64 * 2.0 / 1e6 + completion as f64 * 8.0 / 1e6 + 319.4 / 3600.0 * 0.6;
+    let estimated = cost["estimated_cost"].as_f64().expect("estimate");
+    assert!(
+        (estimated - expected).abs() < 1e-6,
+        "{estimated} vs {expected}"
+    );
+    assert_eq!(cost["currency"], "EUR");
+}

@@ -13,6 +13,7 @@ use crate::state::AppState;
 use callaudit_db::audits::{self as audit_rows, AuditRow, NewAudit};
 use callaudit_db::pool;
 use callaudit_db::step_results::{self, StepResultRow};
+use callaudit_domain::cost::{StepUsage, audit_cost};
 use callaudit_domain::events::AUDIT_TERMINAL;
 use callaudit_domain::rbac::Permission;
 use callaudit_domain::search::{self, RunKind};
@@ -163,8 +164,60 @@ pub struct AuditView {
     /// Version of that configuration: its last update before the audit started. Editing
     /// the configuration later changes nothing in this audit.
     pub config_version: Option<chrono::DateTime<chrono::Utc>>,
+    /// What the audit used and, with a price table, cost (on the one-audit view only).
+    pub cost: Option<CostView>,
     /// Steps by position (empty in lists).
     pub steps: Vec<StepView>,
+}
+
+/// What an audit used and what it cost.
+#[derive(Debug, Object)]
+pub struct CostView {
+    /// Chat completion requests (one per step in prompt mode, every round in tools mode).
+    pub llm_requests: u32,
+    /// Prompt tokens.
+    pub prompt_tokens: i64,
+    /// Completion tokens.
+    pub completion_tokens: i64,
+    /// Seconds of audio of the recordings it read (each transcribed once, shared by the
+    /// fiche's audits).
+    pub speech_to_text_seconds: f64,
+    /// Estimate from `COST_PRICE_TABLE` (none without a table, or when a model it used is
+    /// not priced).
+    pub estimated_cost: Option<f64>,
+    /// Currency of the estimate.
+    pub currency: Option<String>,
+}
+
+/// The cost of an audit from its stored steps and the audio of its fiche.
+async fn cost_of(
+    state: &AppState,
+    conn: &mut callaudit_db::AsyncPgConnection,
+    audit: &AuditRow,
+    steps: &[StepResultRow],
+) -> Result<CostView, ApiError> {
+    let usage: Vec<StepUsage> = steps
+        .iter()
+        .map(|s| StepUsage {
+            model: s.model.clone(),
+            requests: s.raw_result["analysis"]["requests"]
+                .as_u64()
+                .and_then(|n| u32::try_from(n).ok())
+                .unwrap_or(1),
+            prompt_tokens: i64::from(s.prompt_tokens),
+            completion_tokens: i64::from(s.completion_tokens),
+        })
+        .collect();
+    let audio = callaudit_db::recordings::transcribed_seconds(conn, &audit.fiche_id).await?;
+    let c = audit_cost(&usage, audio, state.prices.as_deref());
+    Ok(CostView {
+        llm_requests: c.llm_requests,
+        prompt_tokens: c.prompt_tokens,
+        completion_tokens: c.completion_tokens,
+        speech_to_text_seconds: c.speech_to_text_seconds,
+        estimated_cost: c.estimated_cost,
+        currency: c.currency,
+    })
 }
 
 /// A page of audits.
@@ -202,6 +255,7 @@ fn view(a: AuditRow, steps: Vec<StepResultRow>) -> AuditView {
             .and_then(|c| c["name"].as_str())
             .map(str::to_string),
         config_version: a.config_version,
+        cost: None,
         steps: steps
             .into_iter()
             .map(|s| StepView {
@@ -398,7 +452,10 @@ impl AuditsApi {
             .ok_or_else(|| ApiError::not_found(format!("audit {} not found", id.0)))?;
         let audit = reconcile::reconcile(&state, &mut conn, audit).await?;
         let steps = step_results::of_audit(&mut conn, id.0).await?;
-        Ok(Json(view(audit, steps)))
+        let cost = cost_of(&state, &mut conn, &audit, &steps).await?;
+        let mut view = view(audit, steps);
+        view.cost = Some(cost);
+        Ok(Json(view))
     }
 
     /// Cancels a running audit: its workflow is asked to stop, the audit is recorded

@@ -6,6 +6,7 @@ use crate::metrics::Metrics;
 use crate::temporal::{TemporalGateway, TemporalSettings};
 use callaudit_db::Pool;
 use callaudit_db::login_throttle::LoginThrottleSettings;
+use callaudit_domain::cost::PriceTable;
 use callaudit_upstream::fiches::{FicheService, FicheSettings};
 use std::net::IpAddr;
 use std::sync::Arc;
@@ -35,6 +36,8 @@ pub struct AppState {
     pub trusted_proxies: Arc<[IpAddr]>,
     /// Origins allowed by CORS (`API_CORS_ALLOWED_ORIGINS`).
     pub cors_allowed_origins: Arc<[String]>,
+    /// Prices for cost estimates (`COST_PRICE_TABLE`).
+    pub prices: Option<Arc<PriceTable>>,
 }
 
 /// What the api is built from (parsed configuration).
@@ -66,6 +69,8 @@ pub struct ApiSettings {
     /// Origins a browser frontend may call the api from (`API_CORS_ALLOWED_ORIGINS`;
     /// none by default: no CORS headers at all).
     pub cors_allowed_origins: Vec<String>,
+    /// Prices for the audits' cost estimates (`COST_PRICE_TABLE`; none: totals only).
+    pub prices: Option<PriceTable>,
 }
 
 impl AppState {
@@ -89,6 +94,7 @@ impl AppState {
             login_throttle: settings.login_throttle,
             trusted_proxies: settings.trusted_proxies.into(),
             cors_allowed_origins: settings.cors_allowed_origins.into(),
+            prices: settings.prices.map(Arc::new),
         };
         Ok((state, listener))
     }

@@ -352,6 +352,7 @@ async fn project_run(
         login_throttle: Default::default(),
         trusted_proxies: vec![],
         cors_allowed_origins: vec![],
+        prices: None,
     })
     .await?;
     let worker = WorkerProcess::spawn(

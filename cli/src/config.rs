@@ -36,6 +36,7 @@ Environment variables (each also a flag of the subcommands that use it):
   AUDIT_STEP_PARALLELISM            steps analysed at once per audit (default 3)
   WORKER_METRICS_ADDR               worker's Prometheus /metrics address, e.g. 0.0.0.0:9464 (unset: off)
   API_MAX_STREAMS                   event streams (SSE) one api replica serves at once (default 1000)
+  COST_PRICE_TABLE                  JSON price table for audit cost estimates (default none: usage totals only)
   API_CORS_ALLOWED_ORIGINS          browser origins allowed to call the api (CORS; comma-separated; default none)
   API_MAX_BODY_BYTES                largest request body the api accepts (default 1048576; 413 past it)
   AUTOMATION_SCHEDULER_CRON         default cron of automation schedules (default * * * * *)
@@ -186,6 +187,11 @@ pub struct ApiArgs {
     /// call the api (CORS, preflight included); by default none.
     #[arg(long, env = "API_CORS_ALLOWED_ORIGINS", value_delimiter = ',')]
     pub api_cors_allowed_origins: Vec<String>,
+    /// Price table of the audits' cost estimates, as JSON: {"currency": "USD", "models":
+    /// {"<model>": {"input_per_1m_tokens": …, "output_per_1m_tokens": …}},
+    /// "speech_to_text_per_hour": …}; unset, audits show usage totals only.
+    #[arg(long, env = "COST_PRICE_TABLE")]
+    pub cost_price_table: Option<String>,
     #[command(flatten)]
     #[allow(missing_docs)]
     pub crm: CrmArgs,

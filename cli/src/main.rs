@@ -144,6 +144,13 @@ async fn api(args: ApiArgs) -> anyhow::Result<()> {
             .map(|o| o.trim().trim_end_matches('/').to_string())
             .filter(|o| !o.is_empty())
             .collect(),
+        prices: args
+            .cost_price_table
+            .as_deref()
+            .filter(|t| !t.trim().is_empty())
+            .map(callaudit_domain::cost::PriceTable::parse)
+            .transpose()
+            .map_err(|e| anyhow::anyhow!("COST_PRICE_TABLE: {e}"))?,
     })?;
     let listener = poem::listener::TcpListener::bind(args.api_addr.clone());
     tracing::info!(addr = %args.api_addr, "api listening");

@@ -132,6 +132,18 @@ pub async fn of_fiche(
         .collect())
 }
 
+/// Seconds of audio of the fiche's recordings that have a completed transcription.
+pub async fn transcribed_seconds(conn: &mut AsyncPgConnection, fiche_id: &str) -> DbResult<f64> {
+    let durations: Vec<Option<f64>> = recordings::table
+        .inner_join(transcriptions::table)
+        .filter(recordings::fiche_id.eq(fiche_id))
+        .filter(transcriptions::status.eq(TranscriptionStatus::Completed.as_str()))
+        .select(recordings::duration_s)
+        .load(conn)
+        .await?;
+    Ok(durations.into_iter().flatten().sum())
+}
+
 /// The audio URL of a recording.
 pub async fn url(conn: &mut AsyncPgConnection, recording_id: &str) -> DbResult<Option<String>> {
     Ok(recordings::table

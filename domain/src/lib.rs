@@ -9,6 +9,7 @@
 //!   transcript-tools mode.
 
 pub mod analysis;
+pub mod cost;
 pub mod events;
 pub mod evidence;
 pub mod prompts;
