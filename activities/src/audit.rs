@@ -200,9 +200,10 @@ impl WorkerActivities {
         Ok(summary)
     }
 
-    /// `audit.fail`: records the failure and announces it.
+    /// `audit.fail`: records the failure and announces it; false when the audit had
+    /// ended otherwise (completed or cancelled), which stands.
     #[tracing::instrument(name = "audit.fail", skip_all, fields(audit.id = %input.audit_id))]
-    pub(crate) async fn fail(&self, input: AuditFailure) -> Result<(), ActivityError> {
+    pub(crate) async fn fail(&self, input: AuditFailure) -> Result<bool, ActivityError> {
         let id = parse_uuid(&input.audit_id)?;
         let mut conn = self.conn().await?;
         let recorded = audits::fail(&mut conn, id, &input.error)
@@ -211,13 +212,14 @@ impl WorkerActivities {
         drop(conn);
         if !recorded {
             // Completed or cancelled already: that end stands, nothing to announce.
-            return Ok(());
+            return Ok(false);
         }
         tracing::warn!(error = %input.error, "audit failed");
         self.publish(&AuditEvent::Failed {
             audit_id: input.audit_id,
             error: input.error,
         })
-        .await
+        .await?;
+        Ok(true)
     }
 }

@@ -98,8 +98,9 @@ impl WorkerActivities {
         _ctx: ActivityContext,
         input: AuditFailure,
     ) -> Result<(), ActivityError> {
-        self.fail(input).await?;
-        work_metrics().audit_failed();
+        if self.fail(input).await? {
+            work_metrics().audit_failed();
+        }
         Ok(())
     }
 }
