@@ -1128,3 +1128,36 @@ async fn an_audit_shows_its_llm_requests_tokens_audio_and_cost_at_the_configured
     );
     assert_eq!(cost["currency"], "EUR");
 }
+
+#[test]
+fn the_new_settings_are_documented_in_help_and_readme() {
+    let help = |args: &[&str]| {
+        let out = Command::new(bin()).args(args).output().expect("run");
+        String::from_utf8_lossy(&out.stdout).to_string()
+    };
+    let (top, api, worker) = (
+        help(&["--help"]),
+        help(&["api", "--help"]),
+        help(&["worker", "--help"]),
+    );
+    let readme = std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/../README.md"))
+        .expect("README");
+    for var in [
+        "API_MAX_STREAMS",
+        "API_MAX_BODY_BYTES",
+        "API_CORS_ALLOWED_ORIGINS",
+        "COST_PRICE_TABLE",
+        "AUTH_LOGIN_MAX_FAILURES_PER_EMAIL",
+        "AUTH_LOGIN_MAX_FAILURES_PER_ADDRESS",
+        "AUTH_LOGIN_FAILURE_WINDOW_S",
+        "API_TRUSTED_PROXIES",
+    ] {
+        assert!(top.contains(var), "--help lacks {var}");
+        assert!(api.contains(var), "api --help lacks {var}");
+        assert!(readme.contains(var), "README lacks {var}");
+    }
+    for var in ["WORKER_MAX_CONCURRENT_ACTIVITIES", "WORKER_METRICS_ADDR"] {
+        assert!(top.contains(var) && worker.contains(var), "{var}");
+        assert!(readme.contains(var), "README lacks {var}");
+    }
+}

@@ -34,6 +34,8 @@ Environment variables (each also a flag of the subcommands that use it):
   FICHE_SALES_SEARCH_CONCURRENCY    global cap on CRM sales searches (default 1)
   FICHE_FETCH_CONCURRENCY           global cap on CRM fiche detail fetches (default 3)
   AUDIT_STEP_PARALLELISM            steps analysed at once per audit (default 3)
+  WORKER_MAX_CONCURRENT_ACTIVITIES  activities one worker runs at once (default 50; its pool holds one connection per 4)
+  WORKER_SHUTDOWN_GRACE_S           seconds in-flight activities get to finish on SIGTERM (default 30)
   WORKER_METRICS_ADDR               worker's Prometheus /metrics address, e.g. 0.0.0.0:9464 (unset: off)
   API_MAX_STREAMS                   event streams (SSE) one api replica serves at once (default 1000)
   COST_PRICE_TABLE                  JSON price table for audit cost estimates (default none: usage totals only)
