@@ -128,6 +128,20 @@ pub async fn run(args: DemoArgs) -> anyhow::Result<()> {
         audit["niveau"].as_str().unwrap_or("?"),
         audit["critical"]
     );
+    let cost = &audit["cost"];
+    println!(
+        "   usage: {} LLM requests, {} prompt + {} completion tokens, {:.1} s of audio{}; configuration {:?} of {}",
+        cost["llm_requests"],
+        cost["prompt_tokens"],
+        cost["completion_tokens"],
+        cost["speech_to_text_seconds"].as_f64().unwrap_or(0.0),
+        match (cost["estimated_cost"].as_f64(), cost["currency"].as_str()) {
+            (Some(c), Some(cur)) => format!(" ≈ {c:.4} {cur}"),
+            _ => " (set COST_PRICE_TABLE for an estimate)".to_string(),
+        },
+        audit["config_name"].as_str().unwrap_or("?"),
+        audit["config_version"].as_str().unwrap_or("?"),
+    );
     for step in audit["steps"].as_array().into_iter().flatten() {
         println!(
             "   {}. {:<45} {:>5.1}/{:<4} {}",
