@@ -1161,3 +1161,99 @@ fn the_new_settings_are_documented_in_help_and_readme() {
         assert!(readme.contains(var), "README lacks {var}");
     }
 }
+
+/// Whether this backend's connection is encrypted.
+async fn encrypted(conn: &mut callaudit_db::AsyncPgConnection) -> bool {
+    use diesel_async::RunQueryDsl;
+    #[derive(diesel::QueryableByName)]
+    struct Ssl {
+        #[diesel(sql_type = diesel::sql_types::Bool)]
+        ssl: bool,
+    }
+    let row: Ssl = diesel::sql_query("SELECT ssl FROM pg_stat_ssl WHERE pid = pg_backend_pid()")
+        .get_result(conn)
+        .await
+        .expect("pg_stat_ssl");
+    row.ssl
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn postgres_over_tls_require_verify_ca_and_verify_full_behave_as_libpq_says() {
+    use diesel_async::RunQueryDsl;
+    let admin = admin_database_url();
+    let mut plain = callaudit_db::establish(&admin).await.expect("plain");
+    #[derive(diesel::QueryableByName)]
+    struct Setting {
+        #[diesel(sql_type = diesel::sql_types::Text)]
+        v: String,
+    }
+    let show =
+        |name: &'static str| diesel::sql_query(format!("SELECT current_setting('{name}') AS v"));
+    let ssl_on = show("ssl")
+        .get_result::<Setting>(&mut plain)
+        .await
+        .expect("ssl")
+        .v
+        == "on";
+    if !ssl_on {
+        // A server without TLS (the embedded cluster of a laptop) cannot exercise this;
+        // CI's server has TLS on and sets CALLAUDIT_TEST_REQUIRE_TLS so it never skips.
+        assert!(
+            std::env::var_os("CALLAUDIT_TEST_REQUIRE_TLS").is_none(),
+            "CALLAUDIT_TEST_REQUIRE_TLS is set but the test server has ssl = off"
+        );
+        eprintln!("skipped: the test Postgres has ssl = off");
+        return;
+    }
+    let cert = show("ssl_cert_file")
+        .get_result::<Setting>(&mut plain)
+        .await
+        .expect("cert")
+        .v;
+    assert!(
+        !encrypted(&mut plain).await,
+        "without sslmode the connection is in clear"
+    );
+    let with = |params: &str| {
+        let sep = if admin.contains('?') { '&' } else { '?' };
+        format!("{admin}{sep}{params}")
+    };
+
+    let mut required = callaudit_db::establish(&with("sslmode=require"))
+        .await
+        .expect("sslmode=require connects");
+    assert!(encrypted(&mut required).await);
+
+    let mut chain =
+        callaudit_db::establish(&with(&format!("sslmode=verify-ca&sslrootcert={cert}")))
+            .await
+            .expect("verify-ca with the server's own certificate as root connects");
+    assert!(encrypted(&mut chain).await);
+
+    // Debian's certificate names `localhost`, not 127.0.0.1: verify-full checks the name.
+    let by_ip = with(&format!("sslmode=verify-full&sslrootcert={cert}"));
+    match callaudit_db::establish(&by_ip).await {
+        Ok(_) => panic!("verify-full accepted a certificate that does not name the host"),
+        Err(e) => assert!(e.to_string().contains("TLS"), "{e}"),
+    }
+    if by_ip.contains("@127.0.0.1:") {
+        let by_name = by_ip.replace("@127.0.0.1:", "@localhost:");
+        let mut full = callaudit_db::establish(&by_name)
+            .await
+            .expect("verify-full with the name the certificate holds connects");
+        assert!(encrypted(&mut full).await);
+    }
+    // Nor is it signed by a system root.
+    assert!(
+        callaudit_db::establish(&with("sslmode=verify-full"))
+            .await
+            .is_err()
+    );
+
+    // The pool the api and the worker use connects the same way.
+    let pool = callaudit_db::connect_pool(&with("sslmode=require"), 2).expect("pool");
+    let mut pooled = callaudit_db::pool::get(&pool)
+        .await
+        .expect("pooled over TLS");
+    assert!(encrypted(&mut pooled).await);
+}

@@ -114,7 +114,7 @@ pub async fn first_of_kinds(
 /// Opens a dedicated connection listening on [`CHANNEL`] and forwards each notified topic
 /// to `on_topic` until the connection fails (the caller reconnects).
 pub async fn listen(database_url: &str, mut on_topic: impl FnMut(String) + Send) -> DbResult<()> {
-    let mut conn = AsyncPgConnection::establish(database_url).await?;
+    let mut conn = crate::tls::establish(database_url).await?;
     conn.batch_execute(&format!("LISTEN {CHANNEL}")).await?;
     let mut stream = std::pin::pin!(conn.notifications_stream());
     while let Some(n) = stream.next().await {

@@ -18,6 +18,7 @@ pub mod schema;
 pub mod step_results;
 pub mod stream_tokens;
 pub mod testing;
+pub mod tls;
 pub mod transcriptions;
 
 pub use diesel_async::AsyncPgConnection;
@@ -46,8 +47,8 @@ pub enum DbError {
 /// Result alias of this crate.
 pub type DbResult<T> = Result<T, DbError>;
 
-/// Opens one connection outside the pool (migrations, seeding, LISTEN).
+/// Opens one connection outside the pool (migrations, seeding, LISTEN), over TLS when
+/// the URL's `sslmode` asks for it ([`tls`]).
 pub async fn establish(database_url: &str) -> DbResult<AsyncPgConnection> {
-    use diesel_async::AsyncConnection;
-    Ok(AsyncPgConnection::establish(database_url).await?)
+    tls::establish(database_url).await
 }

@@ -2,9 +2,7 @@
 //! starting at once apply them exactly once (the others wait, then find nothing pending).
 
 use crate::{DbError, DbResult};
-use diesel_async::{
-    AsyncConnection, AsyncMigrationHarness, AsyncPgConnection, SimpleAsyncConnection,
-};
+use diesel_async::{AsyncMigrationHarness, AsyncPgConnection, SimpleAsyncConnection};
 use diesel_migrations::{EmbeddedMigrations, MigrationHarness, embed_migrations};
 
 /// All migrations of `../migrations`, compiled into the binary.
@@ -14,7 +12,7 @@ pub const MIGRATIONS: EmbeddedMigrations = embed_migrations!("../migrations");
 const MIGRATION_LOCK_KEY: i64 = 0x00ca_11a0_d170_0001;
 
 async fn locked_connection(database_url: &str) -> DbResult<AsyncPgConnection> {
-    let mut conn = AsyncPgConnection::establish(database_url).await?;
+    let mut conn = crate::tls::establish(database_url).await?;
     conn.batch_execute(&format!("SELECT pg_advisory_lock({MIGRATION_LOCK_KEY})"))
         .await?;
     Ok(conn)
@@ -51,7 +49,7 @@ pub async fn revert_all(database_url: &str) -> DbResult<Vec<String>> {
 
 /// Versions currently applied, oldest first.
 pub async fn applied(database_url: &str) -> DbResult<Vec<String>> {
-    let conn = AsyncPgConnection::establish(database_url).await?;
+    let conn = crate::tls::establish(database_url).await?;
     let mut harness = AsyncMigrationHarness::new(conn);
     let mut versions: Vec<String> = harness
         .applied_migrations()

@@ -2,8 +2,8 @@
 
 use crate::{DbError, DbResult};
 use diesel_async::AsyncPgConnection;
-use diesel_async::pooled_connection::AsyncDieselConnectionManager;
 use diesel_async::pooled_connection::deadpool;
+use diesel_async::pooled_connection::{AsyncDieselConnectionManager, ManagerConfig};
 use std::time::Duration;
 
 /// The shared pool type.
@@ -14,7 +14,10 @@ pub type PooledConn = ::deadpool::managed::Object<AsyncDieselConnectionManager<A
 /// Builds a pool of at most `max_size` connections. Connections are opened lazily, so this
 /// succeeds even while Postgres is down (`/ready` reports it).
 pub fn connect_pool(database_url: &str, max_size: usize) -> DbResult<Pool> {
-    let manager = AsyncDieselConnectionManager::<AsyncPgConnection>::new(database_url);
+    let mut config = ManagerConfig::default();
+    config.custom_setup = Box::new(|url| Box::pin(crate::tls::connect(url)));
+    let manager =
+        AsyncDieselConnectionManager::<AsyncPgConnection>::new_with_config(database_url, config);
     Pool::builder(manager)
         .max_size(max_size)
         .wait_timeout(Some(Duration::from_secs(10)))

@@ -5,7 +5,7 @@
 
 use crate::{DbError, DbResult, migrate};
 use diesel::migration::MigrationSource;
-use diesel_async::{AsyncConnection, AsyncPgConnection, SimpleAsyncConnection};
+use diesel_async::{AsyncPgConnection, SimpleAsyncConnection};
 use sha2::{Digest, Sha256};
 
 const TEMPLATE_LOCK_KEY: i64 = 0x00ca_11a0_d170_0002;
@@ -78,7 +78,7 @@ fn template_name() -> String {
 /// of `admin_url` (any database of that server the user may connect to).
 pub async fn create_test_database(admin_url: &str, label: &str) -> DbResult<TestDatabase> {
     let template = template_name();
-    let mut admin = AsyncPgConnection::establish(admin_url).await?;
+    let mut admin = crate::tls::establish(admin_url).await?;
     admin
         .batch_execute(&format!("SELECT pg_advisory_lock({TEMPLATE_LOCK_KEY})"))
         .await?;
@@ -129,7 +129,7 @@ pub async fn create_test_database(admin_url: &str, label: &str) -> DbResult<Test
 
 /// Creates an empty database (no migrations), for migration tests.
 pub async fn create_empty_database(admin_url: &str, label: &str) -> DbResult<TestDatabase> {
-    let mut admin = AsyncPgConnection::establish(admin_url).await?;
+    let mut admin = crate::tls::establish(admin_url).await?;
     let suffix: String = hex::encode(rand::random::<[u8; 4]>());
     let name = format!("callaudit_test_{label}_{suffix}");
     admin
@@ -175,7 +175,7 @@ impl Drop for TestDatabase {
                 return;
             };
             rt.block_on(async move {
-                if let Ok(mut admin) = AsyncPgConnection::establish(&admin_url).await {
+                if let Ok(mut admin) = crate::tls::establish(&admin_url).await {
                     let _ = admin
                         .batch_execute(&format!("DROP DATABASE IF EXISTS {name} WITH (FORCE)"))
                         .await;
