@@ -124,6 +124,7 @@ pub fn api_settings(
         trusted_proxies: vec![],
         cors_allowed_origins: vec![],
         prices: None,
+        reconcile_every: Duration::from_secs(60),
     }
 }
 

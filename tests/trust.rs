@@ -1143,6 +1143,7 @@ fn the_new_settings_are_documented_in_help_and_readme() {
     let readme = std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/../README.md"))
         .expect("README");
     for var in [
+        "API_RECONCILE_EVERY_S",
         "API_MAX_STREAMS",
         "API_MAX_BODY_BYTES",
         "API_CORS_ALLOWED_ORIGINS",
@@ -1256,4 +1257,61 @@ async fn postgres_over_tls_require_verify_ca_and_verify_full_behave_as_libpq_say
         .await
         .expect("pooled over TLS");
     assert!(encrypted(&mut pooled).await);
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn an_audit_nobody_reads_is_reconciled_by_the_sweep_once_its_workflow_is_terminated() {
+    let db = test_db("reconcile_sweep").await;
+    let queue = task_queue("reconcile_sweep");
+    let mut settings = api_settings(
+        &db.url,
+        temporal_settings(&temporal_address(), &queue),
+        None,
+        3,
+    );
+    settings.reconcile_every = std::time::Duration::from_secs(1);
+    // No worker: the audit stays pending until its workflow is terminated.
+    let api = spawn_api_from(settings).await;
+    let config = sample_config(&api).await;
+    let auditor = api.token_for("auditor").await;
+    let (status, run) = api
+        .send(
+            reqwest::Method::POST,
+            "/api/audits/run",
+            Some(&auditor),
+            &serde_json::json!({"fiche_id": "FICHE-1001", "audit_config_id": config["id"]}),
+        )
+        .await;
+    assert_eq!(status, 202, "{run}");
+    let id = run["audit_id"].as_str().expect("id").to_string();
+    let client = callaudit_api::temporal::connect(
+        &temporal_settings(&temporal_address(), &queue),
+        std::time::Duration::from_secs(5),
+    )
+    .await
+    .expect("temporal");
+    client
+        .get_workflow_handle::<callaudit_workflows::AuditWorkflow>(format!("audit:{id}"))
+        .terminate(Default::default())
+        .await
+        .expect("terminate");
+    // Nobody reads the audit: the row itself turns failed, with the reason and its event.
+    let failed = format!(
+        "SELECT count(*) AS n FROM audits WHERE id = '{id}' AND status = 'failed' \
+         AND error LIKE '%terminated%'"
+    );
+    wait_for(
+        "the sweep to reconcile the audit",
+        std::time::Duration::from_secs(30),
+        || async { (count(&db.url, &failed).await == 1).then_some(()) },
+    )
+    .await;
+    assert_eq!(
+        count(
+            &db.url,
+            &format!("SELECT count(*) AS n FROM events WHERE topic = 'audit:{id}' AND type = 'audit.failed'")
+        )
+        .await,
+        1
+    );
 }

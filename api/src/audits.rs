@@ -4,6 +4,7 @@ mod reconcile;
 mod views;
 mod wire;
 
+pub use reconcile::sweep as reconcile_sweep;
 pub use views::*;
 pub use wire::{AuditStatusView, ConformiteView, NiveauView};
 

@@ -71,17 +71,21 @@ pub struct ApiSettings {
     pub cors_allowed_origins: Vec<String>,
     /// Prices for the audits' cost estimates (`COST_PRICE_TABLE`; none: totals only).
     pub prices: Option<PriceTable>,
+    /// How often unsettled audits are reconciled with their workflows
+    /// (`API_RECONCILE_EVERY_S`).
+    pub reconcile_every: std::time::Duration,
 }
 
 impl AppState {
-    /// Builds the state and starts the LISTEN loop that feeds SSE streams; returns its
-    /// task too (it runs until aborted or the process ends).
+    /// Builds the state and starts its background work — the LISTEN loop that feeds SSE
+    /// streams and the reconcile sweep of unsettled audits; returns their task (it runs
+    /// until aborted or the process ends).
     pub fn build(
         settings: ApiSettings,
     ) -> Result<(AppState, tokio::task::JoinHandle<()>), callaudit_db::DbError> {
         let pool = callaudit_db::connect_pool(&settings.database_url, settings.pool_size)?;
         let events = EventHub::new(settings.max_streams);
-        let listener = tokio::spawn(events.clone().run_listener(settings.database_url));
+        let listen = events.clone().run_listener(settings.database_url);
         let state = AppState {
             fiches: FicheService::new(pool.clone(), settings.fiches, settings.holder),
             pool,
@@ -96,6 +100,10 @@ impl AppState {
             cors_allowed_origins: settings.cors_allowed_origins.into(),
             prices: settings.prices.map(Arc::new),
         };
-        Ok((state, listener))
+        let sweep = crate::audits::reconcile_sweep(state.clone(), settings.reconcile_every);
+        let background = tokio::spawn(async move {
+            tokio::join!(listen, sweep);
+        });
+        Ok((state, background))
     }
 }

@@ -353,6 +353,7 @@ async fn project_run(
         trusted_proxies: vec![],
         cors_allowed_origins: vec![],
         prices: None,
+        reconcile_every: Duration::from_secs(60),
     })
     .await?;
     let worker = WorkerProcess::spawn(

@@ -38,6 +38,7 @@ Environment variables (each also a flag of the subcommands that use it):
   WORKER_SHUTDOWN_GRACE_S           seconds in-flight activities get to finish on SIGTERM (default 30)
   WORKER_METRICS_ADDR               worker's Prometheus /metrics address, e.g. 0.0.0.0:9464 (unset: off)
   API_MAX_STREAMS                   event streams (SSE) one api replica serves at once (default 1000)
+  API_RECONCILE_EVERY_S             seconds between sweeps reconciling audits whose workflow ended unrecorded (default 60)
   COST_PRICE_TABLE                  JSON price table for audit cost estimates (default none: usage totals only)
   API_CORS_ALLOWED_ORIGINS          browser origins allowed to call the api (CORS; comma-separated; default none)
   API_MAX_BODY_BYTES                largest request body the api accepts (default 1048576; 413 past it)
@@ -194,6 +195,10 @@ pub struct ApiArgs {
     /// "speech_to_text_per_hour": …}; unset, audits show usage totals only.
     #[arg(long, env = "COST_PRICE_TABLE")]
     pub cost_price_table: Option<String>,
+    /// Seconds between two sweeps reconciling audits whose workflows ended without
+    /// recording it (terminated, timed out).
+    #[arg(long, env = "API_RECONCILE_EVERY_S", default_value_t = 60, value_parser = clap::value_parser!(u64).range(1..=86_400))]
+    pub api_reconcile_every_s: u64,
     #[command(flatten)]
     #[allow(missing_docs)]
     pub crm: CrmArgs,

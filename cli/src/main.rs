@@ -151,6 +151,7 @@ async fn api(args: ApiArgs) -> anyhow::Result<()> {
             .map(callaudit_domain::cost::PriceTable::parse)
             .transpose()
             .map_err(|e| anyhow::anyhow!("COST_PRICE_TABLE: {e}"))?,
+        reconcile_every: std::time::Duration::from_secs(args.api_reconcile_every_s),
     })?;
     let listener = poem::listener::TcpListener::bind(args.api_addr.clone());
     tracing::info!(addr = %args.api_addr, "api listening");

@@ -167,6 +167,25 @@ pub async fn list(
     Ok(AuditPage { rows, total })
 }
 
+/// Audits not ended whose row has not changed since `before`, oldest first, at most
+/// `limit` (candidates for reconciliation with their workflows).
+pub async fn unsettled(
+    conn: &mut AsyncPgConnection,
+    before: DateTime<Utc>,
+    limit: i64,
+) -> DbResult<Vec<AuditRow>> {
+    Ok(audits::table
+        .filter(
+            audits::status.eq_any([AuditStatus::Pending.as_str(), AuditStatus::Running.as_str()]),
+        )
+        .filter(audits::updated_at.lt(before))
+        .order(audits::updated_at.asc())
+        .limit(limit)
+        .select(AuditRow::as_select())
+        .load(conn)
+        .await?)
+}
+
 /// Marks an audit running (idempotent).
 pub async fn mark_running(conn: &mut AsyncPgConnection, id: Uuid) -> DbResult<()> {
     let now = Utc::now();

@@ -65,6 +65,34 @@ pub(crate) async fn reconcile(
     Ok(audit_rows::get(conn, audit.id).await?.unwrap_or(audit))
 }
 
+/// Audits looked at per sweep round.
+const SWEEP_BATCH: i64 = 100;
+
+/// Reconciles, every `every`, the audits that have not ended and whose row has not moved
+/// for `every` (a workflow terminated by an operator, or timed out, never tells the row):
+/// no audit stays running forever even if nobody reads it. Runs until aborted; every
+/// replica may run it (reconciling twice records once).
+pub async fn sweep(state: AppState, every: std::time::Duration) {
+    let mut tick = tokio::time::interval(every);
+    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        tick.tick().await;
+        let idle_since =
+            chrono::Utc::now() - chrono::Duration::from_std(every).unwrap_or(chrono::Duration::MAX);
+        let Ok(mut conn) = callaudit_db::pool::get(&state.pool).await else {
+            continue;
+        };
+        let Ok(audits) = audit_rows::unsettled(&mut conn, idle_since, SWEEP_BATCH).await else {
+            continue;
+        };
+        for audit in audits {
+            if let Err(e) = reconcile(&state, &mut conn, audit).await {
+                tracing::warn!(error = ?e, "reconcile sweep: an audit could not be reconciled");
+            }
+        }
+    }
+}
+
 /// Cancels a running audit: requests the workflow's cancellation, records `cancelled`
 /// and announces `audit.cancelled`. An ended audit is a 409.
 pub(crate) async fn cancel(
