@@ -15,7 +15,7 @@ async fn pending_audit(api: &TestApi) -> uuid::Uuid {
     pending_audit_row(&mut conn, 6).await
 }
 
-async fn emit(api: &TestApi, audit: uuid::Uuid, kind: &str, n: i64) -> i64 {
+pub(crate) async fn emit(api: &TestApi, audit: uuid::Uuid, kind: &str, n: i64) -> i64 {
     let mut conn = callaudit_db::pool::get(&api.state.pool)
         .await
         .expect("conn");

@@ -2,6 +2,7 @@
 //! streams, transient CRM errors, idempotent starts, capped bodies, metrics labels.
 
 use crate::audit_pipeline::count;
+use crate::events_stream::emit;
 use crate::support::*;
 use callaudit_db::testing::create_empty_database;
 use std::process::{Command, Stdio};
@@ -54,23 +55,6 @@ async fn replicas_started_at_once_on_a_fresh_database_all_seed_the_admin_and_non
     );
 }
 
-/// Publishes `kind` on the audit's stream, as the activities do; returns the event id.
-async fn emit(api: &TestApi, audit: uuid::Uuid, kind: &str) -> i64 {
-    let mut conn = callaudit_db::pool::get(&api.state.pool)
-        .await
-        .expect("conn");
-    callaudit_db::events::publish(
-        &mut conn,
-        &format!("audit:{audit}"),
-        kind,
-        &serde_json::json!({"audit_id": audit}),
-        None,
-    )
-    .await
-    .expect("publish")
-    .expect("stored")
-}
-
 #[tokio::test(flavor = "multi_thread")]
 async fn a_client_reconnecting_after_the_terminal_event_gets_the_rest_and_the_stream_closes_at_once()
  {
@@ -83,8 +67,8 @@ async fn a_client_reconnecting_after_the_terminal_event_gets_the_rest_and_the_st
             .expect("conn");
         pending_audit_row(&mut conn, 1).await
     };
-    let started = emit(&api, audit, "audit.started").await;
-    let completed = emit(&api, audit, "audit.completed").await;
+    let started = emit(&api, audit, "audit.started", 0).await;
+    let completed = emit(&api, audit, "audit.completed", 0).await;
     let path = format!("/api/audits/{audit}/events");
     // Streams re-read every 5 s without a notification: closing within 2 s means the
     // stream ended by itself, not after a poll.
@@ -819,8 +803,8 @@ async fn a_browser_follows_a_stream_with_a_stream_token_and_no_authorization_hea
             pending_audit_row(&mut conn, 1).await,
         )
     };
-    let started = emit(&api, audit, "audit.started").await;
-    let completed = emit(&api, audit, "audit.completed").await;
+    let started = emit(&api, audit, "audit.started", 0).await;
+    let completed = emit(&api, audit, "audit.completed", 0).await;
     let (status, issued) = api
         .send(
             reqwest::Method::POST,
@@ -945,7 +929,7 @@ async fn cors_lets_allowed_origins_call_the_api_and_follow_streams_and_no_one_el
             .expect("conn");
         pending_audit_row(&mut conn, 1).await
     };
-    emit(&api, audit, "audit.completed").await;
+    emit(&api, audit, "audit.completed", 0).await;
     let stream = api
         .http
         .get(format!("{}/api/audits/{audit}/events", api.base))
