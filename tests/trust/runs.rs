@@ -231,12 +231,7 @@ async fn an_audit_and_its_children_are_found_in_temporal_by_fiche_audit_and_run_
     let _worker = sc.worker(&[]);
     let id = sc.run("FICHE-1004", &config).await;
     sc.completed(&id).await;
-    let client = callaudit_api::temporal::connect(
-        &temporal_settings(&temporal_address(), &sc.queue),
-        std::time::Duration::from_secs(5),
-    )
-    .await
-    .expect("temporal");
+    let client = temporal_client(&sc.queue).await;
     let count = |query: String| {
         let client = client.clone();
         async move {
@@ -338,12 +333,7 @@ async fn a_cancelled_audit_is_recorded_cancelled_its_stream_ends_and_its_workflo
         "{events:?}"
     );
     // The workflow was asked to stop, and does; the audit stays cancelled.
-    let client = callaudit_api::temporal::connect(
-        &temporal_settings(&temporal_address(), &sc.queue),
-        std::time::Duration::from_secs(5),
-    )
-    .await
-    .expect("temporal");
+    let client = temporal_client(&sc.queue).await;
     let handle =
         client.get_workflow_handle::<callaudit_workflows::AuditWorkflow>(format!("audit:{id}"));
     wait_for(
@@ -367,23 +357,9 @@ async fn an_audit_whose_workflow_was_terminated_is_reconciled_as_failed_with_the
     let api = spawn_api(&db.url, temporal_settings(&temporal_address(), &queue)).await;
     let auditor = api.token_for("auditor").await;
     let config = sample_config(&api).await;
-    let (status, run) = api
-        .send(
-            reqwest::Method::POST,
-            "/api/audits/run",
-            Some(&auditor),
-            &serde_json::json!({"fiche_id": "FICHE-1001", "audit_config_id": config["id"]}),
-        )
-        .await;
-    assert_eq!(status, 202, "{run}");
-    let id = run["audit_id"].as_str().expect("id").to_string();
-    let client = callaudit_api::temporal::connect(
-        &temporal_settings(&temporal_address(), &queue),
-        std::time::Duration::from_secs(5),
-    )
-    .await
-    .expect("temporal");
-    client
+    let id = run_audit(&api, &auditor, &config).await;
+    temporal_client(&queue)
+        .await
         .get_workflow_handle::<callaudit_workflows::AuditWorkflow>(format!("audit:{id}"))
         .terminate(Default::default())
         .await
@@ -572,23 +548,9 @@ async fn an_audit_nobody_reads_is_reconciled_by_the_sweep_once_its_workflow_is_t
     let api = spawn_api_from(settings).await;
     let config = sample_config(&api).await;
     let auditor = api.token_for("auditor").await;
-    let (status, run) = api
-        .send(
-            reqwest::Method::POST,
-            "/api/audits/run",
-            Some(&auditor),
-            &serde_json::json!({"fiche_id": "FICHE-1001", "audit_config_id": config["id"]}),
-        )
-        .await;
-    assert_eq!(status, 202, "{run}");
-    let id = run["audit_id"].as_str().expect("id").to_string();
-    let client = callaudit_api::temporal::connect(
-        &temporal_settings(&temporal_address(), &queue),
-        std::time::Duration::from_secs(5),
-    )
-    .await
-    .expect("temporal");
-    client
+    let id = run_audit(&api, &auditor, &config).await;
+    temporal_client(&queue)
+        .await
         .get_workflow_handle::<callaudit_workflows::AuditWorkflow>(format!("audit:{id}"))
         .terminate(Default::default())
         .await

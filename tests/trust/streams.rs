@@ -9,12 +9,7 @@ async fn a_client_reconnecting_after_the_terminal_event_gets_the_rest_and_the_st
     let db = test_db("sse_finished").await;
     let api = spawn_api(&db.url, temporal_settings(&temporal_address(), "unused")).await;
     let token = api.token_for("viewer").await;
-    let audit = {
-        let mut conn = callaudit_db::pool::get(&api.state.pool)
-            .await
-            .expect("conn");
-        pending_audit_row(&mut conn, 1).await
-    };
+    let audit = pending_audit(&api, 1).await;
     let started = emit(&api, audit, "audit.started", 0).await;
     let completed = emit(&api, audit, "audit.completed", 0).await;
     let path = format!("/api/audits/{audit}/events");
@@ -52,12 +47,7 @@ async fn past_its_cap_of_streams_a_replica_answers_503_and_a_closed_stream_frees
     settings.max_streams = 2;
     let api = spawn_api_from(settings).await;
     let token = api.token_for("viewer").await;
-    let audit = {
-        let mut conn = callaudit_db::pool::get(&api.state.pool)
-            .await
-            .expect("conn");
-        pending_audit_row(&mut conn, 1).await
-    };
+    let audit = pending_audit(&api, 1).await;
     let path = format!("/api/audits/{audit}/events");
     let first = SseClient::open(&api, &path, &token, None).await;
     let second = SseClient::open(&api, &path, &token, None).await;
@@ -97,12 +87,7 @@ async fn events_of_a_stream_commit_in_id_order_so_a_reader_never_skips_one() {
     let db = test_db("sse_order").await;
     let api = spawn_api(&db.url, temporal_settings(&temporal_address(), "unused")).await;
     let token = api.token_for("viewer").await;
-    let audit = {
-        let mut conn = callaudit_db::pool::get(&api.state.pool)
-            .await
-            .expect("conn");
-        pending_audit_row(&mut conn, 2).await
-    };
+    let audit = pending_audit(&api, 2).await;
     let topic = format!("audit:{audit}");
     let mut stream =
         SseClient::open(&api, &format!("/api/audits/{audit}/events"), &token, None).await;
@@ -319,12 +304,7 @@ async fn cors_lets_allowed_origins_call_the_api_and_follow_streams_and_no_one_el
     );
 
     let token = api.token_for("viewer").await;
-    let audit = {
-        let mut conn = callaudit_db::pool::get(&api.state.pool)
-            .await
-            .expect("conn");
-        pending_audit_row(&mut conn, 1).await
-    };
+    let audit = pending_audit(&api, 1).await;
     emit(&api, audit, "audit.completed", 0).await;
     let stream = api
         .http
