@@ -116,6 +116,13 @@ async fn the_worker_counts_an_audit_its_steps_vendor_calls_and_tokens() {
     );
     assert!(m.sum("callaudit_step_duration_seconds_sum", &[]) > 0.0);
 
+    // FICHE-1001's recordings last 193.7 s and 125.7 s (docs/CRM-CONTRACT.md).
+    let audio = m.sum("callaudit_speech_to_text_audio_seconds_total", &[]);
+    assert!(
+        (audio - 319.4).abs() < 1e-9,
+        "audio seconds sent to STT: {audio}"
+    );
+
     let calls = "callaudit_vendor_call_duration_seconds_count";
     // FICHE-1001 has two recordings: one speech-to-text call each.
     assert_eq!(

@@ -12,7 +12,7 @@
 //! serves.
 
 use callaudit_domain::analysis::Niveau;
-use prometheus::{HistogramOpts, HistogramVec, IntCounter, IntCounterVec, Opts, Registry};
+use prometheus::{Counter, HistogramOpts, HistogramVec, IntCounter, IntCounterVec, Opts, Registry};
 use std::sync::LazyLock;
 use std::time::Duration;
 
@@ -28,6 +28,7 @@ pub struct WorkMetrics {
     completed: IntCounterVec,
     failed: IntCounter,
     steps: HistogramVec,
+    audio: Counter,
 }
 
 impl std::fmt::Debug for WorkMetrics {
@@ -73,6 +74,11 @@ impl WorkMetrics {
                 &["mode"],
             )
             .expect("static metric definition"),
+            audio: Counter::new(
+                "callaudit_speech_to_text_audio_seconds_total",
+                "Seconds of audio sent to speech-to-text (what it bills), by recording length",
+            )
+            .expect("static metric definition"),
         };
         // Every niveau is a series from the start (0 until one completes).
         for niveau in Niveau::ALL {
@@ -87,6 +93,7 @@ impl WorkMetrics {
         registry.register(Box::new(self.completed.clone()))?;
         registry.register(Box::new(self.failed.clone()))?;
         registry.register(Box::new(self.steps.clone()))?;
+        registry.register(Box::new(self.audio.clone()))?;
         Ok(())
     }
 
@@ -100,6 +107,12 @@ impl WorkMetrics {
 
     pub(crate) fn audit_failed(&self) {
         self.failed.inc();
+    }
+
+    pub(crate) fn audio_transcribed(&self, seconds: f64) {
+        if seconds.is_finite() && seconds > 0.0 {
+            self.audio.inc_by(seconds);
+        }
     }
 
     pub(crate) fn step_analysed(&self, use_rlm: bool, took: Duration) {

@@ -76,7 +76,7 @@ impl WorkerActivities {
             return Ok(reused);
         }
         let mut conn = self.conn().await?;
-        let url = recordings::url(&mut conn, &input.recording_id)
+        let audio = recordings::audio(&mut conn, &input.recording_id)
             .await
             .map_err(retryable)?
             .ok_or_else(|| permanent(format!("recording {} unknown", input.recording_id)))?;
@@ -86,10 +86,11 @@ impl WorkerActivities {
             .as_ref()
             .ok_or_else(|| permanent("ELEVENLABS_API_KEY is not configured"))?;
         let transcript = permit
-            .hold(hb, stt.transcribe(&input.recording_id, &url))
+            .hold(hb, stt.transcribe(&input.recording_id, &audio.url))
             .await
             .map_err(retryable)?
             .map_err(upstream)?;
+        crate::metrics::work_metrics().audio_transcribed(audio.duration_s.unwrap_or(0.0));
         let words = serde_json::to_value(&transcript.words).map_err(retryable)?;
         let count = i32::try_from(transcript.words.len()).unwrap_or(i32::MAX);
         let mut conn = self.conn().await?;

@@ -144,11 +144,23 @@ pub async fn transcribed_seconds(conn: &mut AsyncPgConnection, fiche_id: &str) -
     Ok(durations.into_iter().flatten().sum())
 }
 
-/// The audio URL of a recording.
-pub async fn url(conn: &mut AsyncPgConnection, recording_id: &str) -> DbResult<Option<String>> {
+/// Where a recording's audio is and how long it lasts.
+#[derive(Debug, Clone, diesel::Queryable)]
+pub struct RecordingAudio {
+    /// Absolute audio URL.
+    pub url: String,
+    /// Length, seconds (as the CRM gave it).
+    pub duration_s: Option<f64>,
+}
+
+/// The audio of a recording.
+pub async fn audio(
+    conn: &mut AsyncPgConnection,
+    recording_id: &str,
+) -> DbResult<Option<RecordingAudio>> {
     Ok(recordings::table
         .find(recording_id)
-        .select(recordings::url)
+        .select((recordings::url, recordings::duration_s))
         .first(conn)
         .await
         .optional()?)
