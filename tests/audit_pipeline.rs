@@ -74,6 +74,19 @@ impl Scenario {
         Self::build(label, sim, false, 3).await
     }
 
+    /// Like [`Scenario::without_api_crm`], every vendor answering after `latency_ms` (so
+    /// work stays in flight long enough to act on it).
+    pub(crate) async fn slow(label: &str, latency_ms: u64) -> Scenario {
+        Self::without_api_crm(
+            label,
+            callaudit_sim::SimConfig {
+                latency_ms,
+                ..Default::default()
+            },
+        )
+        .await
+    }
+
     /// Like [`Scenario::without_api_crm`], audits analysing `step_parallelism` steps at once
     /// (3 otherwise).
     pub(crate) async fn without_api_crm_stepping(
@@ -470,14 +483,7 @@ async fn a_worker_killed_mid_audit_is_replaced_and_the_audit_completes_with_exac
 #[tokio::test(flavor = "multi_thread")]
 async fn two_workers_never_exceed_the_global_crm_fetch_cap() {
     // The api does not fetch here, so every fiche is fetched by one of the two workers.
-    let sc = Scenario::without_api_crm(
-        "crm_cap",
-        callaudit_sim::SimConfig {
-            latency_ms: 300,
-            ..Default::default()
-        },
-    )
-    .await;
+    let sc = Scenario::slow("crm_cap", 300).await;
     let config = sc.config(1).await;
     let cap = [("FICHE_FETCH_CONCURRENCY", "3")];
     let _a = sc.worker(&cap);

@@ -137,16 +137,7 @@ async fn the_sales_search_stores_partial_fiches_that_are_completed_on_demand() {
 async fn an_audit_of_an_unknown_fiche_or_with_the_crm_down_is_refused_and_creates_nothing() {
     let (api, sim, _db) = setup("fiche_audit_check", Default::default()).await;
     let auditor = api.token_for("auditor").await;
-    let manager = api.token_for("manager").await;
-    let (status, config) = api
-        .send(
-            reqwest::Method::POST,
-            "/api/audit-configs",
-            Some(&manager),
-            &serde_json::from_str(callaudit_sim::SAMPLE_AUDIT_CONFIG_JSON).expect("sample"),
-        )
-        .await;
-    assert_eq!(status, 201, "{config}");
+    let config = api.sample_config().await;
     let run = |fiche: &str| serde_json::json!({"fiche_id": fiche, "audit_config_id": config["id"]});
 
     let (status, body) = api

@@ -152,6 +152,21 @@ pub async fn spawn_api_from(settings: callaudit_api::state::ApiSettings) -> Test
 }
 
 impl TestApi {
+    /// The sample configuration, created through the api by a manager.
+    pub async fn sample_config(&self) -> serde_json::Value {
+        let manager = self.token_for("manager").await;
+        let (status, config) = self
+            .send(
+                reqwest::Method::POST,
+                "/api/audit-configs",
+                Some(&manager),
+                &serde_json::from_str(callaudit_sim::SAMPLE_AUDIT_CONFIG_JSON).expect("sample"),
+            )
+            .await;
+        assert_eq!(status, 201, "{config}");
+        config
+    }
+
     /// Creates a user with `role` and logs in; returns the bearer token.
     pub async fn token_for(&self, role: &str) -> String {
         let email = format!("{role}-{}@example.test", uuid::Uuid::new_v4().simple());

@@ -60,7 +60,7 @@ async fn a_single_crm_failure_during_the_pre_check_is_retried_and_a_lasting_one_
     )
     .await;
     let auditor = api.token_for("auditor").await;
-    let config = sample_config(&api).await;
+    let config = api.sample_config().await;
     let (status, body) = api
         .send(
             reqwest::Method::POST,
@@ -107,7 +107,7 @@ async fn the_same_idempotency_key_and_body_return_the_same_audit_and_another_bod
     let api = spawn_api(&db.url, temporal_settings(&temporal_address(), &queue)).await;
     let auditor = api.token_for("auditor").await;
     let other_auditor = api.token_for("auditor").await;
-    let config = sample_config(&api).await;
+    let config = api.sample_config().await;
     let run = |token: &str, key: &str, body: serde_json::Value| {
         api.http
             .post(format!("{}/api/audits/run", api.base))
@@ -165,14 +165,7 @@ async fn two_audits_of_one_fiche_at_once_send_each_recording_to_speech_to_text_o
     use crate::audit_pipeline::Scenario;
     // Slow vendors, so the second audit reaches transcription while the first one's
     // speech-to-text calls are still running.
-    let sc = Scenario::without_api_crm(
-        "stt_once",
-        callaudit_sim::SimConfig {
-            latency_ms: 400,
-            ..Default::default()
-        },
-    )
-    .await;
+    let sc = Scenario::slow("stt_once", 400).await;
     let config = sc.config(1).await;
     let _a = sc.worker(&[]);
     let _b = sc.worker(&[]);
@@ -196,14 +189,7 @@ async fn two_audits_of_one_fiche_at_once_send_each_recording_to_speech_to_text_o
 #[tokio::test(flavor = "multi_thread")]
 async fn a_worker_runs_at_most_worker_max_concurrent_activities_at_once() {
     use crate::audit_pipeline::Scenario;
-    let sc = Scenario::without_api_crm(
-        "max_activities",
-        callaudit_sim::SimConfig {
-            latency_ms: 300,
-            ..Default::default()
-        },
-    )
-    .await;
+    let sc = Scenario::slow("max_activities", 300).await;
     let config = sc.config(1).await;
     // One activity at a time: the three fiche fetches (each an activity, under a CRM cap
     // of 3 that would let them overlap) run one after the other.
@@ -267,14 +253,7 @@ async fn an_audit_and_its_children_are_found_in_temporal_by_fiche_audit_and_run_
 async fn a_cancelled_audit_is_recorded_cancelled_its_stream_ends_and_its_workflow_stops() {
     use crate::audit_pipeline::Scenario;
     // Slow vendors: the audit is still running when it is cancelled.
-    let sc = Scenario::without_api_crm(
-        "cancel",
-        callaudit_sim::SimConfig {
-            latency_ms: 1500,
-            ..Default::default()
-        },
-    )
-    .await;
+    let sc = Scenario::slow("cancel", 1500).await;
     let config = sc.config(6).await;
     let _worker = sc.worker(&[]);
     let viewer = sc.api.token_for("viewer").await;
@@ -356,7 +335,7 @@ async fn an_audit_whose_workflow_was_terminated_is_reconciled_as_failed_with_the
     // No worker: the audit stays pending until its workflow is terminated by an operator.
     let api = spawn_api(&db.url, temporal_settings(&temporal_address(), &queue)).await;
     let auditor = api.token_for("auditor").await;
-    let config = sample_config(&api).await;
+    let config = api.sample_config().await;
     let id = run_audit(&api, &auditor, &config).await;
     temporal_client(&queue)
         .await
@@ -390,14 +369,7 @@ async fn an_audit_whose_workflow_was_terminated_is_reconciled_as_failed_with_the
 async fn an_audit_runs_with_its_configuration_as_it_was_when_it_started() {
     use crate::audit_pipeline::Scenario;
     // Slow vendors, so the configuration is edited while the audit runs.
-    let sc = Scenario::without_api_crm(
-        "frozen_config",
-        callaudit_sim::SimConfig {
-            latency_ms: 800,
-            ..Default::default()
-        },
-    )
-    .await;
+    let sc = Scenario::slow("frozen_config", 800).await;
     let config = sc.config(2).await;
     let config_id = config.as_str().expect("id").to_string();
     let (status, stored) = sc
@@ -546,7 +518,7 @@ async fn an_audit_nobody_reads_is_reconciled_by_the_sweep_once_its_workflow_is_t
     settings.reconcile_every = std::time::Duration::from_secs(1);
     // No worker: the audit stays pending until its workflow is terminated.
     let api = spawn_api_from(settings).await;
-    let config = sample_config(&api).await;
+    let config = api.sample_config().await;
     let auditor = api.token_for("auditor").await;
     let id = run_audit(&api, &auditor, &config).await;
     temporal_client(&queue)
