@@ -2,6 +2,7 @@
 //!
 //! - [`transcript`]: timestamped, speaker-labelled transcripts and utterances.
 //! - [`analysis`]: control-point verdicts, compliance enums and the LLM answer schema.
+//! - [`chat`]: chat prompts (context, recent conversation, question) and quote checks.
 //! - [`evidence`]: verification of quoted evidence against transcripts (gating).
 //! - [`scoring`]: deterministic step scores and audit summary.
 //! - [`text`]: normalisation and similarity used for matching quotes.
@@ -9,6 +10,7 @@
 //!   transcript-tools mode.
 
 pub mod analysis;
+pub mod chat;
 pub mod cost;
 pub mod events;
 pub mod evidence;

@@ -63,6 +63,10 @@ impl Permission {
     pub const FICHES_READ: Self = Self::new(Resource::Fiches, Action::Read);
     /// `fiches:write`.
     pub const FICHES_WRITE: Self = Self::new(Resource::Fiches, Action::Write);
+    /// `chat:read`.
+    pub const CHAT_READ: Self = Self::new(Resource::Chat, Action::Read);
+    /// `chat:write`.
+    pub const CHAT_WRITE: Self = Self::new(Resource::Chat, Action::Write);
 
     /// The permission of `action` on `resource`.
     pub const fn new(resource: Resource, action: Action) -> Self {

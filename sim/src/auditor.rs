@@ -274,10 +274,81 @@ pub(crate) fn answer_json(step_name: Option<&str>, verdicts: &[Verdict]) -> Valu
     })
 }
 
-/// A French conversational answer to a chat request that mentions what the
-/// user talked about.
-pub(crate) fn chat_answer(question: &str, context: &str) -> String {
+/// Transcript passages a chat context offers for quoting, in order: the text of its
+/// timestamped utterance lines (`[12.5 s] speaker_0 : Bonjour…`) and the quotes of its
+/// citation lines (`Citation (REC-1, 3.0 s, speaker_0) : « … »`), as callaudit writes
+/// them (`domain::chat`). Other text between guillemets (step names, control points) is
+/// not transcript, so it is never quoted.
+pub(crate) fn quotable_passages(context: &str) -> Vec<String> {
+    let mut out: Vec<String> = Vec::new();
+    for line in context.lines().map(str::trim) {
+        let passage = if line.starts_with('[') && line.contains(" s] ") {
+            line.split_once(" : ").map(|(_, text)| text)
+        } else if line.starts_with("Citation (") {
+            line.rfind('«')
+                .zip(line.rfind('»'))
+                .filter(|(open, close)| open < close)
+                .map(|(open, close)| &line[open + '«'.len_utf8()..close])
+        } else {
+            None
+        };
+        if let Some(p) = passage.map(str::trim)
+            && p.split_whitespace().count() >= 3
+            && !out.iter().any(|o| o == p)
+        {
+            out.push(p.to_owned());
+        }
+    }
+    out
+}
+
+/// Up to two passages to quote for `question`: those sharing the most of its keywords
+/// (each cut to its best sentence when that sentence has three words or more), else the
+/// first two. Every quote is an exact substring of its passage.
+fn quotes_for(question: &str, passages: &[String]) -> Vec<String> {
+    let keys = keywords(question);
+    let mut scored: Vec<(usize, usize)> = passages
+        .iter()
+        .enumerate()
+        .map(|(i, p)| (matched_keywords(&keys, &words(p)).len(), i))
+        .filter(|(n, _)| *n > 0)
+        .collect();
+    scored.sort_by(|a, b| b.0.cmp(&a.0).then(a.1.cmp(&b.1)));
+    let chosen: Vec<usize> = if scored.is_empty() {
+        (0..passages.len().min(2)).collect()
+    } else {
+        scored.iter().take(2).map(|(_, i)| *i).collect()
+    };
+    chosen
+        .into_iter()
+        .map(|i| best_sentence(&passages[i], &keys).to_owned())
+        .collect()
+}
+
+/// The first sentence of three words or more with the most of `keys` when it has one of
+/// them, else the whole passage.
+fn best_sentence<'a>(passage: &'a str, keys: &[String]) -> &'a str {
+    let mut best: Option<(usize, &str)> = None;
+    for s in sentences(passage) {
+        let n = matched_keywords(keys, &words(s)).len();
+        if s.split_whitespace().count() >= 3 && n > 0 && best.is_none_or(|(m, _)| n > m) {
+            best = Some((n, s));
+        }
+    }
+    best.map_or(passage, |(_, s)| s)
+}
+
+/// A French conversational answer to a chat `question`, from the `context` it was given
+/// (the system messages): it names the fiche, mentions what was asked and quotes, between
+/// « », up to two passages of the transcript found in the context; with `invented`, it
+/// also "quotes" that sentence, which no transcript contains (fabricate mode).
+pub(crate) fn chat_answer(question: &str, context: &str, invented: Option<&str>) -> String {
     let q = question.trim();
+    if q.is_empty() {
+        return "Bonjour ! Je suis l'assistant d'audit qualité. Posez-moi une question sur \
+                l'audit ou la fiche."
+            .to_owned();
+    }
     let topic: Vec<String> = {
         let mut seen: Vec<String> = Vec::new();
         let mut out: Vec<String> = Vec::new();
@@ -295,29 +366,35 @@ pub(crate) fn chat_answer(question: &str, context: &str) -> String {
         out
     };
     let fiche = find_token(context, "FICHE-").or_else(|| find_token(q, "FICHE-"));
-    let mut out = String::new();
-    if q.is_empty() {
-        out.push_str("Bonjour ! Je suis l'assistant d'audit qualité. Posez-moi une question sur l'audit ou la fiche.");
-        return out;
-    }
-    out.push_str(&format!("Concernant votre question « {} » : ", short(q)));
-    match fiche {
-        Some(f) => out.push_str(&format!(
-            "d'après les éléments de la fiche {f} dont je dispose, "
-        )),
-        None => out.push_str("d'après les éléments dont je dispose, "),
-    }
+    let mut out = match fiche {
+        Some(f) => format!("D'après les éléments de la fiche {f} dont je dispose"),
+        None => "D'après les éléments dont je dispose".to_owned(),
+    };
     if topic.is_empty() {
-        out.push_str("je n'ai pas trouvé d'élément précis à ce sujet dans l'audit.");
+        out.push_str(", voici ce que l'on entend dans l'appel.");
     } else {
         out.push_str(&format!(
-            "les points liés à « {} » ont bien été examinés lors de l'audit. ",
+            ", au sujet de {}, voici ce que l'on entend dans l'appel.",
             topic.join(", ")
         ));
-        out.push_str(
-            "Je vous conseille de vérifier les citations associées dans la transcription pour confirmer la conformité.",
-        );
     }
+    let quotes = quotes_for(q, &quotable_passages(context));
+    if quotes.is_empty() && invented.is_none() {
+        out.push_str(" Je n'ai trouvé aucun passage de la transcription à citer à ce sujet.");
+        return out;
+    }
+    for (n, quote) in quotes.iter().enumerate() {
+        let lead = if n == 0 {
+            "On entend"
+        } else {
+            "On entend aussi"
+        };
+        out.push_str(&format!(" {lead} : « {quote} »."));
+    }
+    if let Some(invented) = invented {
+        out.push_str(&format!(" Le client a aussi déclaré : « {invented} »."));
+    }
+    out.push_str(" Je vous conseille de vérifier ces passages dans la transcription.");
     out
 }
 
@@ -614,8 +691,48 @@ mod tests {
         let a = chat_answer(
             "Pourquoi la rétractation est-elle absente ?",
             "audit de la FICHE-1003",
+            None,
         );
         assert!(a.contains("FICHE-1003"));
         assert!(a.contains("rétractation"));
+    }
+
+    #[test]
+    fn a_chat_answer_quotes_the_utterances_of_its_context_that_match_the_question() {
+        let context = "Fiche FICHE-1 : 1 enregistrement(s) transcrit(s).\n\
+                       Enregistrement REC-1 :\n\
+                       [0.0 s] speaker_0 : Bonjour, je suis Marc de la société Assurup.\n\
+                       [4.0 s] speaker_1 : Oui bonjour.\n\
+                       [6.0 s] speaker_0 : Vous disposez d'un droit de rétractation de quatorze jours. Merci.\n";
+        let a = chat_answer(
+            "Le droit de rétractation a-t-il été annoncé ?",
+            context,
+            None,
+        );
+        assert!(
+            a.contains("« Vous disposez d'un droit de rétractation de quatorze jours. »"),
+            "{a}"
+        );
+        assert!(
+            !a.contains("« Bonjour, je suis Marc de la société Assurup. »"),
+            "{a}"
+        );
+        let fabricated = chat_answer(
+            "Le droit de rétractation ?",
+            context,
+            Some(FABRICATED_QUOTES[0]),
+        );
+        assert!(
+            fabricated.contains(&format!("« {} »", FABRICATED_QUOTES[0])),
+            "{fabricated}"
+        );
+    }
+
+    #[test]
+    fn only_citation_lines_and_utterance_lines_are_quotable() {
+        let context = "Étape 1 « Ouverture du contrat » (poids 10) : CONFORME.\n\
+                       \x20 Point 0 « Le conseiller se présente » : PRESENT\n\
+                       \x20   Citation (REC-1, 3.0 s, speaker_0) : « Bonjour, je suis Marc »\n";
+        assert_eq!(quotable_passages(context), vec!["Bonjour, je suis Marc"]);
     }
 }

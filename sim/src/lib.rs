@@ -6,7 +6,7 @@
 //! * an OpenAI-compatible Chat Completions API under `/openai/v1`
 //!   (`POST /openai/v1/chat/completions`, streaming and tool calls included),
 //! * control endpoints under `/_sim` (`GET /_sim/stats`, `GET|POST /_sim/config`,
-//!   `POST /_sim/reset-stats`).
+//!   `GET /_sim/llm/requests`: what the simulated LLM was sent, `POST /_sim/reset-stats`).
 //!
 //! Point the clients at a running simulator with
 //! `CRM_BASE_URL=http://ADDR/crm`, `ELEVENLABS_BASE_URL=http://ADDR/elevenlabs` and
@@ -57,6 +57,10 @@ pub use dataset::{
 /// simulated auditor finds the points in the transcripts that contain them).
 pub const SAMPLE_AUDIT_CONFIG_JSON: &str = include_str!("../data/sample-audit-config.json");
 
+/// The quote a chat answer invents in fabricate mode: no transcript of the dataset
+/// contains it.
+pub const FABRICATED_CHAT_QUOTE: &str = auditor::FABRICATED_QUOTES[0];
+
 /// Runtime knobs of the simulators. Every field has a default (all zero,
 /// [`Fabricate::Never`], no point omitted or duplicated, no key checks), so a partial
 /// JSON document is accepted by `POST /_sim/config`.
@@ -75,6 +79,11 @@ pub struct SimConfig {
     pub truncate_rate: f64,
     /// Probability (0–1) that the LLM refuses (`message.refusal` set, content null).
     pub refusal_rate: f64,
+    /// Probability (0–1) that a streamed LLM answer breaks after about half of its
+    /// content: the connection is reset, with no finish reason, usage or `[DONE]`.
+    pub stream_break_rate: f64,
+    /// Pause between two chunks of a streamed LLM answer, in ms (a model generating).
+    pub stream_interval_ms: u64,
     /// Whether the simulated auditor invents citations.
     pub fabricate: Fabricate,
     /// Control points the simulated auditor leaves out of every step answer, by
@@ -99,6 +108,8 @@ impl Default for SimConfig {
             malformed_rate: 0.0,
             truncate_rate: 0.0,
             refusal_rate: 0.0,
+            stream_break_rate: 0.0,
+            stream_interval_ms: 0,
             fabricate: Fabricate::Never,
             omit_points: Vec::new(),
             duplicate_points: Vec::new(),
@@ -117,6 +128,7 @@ impl SimConfig {
             ("malformed_rate", self.malformed_rate),
             ("truncate_rate", self.truncate_rate),
             ("refusal_rate", self.refusal_rate),
+            ("stream_break_rate", self.stream_break_rate),
         ];
         if let Fabricate::Rate(r) = self.fabricate {
             rates.push(("fabricate.Rate", r));
@@ -145,6 +157,7 @@ impl SimConfig {
         self.malformed_rate = fix(self.malformed_rate);
         self.truncate_rate = fix(self.truncate_rate);
         self.refusal_rate = fix(self.refusal_rate);
+        self.stream_break_rate = fix(self.stream_break_rate);
         if let Fabricate::Rate(r) = self.fabricate {
             self.fabricate = Fabricate::Rate(fix(r));
         }
@@ -153,7 +166,8 @@ impl SimConfig {
 }
 
 /// Whether the simulated auditor invents a citation that is NOT in the
-/// transcript and claims the point PRESENT with it.
+/// transcript and claims the point PRESENT with it (in a chat answer: adds an invented
+/// quote to the real ones).
 #[derive(Debug, Clone, Copy, PartialEq, Default, Serialize, Deserialize)]
 pub enum Fabricate {
     /// Never invent (the default).
@@ -233,7 +247,12 @@ pub struct SimState {
     dataset: Dataset,
     counters: Counters,
     seq: AtomicU64,
+    /// Bodies of the last [`LLM_REQUESTS_KEPT`] chat completion requests, oldest first.
+    llm_log: Mutex<std::collections::VecDeque<Value>>,
 }
+
+/// Chat completion requests `GET /_sim/llm/requests` keeps (the latest ones).
+pub const LLM_REQUESTS_KEPT: usize = 100;
 
 impl std::fmt::Debug for SimState {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
@@ -293,6 +312,7 @@ impl SimState {
             dataset: data,
             counters: Counters::default(),
             seq: AtomicU64::new(0),
+            llm_log: Mutex::new(std::collections::VecDeque::new()),
         })
     }
 
@@ -337,9 +357,33 @@ impl SimState {
         }
     }
 
-    /// Zeroes the counters; the max-in-flight values restart from the requests
-    /// currently in flight.
+    /// The bodies of the last [`LLM_REQUESTS_KEPT`] chat completion requests received
+    /// (every one that was JSON, valid or not), oldest first.
+    pub fn llm_requests(&self) -> Vec<Value> {
+        self.llm_log
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .iter()
+            .cloned()
+            .collect()
+    }
+
+    /// Keeps the body of a chat completion request.
+    pub(crate) fn record_llm_request(&self, body: &Value) {
+        let mut log = self.llm_log.lock().unwrap_or_else(PoisonError::into_inner);
+        if log.len() == LLM_REQUESTS_KEPT {
+            log.pop_front();
+        }
+        log.push_back(body.clone());
+    }
+
+    /// Zeroes the counters and forgets the recorded LLM requests; the max-in-flight
+    /// values restart from the requests currently in flight.
     pub fn reset_stats(&self) {
+        self.llm_log
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .clear();
         let c = &self.counters;
         let z = |a: &AtomicU64| a.store(0, Ordering::SeqCst);
         z(&c.crm_detail_requests);
@@ -519,6 +563,11 @@ async fn sim_reset_stats(Data(state): Data<&Arc<SimState>>) -> Response {
 }
 
 #[handler]
+async fn sim_llm_requests(Data(state): Data<&Arc<SimState>>) -> Response {
+    json_response(StatusCode::OK, &json!({ "requests": state.llm_requests() }))
+}
+
+#[handler]
 async fn sim_health() -> Response {
     json_response(StatusCode::OK, &json!({ "status": "ok" }))
 }
@@ -534,6 +583,7 @@ async fn sim_health() -> Response {
 /// | POST | `/openai/v1/chat/completions` |
 /// | GET | `/openai/v1/models` |
 /// | GET | `/_sim/stats`, `/_sim/config`, `/_sim/health` |
+/// | GET | `/_sim/llm/requests`: `{"requests": [...]}`, the bodies of the last 100 chat completion requests, oldest first |
 /// | POST | `/_sim/config`, `/_sim/reset-stats` |
 pub fn router(state: Arc<SimState>) -> impl Endpoint<Output = Response> {
     use poem::{get, post};
@@ -547,6 +597,7 @@ pub fn router(state: Arc<SimState>) -> impl Endpoint<Output = Response> {
         .at("/_sim/stats", get(sim_stats))
         .at("/_sim/config", get(sim_get_config).post(sim_set_config))
         .at("/_sim/reset-stats", post(sim_reset_stats))
+        .at("/_sim/llm/requests", get(sim_llm_requests))
         .at("/_sim/health", get(sim_health))
         .data(state)
 }

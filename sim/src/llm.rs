@@ -3,14 +3,11 @@
 
 use std::sync::Arc;
 
-use futures::stream;
+use futures::{StreamExt, stream};
 use poem::{
-    Body, IntoResponse, Request, Response, handler,
+    Body, Request, Response, handler,
     http::{HeaderValue, StatusCode},
-    web::{
-        Data,
-        sse::{Event, SSE},
-    },
+    web::Data,
 };
 use serde_json::{Value, json};
 
@@ -522,13 +519,27 @@ fn run_model(state: &SimState, req: &ChatReq) -> Outcome {
             .find(|m| m.role == "user")
             .map(|m| m.content.as_str())
             .unwrap_or("");
+        // The context is what the caller gave as such (system messages): earlier answers
+        // in the conversation are not transcript, so they are never quoted.
         let context: String = req
             .messages
             .iter()
+            .filter(|m| matches!(m.role.as_str(), "system" | "developer"))
             .map(|m| m.content.as_str())
             .collect::<Vec<_>>()
             .join("\n");
-        return finish_text(state, req, auditor::chat_answer(question, &context), false);
+        let invent = match cfg.fabricate {
+            Fabricate::Never => false,
+            Fabricate::Always => true,
+            Fabricate::Rate(r) => state.roll() < r,
+        };
+        let invented = invent.then_some(crate::FABRICATED_CHAT_QUOTE);
+        return finish_text(
+            state,
+            req,
+            auditor::chat_answer(question, &context, invented),
+            false,
+        );
     };
 
     let points = control_points(&doc);
@@ -693,6 +704,7 @@ pub(crate) async fn chat_completions(
             );
         }
     };
+    state.record_llm_request(&v);
     let chat = match parse_request(&v) {
         Ok(c) => c,
         Err(r) => return *r,
@@ -728,7 +740,7 @@ pub(crate) async fn chat_completions(
         "completion_tokens_details": { "reasoning_tokens": 0 },
     });
     if chat.stream {
-        stream_response(&id, created, &chat, outcome, usage)
+        stream_response(state, &id, created, &chat, outcome, usage)
     } else {
         let (message, finish) = match &outcome {
             Outcome::ToolCalls(calls) => (
@@ -778,13 +790,18 @@ fn pieces(text: &str, n: usize) -> Vec<String> {
     chars.chunks(size).map(|c| c.iter().collect()).collect()
 }
 
+/// The answer as Server-Sent Events (`data: <chunk>` frames, then `data: [DONE]`),
+/// `stream_interval_ms` apart. With `stream_break_rate`, the connection may break after
+/// about half of the content: no finish reason, no usage, no `[DONE]`.
 fn stream_response(
+    state: &SimState,
     id: &str,
     created: i64,
     chat: &ChatReq,
     outcome: Outcome,
     usage: Value,
 ) -> Response {
+    let cfg = state.config();
     let chunk = |delta: Value, finish: Value| {
         json!({
             "id": id, "object": "chat.completion.chunk", "created": created, "model": chat.model,
@@ -793,6 +810,8 @@ fn stream_response(
         })
     };
     let mut chunks: Vec<Value> = Vec::new();
+    // Where the stream breaks when it does: after the role chunk and half the content.
+    let mut break_after = 1;
     let finish = match outcome {
         Outcome::ToolCalls(calls) => {
             chunks.push(chunk(
@@ -817,7 +836,9 @@ fn stream_response(
                 json!({ "role": "assistant", "content": "", "refusal": Value::Null }),
                 Value::Null,
             ));
-            for p in pieces(&text, 5) {
+            let content = pieces(&text, 5);
+            break_after += content.len().div_ceil(2);
+            for p in content {
                 chunks.push(chunk(json!({ "content": p }), Value::Null));
             }
             finish
@@ -840,12 +861,30 @@ fn stream_response(
             "system_fingerprint": "fp_callaudit_sim", "choices": [], "usage": usage,
         }));
     }
-    let mut events: Vec<Event> = chunks
+    let mut frames: Vec<Result<String, std::io::Error>> = chunks
         .into_iter()
-        .map(|c| Event::message(c.to_string()))
+        .map(|c| Ok(format!("data: {c}\n\n")))
         .collect();
-    events.push(Event::message("[DONE]"));
-    SSE::new(stream::iter(events)).into_response()
+    frames.push(Ok("data: [DONE]\n\n".to_owned()));
+    if cfg.stream_break_rate > 0.0 && state.roll() < cfg.stream_break_rate {
+        frames.truncate(break_after);
+        frames.push(Err(std::io::Error::new(
+            std::io::ErrorKind::ConnectionReset,
+            "simulated broken stream",
+        )));
+    }
+    let interval = std::time::Duration::from_millis(cfg.stream_interval_ms);
+    let body = stream::iter(frames.into_iter().enumerate()).then(move |(i, frame)| async move {
+        if i > 0 && !interval.is_zero() {
+            tokio::time::sleep(interval).await;
+        }
+        frame
+    });
+    Response::builder()
+        .status(StatusCode::OK)
+        .content_type("text/event-stream")
+        .header("cache-control", "no-cache")
+        .body(Body::from_bytes_stream(body))
 }
 
 /// `GET /openai/v1/models`

@@ -1030,6 +1030,71 @@ async fn a_plain_chat_message_gets_a_french_answer_about_its_content() {
     assert!(serde_json::from_str::<Value>(text).is_err());
 }
 
+/// A chat request about FICHE-1001 whose context lists two utterances as callaudit
+/// writes them, after an earlier answer that quoted something else.
+fn chat_about_fiche_1001(question: &str) -> Value {
+    json!({
+        "model": "gpt-4.1-mini",
+        "messages": [
+            { "role": "system", "content": "Fiche FICHE-1001 : 1 enregistrement(s) transcrit(s).\n\
+                Enregistrement REC-1001-1 :\n\
+                [0.0 s] speaker_0 : Bonjour, je suis Julie de la société Assurup.\n\
+                [5.2 s] speaker_0 : Vous bénéficiez d'un droit de rétractation de quatorze jours.\n" },
+            { "role": "user", "content": "Qui appelle ?" },
+            { "role": "assistant", "content": "On entend : « une phrase d'une réponse précédente »." },
+            { "role": "user", "content": question },
+        ],
+    })
+}
+
+#[tokio::test]
+async fn a_chat_answer_quotes_the_context_and_in_fabricate_mode_adds_an_invented_quote() {
+    let (addr, state) = start(SimConfig::default()).await;
+    let body = chat_about_fiche_1001("La rétractation a-t-elle été annoncée ?");
+    let text = chat(addr, &body).await.json()["choices"][0]["message"]["content"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    assert!(
+        text.contains("« Vous bénéficiez d'un droit de rétractation de quatorze jours. »"),
+        "{text}"
+    );
+    assert!(!text.contains("réponse précédente"), "{text}");
+    assert!(
+        !text.contains(callaudit_sim::FABRICATED_CHAT_QUOTE),
+        "{text}"
+    );
+    state.set_config(SimConfig {
+        fabricate: Fabricate::Always,
+        ..SimConfig::default()
+    });
+    let text = chat(addr, &body).await.json()["choices"][0]["message"]["content"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    assert!(
+        text.contains(&format!("« {} »", callaudit_sim::FABRICATED_CHAT_QUOTE)),
+        "{text}"
+    );
+    assert!(text.contains("« Vous bénéficiez d'un droit"), "{text}");
+}
+
+#[tokio::test]
+async fn the_llm_requests_received_are_recorded_oldest_first_until_reset() {
+    let (addr, _) = start(SimConfig::default()).await;
+    for question in ["première", "seconde"] {
+        chat(addr, &chat_about_fiche_1001(question)).await;
+    }
+    let seen = get(addr, "/_sim/llm/requests").await.json();
+    let requests = seen["requests"].as_array().unwrap();
+    assert_eq!(requests.len(), 2);
+    assert_eq!(requests[0]["messages"][3]["content"], "première");
+    assert_eq!(requests[1], chat_about_fiche_1001("seconde"));
+    post_json(addr, "/_sim/reset-stats", &[], &json!({})).await;
+    let seen = get(addr, "/_sim/llm/requests").await.json();
+    assert_eq!(seen["requests"], json!([]));
+}
+
 #[tokio::test]
 async fn malformed_truncate_and_refusal_knobs_break_the_answer_as_configured() {
     let (addr, state) = start(SimConfig {
