@@ -38,7 +38,10 @@ impl WorkerActivities {
     }
 
     /// The fiche's transcripts in recording order; retryable until all are stored.
-    async fn load_transcripts(&self, fiche_id: &str) -> Result<Vec<Transcript>, ActivityError> {
+    pub(crate) async fn load_transcripts(
+        &self,
+        fiche_id: &str,
+    ) -> Result<Vec<Transcript>, ActivityError> {
         let mut conn = self.conn().await?;
         let recs = recordings::of_fiche(&mut conn, fiche_id)
             .await

@@ -12,6 +12,7 @@ mod audit;
 mod fiche;
 pub mod heartbeat;
 pub mod metrics;
+mod rerun;
 mod state;
 mod transcription;
 
@@ -22,7 +23,8 @@ pub use state::WorkerActivities;
 use callaudit_domain::scoring::AuditSummary;
 use callaudit_domain::workflow_io::{
     AnalyzeStepInput, AuditFailure, AuditPlan, AuditRef, EnsureFicheInput, FicheRecordings,
-    StepOutcome, TranscribeInput, TranscribeOutput,
+    RerunActivityInput, RerunAnalyzed, RerunFailure, RerunOutcome, StepOutcome, TranscribeInput,
+    TranscribeOutput,
 };
 use std::sync::Arc;
 use temporalio_common::ActivityError;
@@ -103,6 +105,37 @@ impl WorkerActivities {
         }
         Ok(())
     }
+
+    /// `rerun.analyze` ([`rerun`], [`analyze`]).
+    #[activity(name = "rerun.analyze")]
+    pub async fn analyze_rerun(
+        self: Arc<Self>,
+        ctx: ActivityContext,
+        input: RerunActivityInput,
+    ) -> Result<RerunAnalyzed, ActivityError> {
+        self.analyze_rerun_step(&ctx, input).await
+    }
+
+    /// `rerun.apply` ([`rerun`]).
+    #[activity(name = "rerun.apply")]
+    pub async fn apply_rerun(
+        self: Arc<Self>,
+        _ctx: ActivityContext,
+        input: RerunActivityInput,
+    ) -> Result<RerunOutcome, ActivityError> {
+        self.apply_rerun_step(input).await
+    }
+
+    /// `rerun.fail` ([`rerun`]).
+    #[activity(name = "rerun.fail")]
+    pub async fn fail_rerun(
+        self: Arc<Self>,
+        _ctx: ActivityContext,
+        input: RerunFailure,
+    ) -> Result<(), ActivityError> {
+        self.fail_rerun_step(input).await?;
+        Ok(())
+    }
 }
 
 #[cfg(test)]
@@ -144,6 +177,18 @@ mod tests {
         same(
             CallauditActivities::fail_audit,
             WorkerActivities::fail_audit,
+        );
+        same(
+            CallauditActivities::analyze_rerun,
+            WorkerActivities::analyze_rerun,
+        );
+        same(
+            CallauditActivities::apply_rerun,
+            WorkerActivities::apply_rerun,
+        );
+        same(
+            CallauditActivities::fail_rerun,
+            WorkerActivities::fail_rerun,
         );
     }
 }

@@ -5,10 +5,12 @@
 //! [`resume_point`] and [`topic_stream`] are the whole of an SSE endpoint: a route that
 //! streams a topic (audits today; batches, fetch jobs, automation runs and chat next)
 //! checks access and existence, then returns `topic_stream(state, topic, resume_point(..)?,
-//! terminal)`.
+//! end)`, `end` saying when the topic is settled (its run ended and every piece of work
+//! opened after it, such as a rerun, closed).
 
 use crate::error::ApiError;
 use crate::state::AppState;
+use callaudit_domain::events::{StreamEnd, StreamTally};
 use futures::stream::BoxStream;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
@@ -114,8 +116,8 @@ pub struct Follow {
     pub topic: String,
     /// Replay events with an id greater than this (the client's `Last-Event-ID`).
     pub after: i64,
-    /// Event types after which the stream ends.
-    pub terminal: &'static [&'static str],
+    /// When the topic is settled, so the stream may end.
+    pub end: StreamEnd,
     /// Re-read even without a notification this often (a lost NOTIFY costs at most this).
     pub poll: std::time::Duration,
 }
@@ -142,7 +144,8 @@ pub fn resume_point(last_event_id: Option<&str>, after: Option<i64>) -> Result<i
     }
 }
 
-/// The SSE response following `topic` from `after` until one of `terminal` (each `id:`
+/// The SSE response following `topic` from `after` until the topic is settled by `end`
+/// (each `id:`
 /// is the event id, `event:` its type, `data:` the event as JSON; a comment every
 /// [`KEEP_ALIVE`] keeps proxies from closing an idle stream and lets the server notice a
 /// client that left, freeing its place under the cap). A replica serving its cap of streams
@@ -151,7 +154,7 @@ pub fn topic_stream(
     state: &AppState,
     topic: String,
     after: i64,
-    terminal: &'static [&'static str],
+    end: StreamEnd,
 ) -> Result<TopicStream, ApiError> {
     let permit = state.events.stream_permit().ok_or_else(|| {
         ApiError::unavailable(format!(
@@ -166,7 +169,7 @@ pub fn topic_stream(
         Follow {
             topic,
             after,
-            terminal,
+            end,
             poll: std::time::Duration::from_secs(5),
         },
         permit,
@@ -187,10 +190,11 @@ pub fn topic_stream(
 const PAGE: i64 = 500;
 
 /// Replays the stored events of `follow.topic` after `follow.after`, then follows new
-/// ones as they are notified, and ends after a terminal event (or when the client goes
-/// away). A client resuming after the terminal event gets what follows it and the stream
-/// ends at once. Reads use a pooled connection only for the duration of a query; the
-/// `permit` is held until the stream ends.
+/// ones as they are notified, and ends once everything stored has been sent and the topic
+/// is settled (or when the client goes away): after an audit's terminal event, unless a
+/// rerun opened after it is still running. A client resuming after the end gets what
+/// follows it and the stream ends at once. Reads use a pooled connection only for the
+/// duration of a query; the `permit` is held until the stream ends.
 pub fn follow(
     pool: callaudit_db::Pool,
     hub: EventHub,
@@ -216,14 +220,21 @@ async fn pump(
     // Subscribe before the first read so nothing stored in between is missed.
     let mut notified = hub.subscribe();
     let mut last = follow.after;
-    // The client saw the end already (a browser reconnects by itself after it): replay
-    // what follows, then close instead of waiting for events that will not come.
-    let ended = {
+    // What the client saw already counts: resuming after the end, it gets what follows
+    // and the stream closes instead of waiting for events that will not come.
+    let mut tally = StreamTally::default();
+    {
         let mut conn = callaudit_db::pool::get(pool).await?;
-        callaudit_db::events::first_of_kinds(&mut conn, &follow.topic, follow.terminal)
-            .await?
-            .is_some_and(|terminal| terminal <= follow.after)
-    };
+        let kinds = follow.end.counted_kinds();
+        for (kind, n) in
+            callaudit_db::events::count_kinds_upto(&mut conn, &follow.topic, follow.after, &kinds)
+                .await?
+        {
+            follow
+                .end
+                .count_n(&mut tally, &kind, u64::try_from(n).unwrap_or(0));
+        }
+    }
     loop {
         let batch = {
             let mut conn = callaudit_db::pool::get(pool).await?;
@@ -232,18 +243,16 @@ async fn pump(
         let full = i64::try_from(batch.len()).unwrap_or(i64::MAX) == PAGE;
         for event in batch {
             last = event.id;
-            let end = follow.terminal.contains(&event.kind.as_str());
+            follow.end.count(&mut tally, &event.kind);
             if tx.send(event.into()).await.is_err() {
                 return Ok(()); // client gone
-            }
-            if end {
-                return Ok(());
             }
         }
         if full {
             continue;
         }
-        if ended {
+        // Everything stored is sent: end once the topic is settled.
+        if tally.settled() {
             return Ok(());
         }
         // Wait for a notification of this topic, a poll tick, or the client leaving.

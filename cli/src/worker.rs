@@ -8,7 +8,9 @@ use callaudit_activities::WorkerActivities;
 use callaudit_upstream::elevenlabs::ElevenLabsClient;
 use callaudit_upstream::metrics::VendorMetrics;
 use callaudit_upstream::openai::OpenAiClient;
-use callaudit_workflows::{AuditStepWorkflow, AuditWorkflow, TranscriptionWorkflow};
+use callaudit_workflows::{
+    AuditRerunWorkflow, AuditStepWorkflow, AuditWorkflow, TranscriptionWorkflow,
+};
 use std::time::Duration;
 use temporalio_common::telemetry::TelemetryOptions;
 use temporalio_sdk::runtime::RuntimeOptions;
@@ -38,6 +40,7 @@ pub async fn run(args: WorkerArgs) -> anyhow::Result<()> {
         .register_workflow::<AuditWorkflow>()?
         .register_workflow::<AuditStepWorkflow>()?
         .register_workflow::<TranscriptionWorkflow>()?
+        .register_workflow::<AuditRerunWorkflow>()?
         .register_activities(activities);
     let telemetry = metrics.map(|m| m.telemetry).unwrap_or_default();
     serve(client, &settings, options, telemetry).await

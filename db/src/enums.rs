@@ -82,5 +82,13 @@ macro_rules! stored_by_name {
 }
 
 use callaudit_domain::analysis::{Conformite, Niveau};
+use callaudit_domain::rerun::{RerunKind, RerunStatus};
 use callaudit_domain::status::{AuditStatus, TranscriptionStatus};
-stored_by_name!(AuditStatus, Conformite, Niveau, TranscriptionStatus);
+stored_by_name!(
+    AuditStatus,
+    Conformite,
+    Niveau,
+    TranscriptionStatus,
+    RerunKind,
+    RerunStatus
+);

@@ -7,8 +7,7 @@ use crate::{DbError, DbResult};
 use chrono::{DateTime, Utc};
 use diesel::sql_types::{BigInt, Jsonb, Nullable, Text};
 use diesel::{
-    ExpressionMethods, OptionalExtension, QueryDsl, Queryable, QueryableByName, Selectable,
-    SelectableHelper,
+    ExpressionMethods, QueryDsl, Queryable, QueryableByName, Selectable, SelectableHelper,
 };
 use diesel_async::{AsyncConnection, AsyncPgConnection, RunQueryDsl, SimpleAsyncConnection};
 use futures::StreamExt;
@@ -94,21 +93,22 @@ pub async fn since(
         .await?)
 }
 
-/// Id of the first event of `topic` whose type is one of `kinds` (e.g. the terminal event
-/// of an audit's stream), if any.
-pub async fn first_of_kinds(
+/// How many events of `topic` up to id `upto` (included) have each of the types `kinds`
+/// (types absent from the topic are left out).
+pub async fn count_kinds_upto(
     conn: &mut AsyncPgConnection,
     topic: &str,
+    upto: i64,
     kinds: &[&str],
-) -> DbResult<Option<i64>> {
+) -> DbResult<Vec<(String, i64)>> {
     Ok(events::table
         .filter(events::topic.eq(topic))
+        .filter(events::id.le(upto))
         .filter(events::type_.eq_any(kinds))
-        .order(events::id.asc())
-        .select(events::id)
-        .first(conn)
-        .await
-        .optional()?)
+        .group_by(events::type_)
+        .select((events::type_, diesel::dsl::count_star()))
+        .load(conn)
+        .await?)
 }
 
 /// Opens a dedicated connection listening on [`CHANNEL`] and forwards each notified topic

@@ -14,6 +14,7 @@ pub mod login_throttle;
 pub mod migrate;
 pub mod pool;
 pub mod recordings;
+pub mod reruns;
 pub mod schema;
 pub mod step_results;
 pub mod stream_tokens;

@@ -62,6 +62,34 @@ diesel::table! {
 }
 
 diesel::table! {
+    audit_reruns (id) {
+        id -> Uuid,
+        audit_id -> Uuid,
+        kind -> Text,
+        position -> Int4,
+        control_point_index -> Nullable<Int4>,
+        n -> Int4,
+        workflow_id -> Text,
+        status -> Text,
+        use_rlm -> Bool,
+        instructions -> Nullable<Text>,
+        requested_by -> Nullable<Uuid>,
+        requested_by_email -> Nullable<Text>,
+        proposal -> Nullable<Jsonb>,
+        model -> Nullable<Text>,
+        prompt_tokens -> Int4,
+        completion_tokens -> Int4,
+        llm_requests -> Int4,
+        outcome -> Nullable<Jsonb>,
+        error -> Nullable<Text>,
+        created_at -> Timestamptz,
+        started_at -> Nullable<Timestamptz>,
+        completed_at -> Nullable<Timestamptz>,
+        updated_at -> Timestamptz,
+    }
+}
+
+diesel::table! {
     audit_step_results (id) {
         id -> Uuid,
         audit_id -> Uuid,
@@ -344,6 +372,8 @@ diesel::joinable!(api_tokens -> users (user_id));
 diesel::joinable!(audit_batch_items -> audit_batches (batch_id));
 diesel::joinable!(audit_batches -> audit_configs (audit_config_id));
 diesel::joinable!(audit_control_points -> audit_steps (step_id));
+diesel::joinable!(audit_reruns -> audits (audit_id));
+diesel::joinable!(audit_reruns -> users (requested_by));
 diesel::joinable!(audit_step_results -> audits (audit_id));
 diesel::joinable!(audit_steps -> audit_configs (audit_config_id));
 diesel::joinable!(audits -> audit_configs (audit_config_id));
@@ -365,6 +395,7 @@ diesel::allow_tables_to_appear_in_same_query!(
     audit_batches,
     audit_configs,
     audit_control_points,
+    audit_reruns,
     audit_step_results,
     audit_steps,
     audits,

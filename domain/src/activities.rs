@@ -6,7 +6,8 @@
 use crate::scoring::AuditSummary;
 use crate::workflow_io::{
     AnalyzeStepInput, AuditFailure, AuditPlan, AuditRef, EnsureFicheInput, FicheRecordings,
-    StepOutcome, TranscribeInput, TranscribeOutput,
+    RerunActivityInput, RerunAnalyzed, RerunFailure, RerunOutcome, StepOutcome, TranscribeInput,
+    TranscribeOutput,
 };
 use temporalio_common::ActivityError;
 use temporalio_macros::activity_definitions;
@@ -49,6 +50,26 @@ impl CallauditActivities {
     /// Records the audit as failed; emits `audit.failed`.
     #[activity(name = "audit.fail")]
     pub fn fail_audit(_input: AuditFailure) -> Result<(), ActivityError> {
+        unimplemented!()
+    }
+
+    /// Analyses the rerun's step (or its one control point) again with the same analyzer,
+    /// gating and scoring as an audit; stores the analysis on the rerun row.
+    #[activity(name = "rerun.analyze")]
+    pub fn analyze_rerun(_input: RerunActivityInput) -> Result<RerunAnalyzed, ActivityError> {
+        unimplemented!()
+    }
+
+    /// Applies the stored analysis to the step (history appended), recomputes the audit
+    /// summary, all under the audit's row lock; emits `audit.rerun.completed`.
+    #[activity(name = "rerun.apply")]
+    pub fn apply_rerun(_input: RerunActivityInput) -> Result<RerunOutcome, ActivityError> {
+        unimplemented!()
+    }
+
+    /// Records the rerun as failed; emits `audit.rerun.failed`.
+    #[activity(name = "rerun.fail")]
+    pub fn fail_rerun(_input: RerunFailure) -> Result<(), ActivityError> {
         unimplemented!()
     }
 }

@@ -171,6 +171,31 @@ pub struct ControlPointVerdict {
     /// One check per citation, for PRESENT/PARTIEL claims.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub citation_checks: Vec<CitationCheck>,
+    /// A human reviewer's verdict, when there is one: it counts instead of `statut`
+    /// (which stays the AI's verdict, visible beside it).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub review: Option<Review>,
+}
+
+impl ControlPointVerdict {
+    /// The status that counts: the human review's when there is one, else the AI's.
+    pub fn counted_statut(&self) -> ControlPointStatus {
+        self.review.as_ref().map_or(self.statut, |r| r.statut)
+    }
+}
+
+/// A human verdict on a control point (`PUT …/control-points/{index}/review`).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Review {
+    /// The reviewer's status.
+    pub statut: ControlPointStatus,
+    /// Why.
+    #[serde(default)]
+    pub comment: String,
+    /// Who (e-mail).
+    pub by: String,
+    /// When (RFC 3339).
+    pub at: String,
 }
 
 /// The LLM's answer for one step (and, once gated, the stored step analysis).
@@ -370,6 +395,7 @@ mod tests {
             evidence_reason: None,
             claimed_statut: None,
             citation_checks: vec![],
+            review: None,
         };
         let value = serde_json::to_value(&verdict).expect("serializable");
         let keys: BTreeSet<&str> = value
@@ -418,6 +444,7 @@ mod tests {
                 reason: "quote only approximately found in recording rec-1 (similarity 0.70)"
                     .into(),
             }],
+            review: None,
         };
         let value = serde_json::to_value(&verdict).expect("serializable");
         assert_eq!(value["claimed_statut"], "PRESENT");

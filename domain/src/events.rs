@@ -4,6 +4,8 @@
 //! nothing spells an event type as a string elsewhere.
 
 use crate::analysis::{Conformite, Niveau};
+use crate::rerun::RerunKind;
+use crate::scoring::AuditSummary;
 use crate::workflow_io::ids;
 use serde_json::{Value, json};
 
@@ -57,14 +59,152 @@ pub enum AuditEvent {
         /// Who asked.
         by: String,
     },
+    /// `audit.rerun.started`: a step or control-point rerun was accepted (opens work on a
+    /// finished audit's stream until its completion or failure).
+    RerunStarted {
+        /// Audit id.
+        audit_id: String,
+        /// What is analysed again.
+        rerun: RerunRef,
+        /// Who asked.
+        by: String,
+    },
+    /// `audit.rerun.completed`: the rerun was applied; the new step score and audit summary.
+    RerunCompleted {
+        /// Audit id.
+        audit_id: String,
+        /// What was analysed again.
+        rerun: RerunRef,
+        /// The step's new score.
+        step_score: f64,
+        /// The step's new verdict.
+        step_conforme: Conformite,
+        /// The audit's new summary.
+        summary: AuditSummary,
+    },
+    /// `audit.rerun.failed`: the rerun failed; nothing was changed.
+    RerunFailed {
+        /// Audit id.
+        audit_id: String,
+        /// What was to be analysed again.
+        rerun: RerunRef,
+        /// Reason.
+        error: String,
+    },
 }
 
-/// Type names that end an audit's stream.
+/// Which rerun an event is about.
+#[derive(Debug, Clone, PartialEq)]
+pub struct RerunRef {
+    /// `audit_reruns.id`.
+    pub rerun_id: String,
+    /// Its workflow id.
+    pub workflow_id: String,
+    /// Step or control point.
+    pub kind: RerunKind,
+    /// Step position.
+    pub position: i32,
+    /// Control point index (control-point reruns).
+    pub control_point_index: Option<i32>,
+}
+
+impl RerunRef {
+    fn json(&self) -> Value {
+        json!({
+            "rerun_id": self.rerun_id,
+            "workflow_id": self.workflow_id,
+            "kind": self.kind,
+            "position": self.position,
+            "control_point_index": self.control_point_index,
+        })
+    }
+}
+
+/// Type names that end an audit's run (its stream ends once one is sent and no rerun
+/// is open: see [`AUDIT_STREAM_END`]).
 pub const AUDIT_TERMINAL: &[&str] = &[
     AuditEvent::COMPLETED,
     AuditEvent::FAILED,
     AuditEvent::CANCELLED,
 ];
+
+/// When an audit's stream ends: after its run's end, once every rerun it opened has
+/// completed or failed.
+pub const AUDIT_STREAM_END: StreamEnd = StreamEnd {
+    terminal: AUDIT_TERMINAL,
+    opens: &[AuditEvent::RERUN_STARTED],
+    closes: &[AuditEvent::RERUN_COMPLETED, AuditEvent::RERUN_FAILED],
+};
+
+/// When a stream of a topic is settled, so a stream following it may end: one of
+/// `terminal` has been stored, and as many `closes` as `opens` (work opened on the
+/// topic after its end, such as reruns of a finished audit, each closed once).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct StreamEnd {
+    /// Types that end the topic's main run.
+    pub terminal: &'static [&'static str],
+    /// Types that open more work on the topic.
+    pub opens: &'static [&'static str],
+    /// Types that close such work.
+    pub closes: &'static [&'static str],
+}
+
+impl StreamEnd {
+    /// A topic that ends with its first terminal event (nothing reopens it).
+    pub const fn at(terminal: &'static [&'static str]) -> Self {
+        Self {
+            terminal,
+            opens: &[],
+            closes: &[],
+        }
+    }
+
+    /// Every type this rule counts.
+    pub fn counted_kinds(&self) -> Vec<&'static str> {
+        self.terminal
+            .iter()
+            .chain(self.opens)
+            .chain(self.closes)
+            .copied()
+            .collect()
+    }
+
+    /// Adds one event of type `kind` to `tally`.
+    pub fn count(&self, tally: &mut StreamTally, kind: &str) {
+        self.count_n(tally, kind, 1);
+    }
+
+    /// Adds `n` events of type `kind` to `tally`.
+    pub fn count_n(&self, tally: &mut StreamTally, kind: &str, n: u64) {
+        if self.terminal.contains(&kind) {
+            tally.terminal += n;
+        }
+        if self.opens.contains(&kind) {
+            tally.opened += n;
+        }
+        if self.closes.contains(&kind) {
+            tally.closed += n;
+        }
+    }
+}
+
+/// What a stream has counted of a topic's events so far.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct StreamTally {
+    /// Terminal events.
+    pub terminal: u64,
+    /// Opening events.
+    pub opened: u64,
+    /// Closing events.
+    pub closed: u64,
+}
+
+impl StreamTally {
+    /// Whether the topic is settled: ended, and every opened piece of work closed.
+    pub fn settled(&self) -> bool {
+        self.terminal > 0 && self.closed >= self.opened
+    }
+}
 
 impl AuditEvent {
     /// `audit.started`.
@@ -77,6 +217,12 @@ impl AuditEvent {
     pub const FAILED: &'static str = "audit.failed";
     /// `audit.cancelled`.
     pub const CANCELLED: &'static str = "audit.cancelled";
+    /// `audit.rerun.started`.
+    pub const RERUN_STARTED: &'static str = "audit.rerun.started";
+    /// `audit.rerun.completed`.
+    pub const RERUN_COMPLETED: &'static str = "audit.rerun.completed";
+    /// `audit.rerun.failed`.
+    pub const RERUN_FAILED: &'static str = "audit.rerun.failed";
 
     fn audit_id(&self) -> &str {
         match self {
@@ -84,7 +230,10 @@ impl AuditEvent {
             | Self::StepCompleted { audit_id, .. }
             | Self::Completed { audit_id, .. }
             | Self::Failed { audit_id, .. }
-            | Self::Cancelled { audit_id, .. } => audit_id,
+            | Self::Cancelled { audit_id, .. }
+            | Self::RerunStarted { audit_id, .. }
+            | Self::RerunCompleted { audit_id, .. }
+            | Self::RerunFailed { audit_id, .. } => audit_id,
         }
     }
 
@@ -96,6 +245,9 @@ impl AuditEvent {
             Self::Completed { .. } => Self::COMPLETED,
             Self::Failed { .. } => Self::FAILED,
             Self::Cancelled { .. } => Self::CANCELLED,
+            Self::RerunStarted { .. } => Self::RERUN_STARTED,
+            Self::RerunCompleted { .. } => Self::RERUN_COMPLETED,
+            Self::RerunFailed { .. } => Self::RERUN_FAILED,
         }
     }
 
@@ -113,6 +265,15 @@ impl AuditEvent {
             Self::Completed { .. } => format!("audit:{id}:completed"),
             Self::Failed { .. } => format!("audit:{id}:failed"),
             Self::Cancelled { .. } => format!("audit:{id}:cancelled"),
+            Self::RerunStarted { rerun, .. } => {
+                format!("audit:{id}:rerun:{}:started", rerun.rerun_id)
+            }
+            Self::RerunCompleted { rerun, .. } => {
+                format!("audit:{id}:rerun:{}:completed", rerun.rerun_id)
+            }
+            Self::RerunFailed { rerun, .. } => {
+                format!("audit:{id}:rerun:{}:failed", rerun.rerun_id)
+            }
         }
     }
 
@@ -143,6 +304,28 @@ impl AuditEvent {
             }
             Self::Failed { audit_id, error } => json!({"audit_id": audit_id, "error": error}),
             Self::Cancelled { audit_id, by } => json!({"audit_id": audit_id, "by": by}),
+            Self::RerunStarted {
+                audit_id,
+                rerun,
+                by,
+            } => json!({"audit_id": audit_id, "rerun": rerun.json(), "by": by}),
+            Self::RerunCompleted {
+                audit_id,
+                rerun,
+                step_score,
+                step_conforme,
+                summary,
+            } => json!({
+                "audit_id": audit_id,
+                "rerun": rerun.json(),
+                "step": {"position": rerun.position, "score": step_score, "conforme": step_conforme},
+                "audit": {"score": summary.score, "niveau": summary.niveau, "critical": summary.critical},
+            }),
+            Self::RerunFailed {
+                audit_id,
+                rerun,
+                error,
+            } => json!({"audit_id": audit_id, "rerun": rerun.json(), "error": error}),
         }
     }
 
@@ -155,6 +338,57 @@ impl AuditEvent {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn an_audit_stream_is_settled_after_its_end_once_every_rerun_closed() {
+        let mut t = StreamTally::default();
+        let end = AUDIT_STREAM_END;
+        end.count(&mut t, AuditEvent::STARTED);
+        end.count(&mut t, AuditEvent::STEP_COMPLETED);
+        assert!(!t.settled(), "running");
+        end.count(&mut t, AuditEvent::COMPLETED);
+        assert!(t.settled(), "completed, no rerun");
+        end.count(&mut t, AuditEvent::RERUN_STARTED);
+        end.count(&mut t, AuditEvent::RERUN_STARTED);
+        end.count(&mut t, AuditEvent::RERUN_COMPLETED);
+        assert!(!t.settled(), "one rerun still open");
+        end.count(&mut t, AuditEvent::RERUN_FAILED);
+        assert!(t.settled(), "both reruns closed");
+        let mut once = StreamTally::default();
+        StreamEnd::at(AUDIT_TERMINAL).count(&mut once, AuditEvent::RERUN_STARTED);
+        assert!(!once.settled());
+    }
+
+    #[test]
+    fn a_rerun_event_carries_the_new_step_score_and_audit_summary() {
+        let rerun = RerunRef {
+            rerun_id: "r9".into(),
+            workflow_id: "audit:a1:rerun-cp:2:1:1".into(),
+            kind: RerunKind::ControlPoint,
+            position: 2,
+            control_point_index: Some(1),
+        };
+        let done = AuditEvent::RerunCompleted {
+            audit_id: "a1".into(),
+            rerun,
+            step_score: 7.5,
+            step_conforme: Conformite::Partiel,
+            summary: AuditSummary {
+                score: 81.2,
+                niveau: Niveau::Bon,
+                critical: false,
+            },
+        };
+        assert_eq!(done.kind(), "audit.rerun.completed");
+        assert_eq!(done.topic(), "audit:a1");
+        assert_eq!(done.dedupe_key(), "audit:a1:rerun:r9:completed");
+        let p = done.payload();
+        assert_eq!(p["rerun"]["kind"], "control_point");
+        assert_eq!(p["rerun"]["control_point_index"], 1);
+        assert_eq!(p["step"]["score"], 7.5);
+        assert_eq!(p["audit"]["niveau"], "BON");
+        assert!(!done.is_terminal());
+    }
 
     #[test]
     fn each_fact_has_one_dedupe_key_and_its_audit_topic() {

@@ -15,6 +15,7 @@ pub mod cost;
 pub mod events;
 pub mod evidence;
 pub mod prompts;
+pub mod rerun;
 pub mod scoring;
 pub mod step_result;
 pub mod text;

@@ -49,7 +49,8 @@ fn sanitize_weight(weight: f64) -> f64 {
 
 /// Scores one step from its control points:
 /// `weight × (present + 0.5 × partiel) / applicable`, where applicable points are all but
-/// NON_APPLICABLE ones.
+/// NON_APPLICABLE ones. Each point counts with the status that counts
+/// ([`ControlPointVerdict::counted_statut`]): a human review's when there is one.
 ///
 /// A step with nothing applicable (including no points at all) earns its full weight and
 /// is CONFORME. Otherwise it is CONFORME when every applicable point is PRESENT,
@@ -59,7 +60,7 @@ pub fn score_step(weight: f64, points: &[ControlPointVerdict]) -> StepScore {
     let weight = sanitize_weight(weight);
     let (mut present, mut partiel, mut applicable) = (0usize, 0usize, 0usize);
     for point in points {
-        match point.statut {
+        match point.counted_statut() {
             ControlPointStatus::Present => present += 1,
             ControlPointStatus::Partiel => partiel += 1,
             ControlPointStatus::Absent => {}
@@ -168,6 +169,7 @@ mod tests {
             evidence_reason: None,
             claimed_statut: None,
             citation_checks: vec![],
+            review: None,
         }
     }
 

@@ -20,6 +20,8 @@ pub enum RunKind {
     Step,
     /// `TranscriptionWorkflow`.
     Transcription,
+    /// `AuditRerunWorkflow`.
+    Rerun,
 }
 
 impl RunKind {
@@ -29,6 +31,7 @@ impl RunKind {
             Self::Audit => "audit",
             Self::Step => "step",
             Self::Transcription => "transcription",
+            Self::Rerun => "rerun",
         }
     }
 }

@@ -2,7 +2,7 @@
 //! Temporal history, so they carry ids and small summaries only — never a transcript or
 //! a prompt (2 MB payload cap; activities read the big things from Postgres by id).
 
-use crate::analysis::Conformite;
+use crate::analysis::{Conformite, ControlPointStatus};
 use crate::scoring::AuditSummary;
 use crate::status::AuditPhase;
 use serde::{Deserialize, Serialize};
@@ -20,6 +20,15 @@ pub mod ids {
     /// `transcribe:{recording_id}`.
     pub fn transcription(recording_id: &str) -> String {
         format!("transcribe:{recording_id}")
+    }
+    /// `audit:{audit_id}:rerun-step:{position}:{n}`: the n-th rerun of a step (n ≥ 1).
+    pub fn rerun_step(audit_id: &str, position: i32, n: i32) -> String {
+        format!("audit:{audit_id}:rerun-step:{position}:{n}")
+    }
+    /// `audit:{audit_id}:rerun-cp:{position}:{index}:{n}`: the n-th rerun of a control
+    /// point (n ≥ 1).
+    pub fn rerun_control_point(audit_id: &str, position: i32, index: i32, n: i32) -> String {
+        format!("audit:{audit_id}:rerun-cp:{position}:{index}:{n}")
     }
     /// Event topic of an audit.
     pub fn audit_topic(audit_id: &str) -> String {
@@ -159,4 +168,52 @@ pub struct AuditWorkflowOutput {
     pub summary: AuditSummary,
     /// Steps stored.
     pub steps: u32,
+}
+
+/// Input of `AuditRerunWorkflow`: the rerun row the api stored (kind, target, mode and
+/// instructions are read from it by id).
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct RerunWorkflowInput {
+    /// `audit_reruns.id`.
+    pub rerun_id: String,
+    /// Audit rerun.
+    pub audit_id: String,
+}
+
+/// Input of `rerun.analyze`, `rerun.apply`.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct RerunActivityInput {
+    /// `audit_reruns.id`.
+    pub rerun_id: String,
+}
+
+/// What `rerun.analyze` returns (the analysis itself stays on the rerun row).
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct RerunAnalyzed {
+    /// The gated status of each control point analysed (one for a control-point rerun).
+    pub statuts: Vec<ControlPointStatus>,
+    /// True when the analysis was stored already (retry or replay: no LLM call made).
+    pub reused: bool,
+}
+
+/// Output of `rerun.apply` and `AuditRerunWorkflow`.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct RerunOutcome {
+    /// `audit_reruns.id`.
+    pub rerun_id: String,
+    /// The step's new score.
+    pub step_score: f64,
+    /// Its verdict.
+    pub step_conforme: Conformite,
+    /// The audit's new summary.
+    pub summary: AuditSummary,
+}
+
+/// Input of `rerun.fail`.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct RerunFailure {
+    /// `audit_reruns.id`.
+    pub rerun_id: String,
+    /// Why (sanitised).
+    pub error: String,
 }

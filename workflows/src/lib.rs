@@ -3,18 +3,20 @@
 //! Workflow type names are part of history; they are set explicitly and never renamed
 //! without `ctx.patched`.
 //!
-//! One file per workflow (`audit`, `step`, `transcription`); `options` holds the retry
+//! One file per workflow (`audit`, `step`, `transcription`, `rerun`); `options` holds the retry
 //! policies and activity options they share, `failure` how a failure is recorded,
 //! `window` the sliding window the audit runs its steps in.
 
 mod audit;
 mod failure;
 pub mod options;
+mod rerun;
 mod step;
 mod transcription;
 pub mod window;
 
 pub use audit::{AuditWorkflow, STEP_SLIDING_WINDOW_PATCH};
 pub use failure::failure_chain;
+pub use rerun::AuditRerunWorkflow;
 pub use step::AuditStepWorkflow;
 pub use transcription::TranscriptionWorkflow;

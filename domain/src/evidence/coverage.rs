@@ -52,6 +52,7 @@ pub fn cover_control_points(answer: StepAnalysis, control_points: &[String]) -> 
                 evidence_reason: Some(NOT_ASSESSED_REASON.to_string()),
                 claimed_statut: None,
                 citation_checks: Vec::new(),
+                review: None,
             });
             verdict.point = wording.clone();
             verdict
@@ -90,6 +91,7 @@ mod tests {
             evidence_reason: None,
             claimed_statut: None,
             citation_checks: vec![],
+            review: None,
         }
     }
 

@@ -112,6 +112,7 @@ fn claim(
         evidence_reason: None,
         claimed_statut: None,
         citation_checks: vec![],
+        review: None,
     }
 }
 
