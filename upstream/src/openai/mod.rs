@@ -1,12 +1,15 @@
 //! OpenAI-compatible Chat Completions client: one structured-output completion
-//! ([`chat`]) and a bounded tool-calling conversation ([`tools`]). Requests are built
+//! ([`chat`]), a bounded tool-calling conversation ([`tools`]) and a streamed answer
+//! ([`stream`], for the chat about an audit or a fiche). Requests are built
 //! with `serde_json::json!` (their shape is the protocol's); answers are read into typed
 //! wire structs.
 
 pub mod chat;
+pub mod stream;
 pub mod tools;
 
 pub use callaudit_domain::transcript_tools::ToolLoopLimits;
+pub use stream::{CompletionStream, StreamRequest};
 pub use tools::{ToolCompletion, ToolsRequest};
 
 use crate::error::UpstreamError;
