@@ -1,7 +1,7 @@
 //! `/api/audit-configs`: CRUD of audit configurations.
 
 use crate::auth::{ApiTags, BearerAuth};
-use crate::error::ApiError;
+use crate::error::{ApiError, operation_errors};
 use crate::state::AppState;
 use callaudit_db::audit_configs::{self as db, DeleteOutcome, StoredAuditConfig};
 use callaudit_db::pool;
@@ -160,6 +160,99 @@ async fn load(state: &AppState, id: Uuid) -> Result<AuditConfigView, ApiError> {
         .ok_or_else(|| ApiError::not_found(format!("audit config {id} not found")))
 }
 
+operation_errors! {
+    /// What `createAuditConfig` answers besides the new configuration.
+    pub enum CreateAuditConfigError for "createAuditConfig" {
+        /// The body is not a JSON `AuditConfigBody` (missing field, wrong type, name not
+        /// of 1 to 200 characters).
+        400,
+        /// Missing, invalid or expired bearer token.
+        401,
+        /// The token lacks `audit_configs:write`.
+        403,
+        /// The body is larger than `API_MAX_BODY_BYTES`.
+        413,
+        /// The body is not sent as `application/json`.
+        415,
+        /// The configuration is invalid: no step or too many, positions not unique or
+        /// below 1, a negative weight, a step without control points, an empty name or
+        /// control point (the message says which).
+        422,
+        /// Postgres is unavailable; nothing was stored, retry later.
+        503,
+    }
+}
+
+operation_errors! {
+    /// What `listAuditConfigs` answers besides the list.
+    pub enum ListAuditConfigsError for "listAuditConfigs" {
+        /// Missing, invalid or expired bearer token.
+        401,
+        /// The token lacks `audit_configs:read`.
+        403,
+        /// Postgres is unavailable; retry later.
+        503,
+    }
+}
+
+operation_errors! {
+    /// What `getAuditConfig` answers besides the configuration.
+    pub enum GetAuditConfigError for "getAuditConfig" {
+        /// The id is not a UUID.
+        400,
+        /// Missing, invalid or expired bearer token.
+        401,
+        /// The token lacks `audit_configs:read`.
+        403,
+        /// No configuration with this id.
+        404,
+        /// Postgres is unavailable; retry later.
+        503,
+    }
+}
+
+operation_errors! {
+    /// What `replaceAuditConfig` answers besides the configuration as replaced.
+    pub enum ReplaceAuditConfigError for "replaceAuditConfig" {
+        /// The id is not a UUID, or the body is not a JSON `AuditConfigBody`.
+        400,
+        /// Missing, invalid or expired bearer token.
+        401,
+        /// The token lacks `audit_configs:write`.
+        403,
+        /// No configuration with this id.
+        404,
+        /// The body is larger than `API_MAX_BODY_BYTES`.
+        413,
+        /// The body is not sent as `application/json`.
+        415,
+        /// The configuration is invalid: no step or too many, positions not unique or
+        /// below 1, a negative weight, a step without control points, an empty name or
+        /// control point (the message says which).
+        422,
+        /// Postgres is unavailable; nothing was changed, retry later.
+        503,
+    }
+}
+
+operation_errors! {
+    /// What `deleteAuditConfig` answers besides 204.
+    pub enum DeleteAuditConfigError for "deleteAuditConfig" {
+        /// The id is not a UUID.
+        400,
+        /// Missing, invalid or expired bearer token.
+        401,
+        /// The token lacks `audit_configs:delete`.
+        403,
+        /// No configuration with this id.
+        404,
+        /// Audits use this configuration: deactivate it (`active: false`) instead.
+        409,
+        /// Postgres is unavailable; nothing was deleted, retry later.
+        503,
+    }
+}
+
 /// Audit configuration routes.
 pub struct AuditConfigsApi;
 
@@ -177,7 +270,7 @@ impl AuditConfigsApi {
         auth: BearerAuth,
         state: Data<&AppState>,
         body: Json<AuditConfigBody>,
-    ) -> Result<Created, ApiError> {
+    ) -> Result<Created, CreateAuditConfigError> {
         let who = auth.require(Permission::AUDIT_CONFIGS_WRITE)?;
         let spec = body.spec()?;
         let id = {
@@ -202,7 +295,7 @@ impl AuditConfigsApi {
         &self,
         auth: BearerAuth,
         state: Data<&AppState>,
-    ) -> Result<Json<Vec<AuditConfigSummary>>, ApiError> {
+    ) -> Result<Json<Vec<AuditConfigSummary>>, ListAuditConfigsError> {
         auth.require(Permission::AUDIT_CONFIGS_READ)?;
         let mut conn = pool::get(&state.pool).await?;
         let rows = db::list(&mut conn).await?;
@@ -231,7 +324,7 @@ impl AuditConfigsApi {
         auth: BearerAuth,
         state: Data<&AppState>,
         id: Path<Uuid>,
-    ) -> Result<Json<AuditConfigView>, ApiError> {
+    ) -> Result<Json<AuditConfigView>, GetAuditConfigError> {
         auth.require(Permission::AUDIT_CONFIGS_READ)?;
         Ok(Json(load(&state, id.0).await?))
     }
@@ -249,15 +342,12 @@ impl AuditConfigsApi {
         state: Data<&AppState>,
         id: Path<Uuid>,
         body: Json<AuditConfigBody>,
-    ) -> Result<Json<AuditConfigView>, ApiError> {
+    ) -> Result<Json<AuditConfigView>, ReplaceAuditConfigError> {
         auth.require(Permission::AUDIT_CONFIGS_WRITE)?;
         let spec = body.spec()?;
         let mut conn = pool::get(&state.pool).await?;
         if !db::replace(&mut conn, id.0, &spec, body.active).await? {
-            return Err(ApiError::not_found(format!(
-                "audit config {} not found",
-                id.0
-            )));
+            return Err(ApiError::not_found(format!("audit config {} not found", id.0)).into());
         }
         drop(conn);
         Ok(Json(load(&state, id.0).await?))
@@ -275,19 +365,19 @@ impl AuditConfigsApi {
         auth: BearerAuth,
         state: Data<&AppState>,
         id: Path<Uuid>,
-    ) -> Result<Deleted, ApiError> {
+    ) -> Result<Deleted, DeleteAuditConfigError> {
         auth.require(Permission::AUDIT_CONFIGS_DELETE)?;
         let mut conn = pool::get(&state.pool).await?;
         match db::delete(&mut conn, id.0).await? {
             DeleteOutcome::Deleted => Ok(Deleted::NoContent),
-            DeleteOutcome::NotFound => Err(ApiError::not_found(format!(
-                "audit config {} not found",
-                id.0
-            ))),
+            DeleteOutcome::NotFound => {
+                Err(ApiError::not_found(format!("audit config {} not found", id.0)).into())
+            }
             DeleteOutcome::InUse(n) => Err(ApiError::conflict(format!(
                 "audit config {} is used by {n} audit(s); set active=false instead",
                 id.0
-            ))),
+            ))
+            .into()),
         }
     }
 }

@@ -1,9 +1,11 @@
 //! `/api/audits`: run an audit (starts `AuditWorkflow`), read one, list them.
 
+mod errors;
 mod reconcile;
 mod views;
 mod wire;
 
+pub use errors::*;
 pub use reconcile::sweep as reconcile_sweep;
 pub use views::*;
 pub use wire::{AuditStatusView, ConformiteView, NiveauView};
@@ -47,7 +49,7 @@ impl AuditsApi {
         /// first request created; the same key with another body is a 409.
         #[oai(name = "Idempotency-Key")]
         idempotency_key: Header<Option<String>>,
-    ) -> Result<RunAuditResponse, ApiError> {
+    ) -> Result<RunAuditResponse, RunAuditError> {
         let who = auth.require(Permission::AUDITS_WRITE)?;
         let use_rlm = body.use_rlm.or(body.use_rlm_camel).unwrap_or(false);
         let key = idempotency::key(
@@ -71,10 +73,9 @@ impl AuditsApi {
                 ApiError::not_found(format!("audit config {} not found", body.audit_config_id))
             })?;
         if !config.active {
-            return Err(ApiError::unprocessable(format!(
-                "audit config {} is inactive",
-                config.id
-            )));
+            return Err(
+                ApiError::unprocessable(format!("audit config {} is inactive", config.id)).into(),
+            );
         }
         drop(conn);
         // Unknown fiches are refused here, before anything is stored. The details this
@@ -163,7 +164,8 @@ impl AuditsApi {
             tracing::warn!(error = %e, "starting AuditWorkflow failed");
             return Err(ApiError::unavailable(
                 "the workflow engine is unavailable; nothing was started, retry later",
-            ));
+            )
+            .into());
         }
         Ok(accepted(
             &state,
@@ -181,7 +183,7 @@ impl AuditsApi {
         auth: BearerAuth,
         state: Data<&AppState>,
         id: Path<Uuid>,
-    ) -> Result<Json<AuditView>, ApiError> {
+    ) -> Result<Json<AuditView>, GetAuditError> {
         auth.require(Permission::AUDITS_READ)?;
         let mut conn = pool::get(&state.pool).await?;
         let audit = audit_rows::get(&mut conn, id.0)
@@ -209,7 +211,7 @@ impl AuditsApi {
         auth: BearerAuth,
         state: Data<&AppState>,
         id: Path<Uuid>,
-    ) -> Result<Json<AuditView>, ApiError> {
+    ) -> Result<Json<AuditView>, CancelAuditError> {
         let who = auth.require(Permission::AUDITS_WRITE)?;
         let mut conn = pool::get(&state.pool).await?;
         let audit = audit_rows::get(&mut conn, id.0)
@@ -237,7 +239,7 @@ impl AuditsApi {
         id: Path<Uuid>,
         #[oai(name = "Last-Event-ID")] last_event_id: Header<Option<String>>,
         #[oai(validator(minimum(value = "0")))] after: Query<Option<i64>>,
-    ) -> Result<TopicStream, ApiError> {
+    ) -> Result<TopicStream, StreamAuditEventsError> {
         let topic = ids::audit_topic(&id.0.to_string());
         auth.allow(&topic, Permission::AUDITS_READ)?;
         let after = resume_point(last_event_id.0.as_deref(), after.0)?;
@@ -250,7 +252,7 @@ impl AuditsApi {
             // the stream ends instead of waiting forever.
             reconcile::reconcile(&state, &mut conn, audit).await?;
         }
-        topic_stream(&state, topic, after, AUDIT_TERMINAL)
+        Ok(topic_stream(&state, topic, after, AUDIT_TERMINAL)?)
     }
 
     /// A short-lived token for this audit's event stream, for a browser's `EventSource`
@@ -268,11 +270,11 @@ impl AuditsApi {
         auth: BearerAuth,
         state: Data<&AppState>,
         id: Path<Uuid>,
-    ) -> Result<StreamTokenResponse, ApiError> {
+    ) -> Result<StreamTokenResponse, CreateAuditEventsTokenError> {
         let who = auth.require(Permission::AUDITS_READ)?;
         let mut conn = pool::get(&state.pool).await?;
         if audit_rows::get(&mut conn, id.0).await?.is_none() {
-            return Err(ApiError::not_found(format!("audit {} not found", id.0)));
+            return Err(ApiError::not_found(format!("audit {} not found", id.0)).into());
         }
         let (token, expires_at) = callaudit_db::stream_tokens::issue(
             &mut conn,
@@ -302,7 +304,7 @@ impl AuditsApi {
         )]
         limit: Query<i64>,
         #[oai(default, validator(minimum(value = "0")))] offset: Query<i64>,
-    ) -> Result<Json<AuditPage>, ApiError> {
+    ) -> Result<Json<AuditPage>, ListAuditsError> {
         auth.require(Permission::AUDITS_READ)?;
         let mut conn = pool::get(&state.pool).await?;
         let page = audit_rows::list(&mut conn, fiche_id.0.as_deref(), limit.0, offset.0).await?;

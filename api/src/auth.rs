@@ -1,7 +1,7 @@
 //! Bearer-token authentication, permission checks and the `/api/auth` routes.
 
 use crate::client_addr::client_address;
-use crate::error::ApiError;
+use crate::error::{ApiError, operation_errors};
 use crate::state::AppState;
 use callaudit_db::auth::{self as db_auth, Principal, Session};
 use callaudit_db::login_throttle::{self, Attempt};
@@ -181,6 +181,46 @@ pub enum LogoutResponse {
     LoggedOut,
 }
 
+operation_errors! {
+    /// What `login` answers besides a token.
+    pub enum LoginError for "login" {
+        /// The body is not a JSON `LoginRequest` (e-mail of 3 to 320 characters,
+        /// password of 1 to 1024).
+        400,
+        /// Wrong e-mail or password, or an inactive user (the answer does not say which).
+        401,
+        /// The body is larger than `API_MAX_BODY_BYTES`.
+        413,
+        /// The body is not sent as `application/json`.
+        415,
+        /// Too many failed logins from this e-mail or client address; retry after
+        /// `Retry-After` seconds.
+        429,
+        /// Postgres is unavailable; retry later.
+        503,
+    }
+}
+
+operation_errors! {
+    /// What `logout` answers besides 204.
+    pub enum LogoutError for "logout" {
+        /// Missing, invalid, expired or already revoked bearer token.
+        401,
+        /// Postgres is unavailable; the token is not revoked, retry later.
+        503,
+    }
+}
+
+operation_errors! {
+    /// What `getMe` answers besides the user.
+    pub enum GetMeError for "getMe" {
+        /// Missing, invalid or expired bearer token.
+        401,
+        /// Postgres is unavailable (the token cannot be checked); retry later.
+        503,
+    }
+}
+
 /// Expired tokens and stale throttle counters deleted per login, at most (each an
 /// indexed, bounded DELETE, so a login stays cheap however much has piled up).
 const PURGE_BATCH: i64 = 100;
@@ -203,7 +243,7 @@ impl AuthApi {
         state: Data<&AppState>,
         req: &Request,
         body: Json<LoginRequest>,
-    ) -> Result<Json<LoginResponse>, ApiError> {
+    ) -> Result<Json<LoginResponse>, LoginError> {
         let address = client_address(req, &state.trusted_proxies);
         tracing::Span::current().record("client.address", address.as_str());
         let email = body.email.trim();
@@ -217,7 +257,8 @@ impl AuthApi {
                 return Err(ApiError::too_many_requests(
                     format!("too many failed logins; retry in {retry_after_s} s"),
                     retry_after_s,
-                ));
+                )
+                .into());
             }
             db_auth::purge_expired_tokens(&mut conn, PURGE_BATCH).await?;
             login_throttle::purge_stale(&mut conn, state.login_throttle.window, PURGE_BATCH)
@@ -226,7 +267,7 @@ impl AuthApi {
             // The connection goes back to the pool here: argon2 runs without it.
         };
         let Some(user) = db_auth::check_password(credentials, &body.password).await? else {
-            return Err(ApiError::unauthorized("invalid e-mail or password"));
+            return Err(ApiError::unauthorized("invalid e-mail or password").into());
         };
         tracing::Span::current().record("user.id", tracing::field::display(user.id));
         let mut conn = pool::get(&state.pool).await?;
@@ -248,7 +289,7 @@ impl AuthApi {
         &self,
         state: Data<&AppState>,
         auth: BearerAuth,
-    ) -> Result<LogoutResponse, ApiError> {
+    ) -> Result<LogoutResponse, LogoutError> {
         let mut conn = pool::get(&state.pool).await?;
         db_auth::revoke_token(&mut conn, auth.0.token_id).await?;
         Ok(LogoutResponse::LoggedOut)
@@ -257,7 +298,7 @@ impl AuthApi {
     /// Who the bearer token belongs to, with roles and permissions.
     #[oai(path = "/api/auth/me", method = "get", operation_id = "getMe")]
     #[tracing::instrument(skip_all, name = "api.auth.me")]
-    async fn me(&self, auth: BearerAuth) -> Result<Json<Me>, ApiError> {
+    async fn me(&self, auth: BearerAuth) -> Result<Json<Me>, GetMeError> {
         Ok(Json(Me::from(&auth.0.principal)))
     }
 }

@@ -2,7 +2,7 @@
 //! at most once per cooldown) and the CRM sales search by date.
 
 use crate::auth::{ApiTags, BearerAuth};
-use crate::error::ApiError;
+use crate::error::{ApiError, operation_errors};
 use crate::state::AppState;
 use callaudit_db::{fiches as fiche_rows, pool};
 use callaudit_domain::rbac::Permission;
@@ -132,6 +132,43 @@ pub struct SalesPage {
     pub fiches: Vec<SaleItem>,
 }
 
+operation_errors! {
+    /// What `searchSales` answers besides the sales.
+    pub enum SearchSalesError for "searchSales" {
+        /// `date` is missing or not a calendar day `YYYY-MM-DD`.
+        400,
+        /// Missing, invalid or expired bearer token.
+        401,
+        /// The token lacks `fiches:read`.
+        403,
+        /// The CRM refused the search; retrying will not help.
+        502,
+        /// The CRM is unavailable or not configured, its search slots stayed busy, or
+        /// Postgres is unavailable; retry later.
+        503,
+    }
+}
+
+operation_errors! {
+    /// What `getFiche` answers besides the fiche.
+    pub enum GetFicheError for "getFiche" {
+        /// The fiche id is not 1 to 100 letters, digits, `_`, `.` or `-` (dots alone are
+        /// refused), or `force_refresh` is not a boolean.
+        400,
+        /// Missing, invalid or expired bearer token.
+        401,
+        /// The token lacks `fiches:read`, or `fiches:write` for `force_refresh=true`.
+        403,
+        /// The CRM does not know this fiche.
+        404,
+        /// The CRM refused the request; retrying will not help.
+        502,
+        /// The CRM is unavailable or not configured, its slots stayed busy, or Postgres
+        /// is unavailable; retry later.
+        503,
+    }
+}
+
 /// Fiche routes.
 pub struct FichesApi;
 
@@ -151,7 +188,7 @@ impl FichesApi {
         state: Data<&AppState>,
         /// Day, `YYYY-MM-DD`.
         date: Query<String>,
-    ) -> Result<Json<SalesPage>, ApiError> {
+    ) -> Result<Json<SalesPage>, SearchSalesError> {
         auth.require(Permission::FICHES_READ)?;
         let day = chrono::NaiveDate::parse_from_str(date.0.trim(), "%Y-%m-%d").map_err(|_| {
             ApiError::bad_request(format!(
@@ -200,7 +237,7 @@ impl FichesApi {
         ))]
         fiche_id: Path<String>,
         #[oai(default)] force_refresh: Query<bool>,
-    ) -> Result<Json<FicheView>, ApiError> {
+    ) -> Result<Json<FicheView>, GetFicheError> {
         auth.require(Permission::FICHES_READ)?;
         if force_refresh.0 {
             auth.require(Permission::FICHES_WRITE)?;
