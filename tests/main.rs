@@ -8,6 +8,7 @@ mod support;
 mod audit_pipeline;
 mod auth_hardening;
 mod bench_smoke;
+mod browser;
 mod events_stream;
 mod fiches;
 mod foundation;
