@@ -13,6 +13,7 @@ pub mod health;
 pub mod idempotency;
 pub mod limits;
 pub mod metrics;
+pub mod reruns;
 pub mod sse;
 pub mod state;
 pub mod temporal;
@@ -31,6 +32,7 @@ pub type Apis = (
     auth::AuthApi,
     audit_configs::AuditConfigsApi,
     audits::AuditsApi,
+    reruns::RerunsApi,
     fiches::FichesApi,
 );
 
@@ -42,6 +44,7 @@ pub fn openapi() -> OpenApiService<Apis, ()> {
             auth::AuthApi,
             audit_configs::AuditConfigsApi,
             audits::AuditsApi,
+            reruns::RerunsApi,
             fiches::FichesApi,
         ),
         "callaudit",
