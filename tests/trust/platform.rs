@@ -116,6 +116,27 @@ async fn a_request_body_past_the_cap_gets_413_with_the_json_error_whether_declar
 }
 
 #[tokio::test(flavor = "multi_thread")]
+async fn a_json_body_sent_as_another_content_type_or_none_gets_the_documented_415_json_error() {
+    let db = test_db("content_type").await;
+    let api = spawn_api(&db.url, temporal_settings(&temporal_address(), "unused")).await;
+    let login = serde_json::json!({"email": "nobody@example.test", "password": "x"}).to_string();
+    for content_type in [Some("text/plain"), None] {
+        let mut req = api
+            .http
+            .post(format!("{}/api/auth/login", api.base))
+            .body(login.clone());
+        if let Some(ct) = content_type {
+            req = req.header("content-type", ct);
+        }
+        let resp = req.send().await.expect("request");
+        assert_eq!(resp.status(), 415, "{content_type:?}");
+        let body: serde_json::Value = resp.json().await.expect("json error");
+        assert_eq!(body["error"]["code"], "unsupported_media_type", "{body}");
+        assert_eq!(body["error"]["status"], 415, "{body}");
+    }
+}
+
+#[tokio::test(flavor = "multi_thread")]
 async fn metrics_label_routes_by_template_ready_names_the_dependency_only_and_dot_ids_are_refused()
 {
     let db = test_db("operability").await;
