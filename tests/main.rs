@@ -14,6 +14,7 @@ mod fiches;
 mod foundation;
 mod observability;
 mod replay;
+mod reviews;
 mod reruns;
 mod stored_rows;
 mod trust;

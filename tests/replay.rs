@@ -12,7 +12,8 @@ use callaudit_bench::bare::{
 };
 use callaudit_domain::workflow_io::{AuditWorkflowInput, AuditWorkflowOutput};
 use callaudit_workflows::{
-    AuditStepWorkflow, AuditWorkflow, STEP_SLIDING_WINDOW_PATCH, TranscriptionWorkflow,
+    AuditRerunWorkflow, AuditStepWorkflow, AuditWorkflow, STEP_SLIDING_WINDOW_PATCH,
+    TranscriptionWorkflow,
 };
 use std::collections::BTreeSet;
 use std::path::PathBuf;
@@ -55,11 +56,19 @@ const HISTORIES: &[(&str, &str)] = &[
         "BareAuditWorkflow with the step-sliding-window patch: 2 transcription children, 4 \
          step children in a sliding window of 2",
     ),
+    (
+        "rerun_completed.json",
+        "AuditRerunWorkflow: a control-point rerun analysed and applied",
+    ),
+    (
+        "rerun_failed.json",
+        "AuditRerunWorkflow: the LLM refuses the key, failure recorded by rerun.fail",
+    ),
     ("bare_step.json", "BareStepWorkflow"),
     ("bare_transcription.json", "BareTranscriptionWorkflow"),
 ];
 
-fn history_path(file: &str) -> PathBuf {
+pub(crate) fn history_path(file: &str) -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR"))
         .join("../tests/histories")
         .join(file)
@@ -80,6 +89,8 @@ fn replayer() -> WorkflowReplayer {
             .expect("register AuditStepWorkflow")
             .register_workflow::<TranscriptionWorkflow>()
             .expect("register TranscriptionWorkflow")
+            .register_workflow::<AuditRerunWorkflow>()
+            .expect("register AuditRerunWorkflow")
             .register_workflow::<BareAuditWorkflow>()
             .expect("register BareAuditWorkflow")
             .register_workflow::<BareStepWorkflow>()
@@ -268,7 +279,7 @@ async fn the_sliding_window_history_does_not_replay_through_the_chunked_path() {
     );
 }
 
-async fn fetch(
+pub(crate) async fn fetch(
     client: &temporalio_client::Client,
     workflow_id: &str,
     run_id: Option<String>,

@@ -14,7 +14,7 @@ use std::time::Duration;
 
 const T: Duration = Duration::from_secs(120);
 
-async fn set_sim(sc: &Scenario, cfg: Value) {
+pub(crate) async fn set_sim(sc: &Scenario, cfg: Value) {
     let resp = reqwest::Client::new()
         .post(format!("http://{}/_sim/config", sc.sim))
         .json(&cfg)
@@ -34,7 +34,7 @@ async fn llm_requests(sc: &Scenario) -> Vec<Value> {
     v["requests"].as_array().cloned().unwrap_or_default()
 }
 
-async fn post(sc: &Scenario, path: &str, token: &str, body: &Value) -> (u16, Value) {
+pub(crate) async fn post(sc: &Scenario, path: &str, token: &str, body: &Value) -> (u16, Value) {
     sc.api
         .send(reqwest::Method::POST, path, Some(token), body)
         .await
@@ -56,7 +56,7 @@ async fn rerun_ended(sc: &Scenario, audit: &str, rerun_id: &str) -> Value {
     .await
 }
 
-fn points(audit: &Value, step: usize) -> Vec<Value> {
+pub(crate) fn points(audit: &Value, step: usize) -> Vec<Value> {
     audit["steps"][step]["raw_result"]["points_controle"]
         .as_array()
         .cloned()
@@ -532,4 +532,62 @@ async fn reruns_are_refused_while_the_audit_runs_for_unknown_targets_and_for_vie
         0,
         "nothing stored"
     );
+}
+
+/// Records `tests/histories/rerun_completed.json` and `rerun_failed.json` from real runs,
+/// with `CALLAUDIT_RECORD_HISTORIES=reruns` (or `all`):
+/// `CALLAUDIT_RECORD_HISTORIES=reruns cargo test -p callaudit --test e2e reruns::record -- --ignored`.
+#[tokio::test(flavor = "multi_thread")]
+#[ignore = "records tests/histories; run deliberately"]
+async fn record() {
+    let mode = std::env::var("CALLAUDIT_RECORD_HISTORIES").unwrap_or_default();
+    assert!(
+        mode == "reruns" || mode == "all",
+        "set CALLAUDIT_RECORD_HISTORIES=reruns to write tests/histories"
+    );
+    let sc = Scenario::without_api_crm("record_rerun", Default::default()).await;
+    let config = sc.config(1).await;
+    let _w = sc.worker(&[]);
+    let id = sc.run("FICHE-1001", &config).await;
+    sc.completed(&id).await;
+    let path = format!("/api/audits/{id}/steps/1/control-points/1/rerun");
+    let (_, ok) = post(&sc, &path, &sc.auditor, &json!({})).await;
+    assert_eq!(
+        rerun_ended(&sc, &id, ok["id"].as_str().unwrap()).await["status"],
+        "completed"
+    );
+    set_sim(
+        &sc,
+        json!({"expected_api_keys": {"crm": "sim-crm", "elevenlabs": "sim-stt", "openai": "another-key"}}),
+    )
+    .await;
+    let (_, failed) = post(&sc, &path, &sc.auditor, &json!({})).await;
+    assert_eq!(
+        rerun_ended(&sc, &id, failed["id"].as_str().unwrap()).await["status"],
+        "failed"
+    );
+    let client = callaudit_api::temporal::connect(
+        &temporal_settings(&temporal_address(), "record"),
+        Duration::from_secs(5),
+    )
+    .await
+    .expect("temporal");
+    for (file, r) in [
+        ("rerun_completed.json", &ok),
+        ("rerun_failed.json", &failed),
+    ] {
+        let wf = r["workflow_id"].as_str().unwrap();
+        // The failed run's last event may still be in flight: wait for its close.
+        let json = wait_for("the rerun workflow to close", T, || async {
+            let h = crate::replay::fetch(&client, wf, None).await;
+            let text = String::from_utf8_lossy(&h).to_string();
+            (text.contains("WORKFLOW_EXECUTION_COMPLETED")
+                || text.contains("WORKFLOW_EXECUTION_FAILED")
+                || text.contains("WorkflowExecutionCompleted")
+                || text.contains("WorkflowExecutionFailed"))
+            .then_some(h)
+        })
+        .await;
+        std::fs::write(crate::replay::history_path(file), json).expect("write history");
+    }
 }

@@ -14,6 +14,7 @@ pub mod idempotency;
 pub mod limits;
 pub mod metrics;
 pub mod reruns;
+pub mod reviews;
 pub mod sse;
 pub mod state;
 pub mod temporal;
@@ -33,6 +34,7 @@ pub type Apis = (
     audit_configs::AuditConfigsApi,
     audits::AuditsApi,
     reruns::RerunsApi,
+    reviews::ReviewsApi,
     fiches::FichesApi,
 );
 
@@ -45,6 +47,7 @@ pub fn openapi() -> OpenApiService<Apis, ()> {
             audit_configs::AuditConfigsApi,
             audits::AuditsApi,
             reruns::RerunsApi,
+            reviews::ReviewsApi,
             fiches::FichesApi,
         ),
         "callaudit",

@@ -98,3 +98,44 @@ pub async fn of_audit(
         .load(conn)
         .await?)
 }
+
+/// A step of a completed audit, for reports across audits.
+#[derive(Debug, Clone, diesel::Queryable)]
+pub struct ReportedStep {
+    /// Audit.
+    pub audit_id: Uuid,
+    /// Position.
+    pub position: i32,
+    /// Name.
+    pub step_name: String,
+    /// Stored step result (points with their reviews).
+    pub raw_result: serde_json::Value,
+}
+
+/// The steps of the completed audits of configuration `config_id` created in
+/// `[from, to)`, at most `limit` (audits oldest first, steps by position).
+pub async fn of_completed_audits_of_config(
+    conn: &mut AsyncPgConnection,
+    config_id: Uuid,
+    from: chrono::DateTime<Utc>,
+    to: chrono::DateTime<Utc>,
+    limit: i64,
+) -> DbResult<Vec<ReportedStep>> {
+    use callaudit_domain::status::AuditStatus;
+    Ok(audit_step_results::table
+        .inner_join(audits::table)
+        .filter(audits::audit_config_id.eq(config_id))
+        .filter(audits::status.eq(AuditStatus::Completed.as_str()))
+        .filter(audits::created_at.ge(from))
+        .filter(audits::created_at.lt(to))
+        .order((audits::created_at.asc(), audit_step_results::position.asc()))
+        .limit(limit)
+        .select((
+            audit_step_results::audit_id,
+            audit_step_results::position,
+            audit_step_results::step_name,
+            audit_step_results::raw_result,
+        ))
+        .load(conn)
+        .await?)
+}

@@ -3,7 +3,7 @@
 //! retried after publishing stores it once) and its JSON payload. Producers build these;
 //! nothing spells an event type as a string elsewhere.
 
-use crate::analysis::{Conformite, Niveau};
+use crate::analysis::{Conformite, ControlPointStatus, Niveau};
 use crate::rerun::RerunKind;
 use crate::scoring::AuditSummary;
 use crate::workflow_io::ids;
@@ -91,6 +91,37 @@ pub enum AuditEvent {
         /// Reason.
         error: String,
     },
+    /// `audit.reviewed`: a human verdict was set on (or withdrawn from) a control point;
+    /// the step's new score and the audit's new summary.
+    Reviewed {
+        /// Audit id.
+        audit_id: String,
+        /// What changed.
+        change: ReviewChange,
+        /// The step's new score.
+        step_score: f64,
+        /// The step's new verdict.
+        step_conforme: Conformite,
+        /// The audit's new summary.
+        summary: AuditSummary,
+    },
+}
+
+/// A review set or withdrawn.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ReviewChange {
+    /// Step position.
+    pub position: i32,
+    /// Control point index.
+    pub control_point_index: i32,
+    /// The AI verdict (unchanged).
+    pub ai_statut: ControlPointStatus,
+    /// The human verdict now (None: withdrawn).
+    pub human_statut: Option<ControlPointStatus>,
+    /// Who.
+    pub by: String,
+    /// When (RFC 3339).
+    pub at: String,
 }
 
 /// Which rerun an event is about.
@@ -223,6 +254,8 @@ impl AuditEvent {
     pub const RERUN_COMPLETED: &'static str = "audit.rerun.completed";
     /// `audit.rerun.failed`.
     pub const RERUN_FAILED: &'static str = "audit.rerun.failed";
+    /// `audit.reviewed`.
+    pub const REVIEWED: &'static str = "audit.reviewed";
 
     fn audit_id(&self) -> &str {
         match self {
@@ -233,7 +266,8 @@ impl AuditEvent {
             | Self::Cancelled { audit_id, .. }
             | Self::RerunStarted { audit_id, .. }
             | Self::RerunCompleted { audit_id, .. }
-            | Self::RerunFailed { audit_id, .. } => audit_id,
+            | Self::RerunFailed { audit_id, .. }
+            | Self::Reviewed { audit_id, .. } => audit_id,
         }
     }
 
@@ -248,6 +282,7 @@ impl AuditEvent {
             Self::RerunStarted { .. } => Self::RERUN_STARTED,
             Self::RerunCompleted { .. } => Self::RERUN_COMPLETED,
             Self::RerunFailed { .. } => Self::RERUN_FAILED,
+            Self::Reviewed { .. } => Self::REVIEWED,
         }
     }
 
@@ -274,6 +309,10 @@ impl AuditEvent {
             Self::RerunFailed { rerun, .. } => {
                 format!("audit:{id}:rerun:{}:failed", rerun.rerun_id)
             }
+            Self::Reviewed { change, .. } => format!(
+                "audit:{id}:review:{}:{}:{}",
+                change.position, change.control_point_index, change.at
+            ),
         }
     }
 
@@ -326,6 +365,25 @@ impl AuditEvent {
                 rerun,
                 error,
             } => json!({"audit_id": audit_id, "rerun": rerun.json(), "error": error}),
+            Self::Reviewed {
+                audit_id,
+                change,
+                step_score,
+                step_conforme,
+                summary,
+            } => json!({
+                "audit_id": audit_id,
+                "review": {
+                    "position": change.position,
+                    "control_point_index": change.control_point_index,
+                    "ai_statut": change.ai_statut,
+                    "human_statut": change.human_statut,
+                    "by": change.by,
+                    "at": change.at,
+                },
+                "step": {"position": change.position, "score": step_score, "conforme": step_conforme},
+                "audit": {"score": summary.score, "niveau": summary.niveau, "critical": summary.critical},
+            }),
         }
     }
 

@@ -10,6 +10,7 @@
 //!   transcript-tools mode.
 
 pub mod analysis;
+pub mod calibration;
 pub mod chat;
 pub mod cost;
 pub mod events;

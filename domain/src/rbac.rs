@@ -22,6 +22,8 @@ named_enum! {
         Automation = "automation",
         /// Chat.
         Chat = "chat",
+        /// Human reviews of control points (and the calibration report).
+        Reviews = "reviews",
         /// Users and roles.
         Users = "users",
     }
@@ -63,6 +65,10 @@ impl Permission {
     pub const FICHES_READ: Self = Self::new(Resource::Fiches, Action::Read);
     /// `fiches:write`.
     pub const FICHES_WRITE: Self = Self::new(Resource::Fiches, Action::Write);
+    /// `reviews:read`.
+    pub const REVIEWS_READ: Self = Self::new(Resource::Reviews, Action::Read);
+    /// `reviews:write`: set or withdraw a human verdict on a control point.
+    pub const REVIEWS_WRITE: Self = Self::new(Resource::Reviews, Action::Write);
     /// `chat:read`.
     pub const CHAT_READ: Self = Self::new(Resource::Chat, Action::Read);
     /// `chat:write`.
@@ -116,6 +122,7 @@ pub fn role_grants(role: &str, permission: Permission) -> bool {
                     | Resource::Transcriptions
                     | Resource::Batches
                     | Resource::Chat
+                    | Resource::Reviews
             ),
             Action::Delete => false,
         },

@@ -101,6 +101,9 @@ pub struct StepView {
     pub score: f64,
     /// The step's verdict.
     pub conforme: ConformiteView,
+    /// Each control point: the AI verdict, the human one if any, and which one counts
+    /// (read from `raw_result`).
+    pub control_points: Vec<ControlPointView>,
     /// Gated analysis: `points_controle` (statut, citations, evidence_unverified…), commentaire, rerun_history, and `analysis`: how it was obtained (`mode` `prompt` or `tools`; in tools mode `requests`, `tool_rounds`, `tool_calls`, `tool_chars` read, `budget_exhausted`).
     pub raw_result: serde_json::Value,
     /// Model used.
@@ -109,6 +112,70 @@ pub struct StepView {
     pub prompt_tokens: i32,
     /// Completion tokens.
     pub completion_tokens: i32,
+}
+
+/// Who decides a control point's status in the scores.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, poem_openapi::Enum)]
+#[oai(rename_all = "lowercase")]
+pub enum VerdictSource {
+    /// The AI's verdict (after evidence gating).
+    Ai,
+    /// A human review.
+    Human,
+}
+
+/// A control point's verdicts.
+#[derive(Debug, Object)]
+pub struct ControlPointView {
+    /// Index in the step.
+    pub index: i32,
+    /// Wording.
+    pub point: String,
+    /// The AI's verdict after evidence gating.
+    pub ai_statut: crate::reviews::StatutView,
+    /// The reviewer's verdict, if any.
+    pub human_statut: Option<crate::reviews::StatutView>,
+    /// The reviewer's comment.
+    pub review_comment: Option<String>,
+    /// Who reviewed.
+    pub reviewed_by: Option<String>,
+    /// When (RFC 3339).
+    pub reviewed_at: Option<String>,
+    /// The verdict that counts in the scores.
+    pub counted_statut: crate::reviews::StatutView,
+    /// Whose verdict counts.
+    pub counts: VerdictSource,
+    /// A PRESENT/PARTIEL claim had no verified citation.
+    pub evidence_unverified: bool,
+}
+
+fn control_points(raw: &serde_json::Value) -> Vec<ControlPointView> {
+    let Ok(result) =
+        serde_json::from_value::<callaudit_domain::step_result::StepResult>(raw.clone())
+    else {
+        return Vec::new();
+    };
+    result
+        .gated
+        .points_controle
+        .into_iter()
+        .map(|p| ControlPointView {
+            index: i32::try_from(p.index).unwrap_or(i32::MAX),
+            ai_statut: p.statut.into(),
+            human_statut: p.review.as_ref().map(|r| r.statut.into()),
+            review_comment: p.review.as_ref().map(|r| r.comment.clone()),
+            reviewed_by: p.review.as_ref().map(|r| r.by.clone()),
+            reviewed_at: p.review.as_ref().map(|r| r.at.clone()),
+            counted_statut: p.counted_statut().into(),
+            counts: if p.review.is_some() {
+                VerdictSource::Human
+            } else {
+                VerdictSource::Ai
+            },
+            evidence_unverified: p.evidence_unverified,
+            point: p.point,
+        })
+        .collect()
 }
 
 /// An audit with its summary and steps.
@@ -248,6 +315,7 @@ pub(super) fn view(a: AuditRow, steps: Vec<StepResultRow>) -> AuditView {
                 critical: s.critical,
                 score: s.score,
                 conforme: s.conforme.into(),
+                control_points: control_points(&s.raw_result),
                 raw_result: s.raw_result,
                 model: s.model,
                 prompt_tokens: s.prompt_tokens,
