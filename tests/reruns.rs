@@ -591,3 +591,104 @@ async fn record() {
         std::fs::write(crate::replay::history_path(file), json).expect("write history");
     }
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_rerun_whose_workflow_was_terminated_or_never_started_is_reconciled_to_failed() {
+    let sc = Scenario::without_api_crm("rerun_reconcile", Default::default()).await;
+    let config = sc.config(1).await;
+    let worker = sc.worker(&[]);
+    let id = sc.run("FICHE-1001", &config).await;
+    sc.completed(&id).await;
+    drop(worker); // nobody runs the rerun's workflow now
+    let (status, accepted) = post(
+        &sc,
+        &format!("/api/audits/{id}/steps/1/rerun"),
+        &sc.auditor,
+        &json!({}),
+    )
+    .await;
+    assert_eq!(status, 202, "{accepted}");
+    let client = callaudit_api::temporal::connect(
+        &temporal_settings(&temporal_address(), &sc.queue),
+        Duration::from_secs(5),
+    )
+    .await
+    .expect("temporal");
+    client
+        .get_workflow_handle::<callaudit_workflows::AuditRerunWorkflow>(
+            accepted["workflow_id"].as_str().unwrap().to_string(),
+        )
+        .terminate(Default::default())
+        .await
+        .expect("terminate");
+    // A rerun stored by an api that stopped before starting its workflow.
+    let mut conn = callaudit_db::pool::get(&sc.api.state.pool)
+        .await
+        .expect("conn");
+    let audit_id = uuid::Uuid::parse_str(&id).unwrap();
+    let orphan = callaudit_db::reruns::create(
+        &mut conn,
+        &callaudit_db::reruns::NewRerun {
+            audit_id,
+            kind: callaudit_domain::rerun::RerunKind::Step,
+            position: 1,
+            control_point_index: None,
+            use_rlm: false,
+            instructions: None,
+            requested_by: None,
+            requested_by_email: None,
+        },
+        |n| format!("audit:{id}:rerun-step:1:{n}"),
+    )
+    .await
+    .expect("orphan rerun");
+    drop(conn);
+    assert_eq!(orphan.n, 2);
+
+    // A replica sweeping every second reconciles both, nobody reading them.
+    let mut settings = api_settings(
+        &sc.db.url,
+        temporal_settings(&temporal_address(), &sc.queue),
+        None,
+        3,
+    );
+    settings.reconcile_every = Duration::from_secs(1);
+    let _sweeper = spawn_api_from(settings).await;
+    let terminated = rerun_ended(&sc, &id, accepted["id"].as_str().unwrap()).await;
+    assert_eq!(terminated["status"], "failed", "{terminated}");
+    assert!(
+        terminated["error"]
+            .as_str()
+            .unwrap()
+            .contains("was terminated"),
+        "{terminated}"
+    );
+    let never = rerun_ended(&sc, &id, &orphan.id.to_string()).await;
+    assert_eq!(never["status"], "failed", "{never}");
+    assert!(
+        never["error"].as_str().unwrap().contains("never started"),
+        "{never}"
+    );
+
+    // The audit's stream is settled again: it replays and ends.
+    let mut stream = SseClient::open(
+        &sc.api,
+        &format!("/api/audits/{id}/events"),
+        &sc.auditor,
+        None,
+    )
+    .await;
+    let kinds: Vec<String> = stream
+        .rest(T)
+        .await
+        .into_iter()
+        .filter_map(|e| e.event)
+        .collect();
+    assert_eq!(
+        kinds.iter().filter(|k| *k == "audit.rerun.failed").count(),
+        2,
+        "{kinds:?}"
+    );
+    let after = sc.audit(&id).await;
+    assert_eq!(after["score"].as_f64(), Some(100.0), "nothing applied");
+}

@@ -547,3 +547,52 @@ fn view(state: &AppState, r: RerunRow) -> RerunView {
         completed_at: r.completed_at,
     }
 }
+
+/// When rerun `row` has not ended but its workflow has (terminated, timed out, cancelled,
+/// failed without recording it) or never started (the api stopped between storing it and
+/// starting it), records it failed with the reason and announces `audit.rerun.failed`, so
+/// the audit's stream settles. Temporal being unreachable leaves the row as it is.
+pub(crate) async fn reconcile(
+    state: &AppState,
+    conn: &mut AsyncPgConnection,
+    row: RerunRow,
+) -> Result<(), ApiError> {
+    if matches!(row.status, RerunStatus::Completed | RerunStatus::Failed) {
+        return Ok(());
+    }
+    let Ok(client) = state.temporal.client().await else {
+        return Ok(());
+    };
+    let handle = client.get_workflow_handle::<AuditRerunWorkflow>(row.workflow_id.clone());
+    let ended = match handle
+        .describe(temporalio_client::WorkflowDescribeOptions::default())
+        .await
+    {
+        Ok(d) => match d.status() {
+            temporalio_client::WorkflowExecutionStatus::Terminated => "was terminated",
+            temporalio_client::WorkflowExecutionStatus::TimedOut => "timed out",
+            temporalio_client::WorkflowExecutionStatus::Canceled => "was cancelled",
+            temporalio_client::WorkflowExecutionStatus::Failed => "failed",
+            _ => return Ok(()),
+        },
+        Err(temporalio_client::errors::WorkflowInteractionError::NotFound(_)) => "never started",
+        Err(_) => return Ok(()),
+    };
+    let reason = format!(
+        "the rerun workflow {} {ended} without recording an outcome (reconciled)",
+        row.workflow_id
+    );
+    if reruns::fail(conn, row.id, &reason).await? {
+        tracing::warn!(rerun.id = %row.id, audit.id = %row.audit_id, %reason, "rerun reconciled");
+        publish(
+            conn,
+            &AuditEvent::RerunFailed {
+                audit_id: row.audit_id.to_string(),
+                rerun: rerun_ref(&row),
+                error: reason,
+            },
+        )
+        .await?;
+    }
+    Ok(())
+}

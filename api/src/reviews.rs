@@ -112,7 +112,7 @@ pub struct ReviewedPoint {
 }
 
 operation_errors! {
-    /// What `reviewControlPoint` and `withdrawControlPointReview` answer besides the point.
+    /// What `reviewControlPoint` answers besides the point.
     pub enum ReviewError for "reviewControlPoint" {
         /// An id, position or index is malformed, the body is not a `ReviewRequest`, or the
         /// comment is longer than 4,000 characters.
@@ -121,8 +121,7 @@ operation_errors! {
         401,
         /// The token lacks `reviews:write` (viewers).
         403,
-        /// No audit with this id, no such step or control point, or (withdrawing) no review
-        /// on the point.
+        /// No audit with this id, or no such step or control point.
         404,
         /// The audit has not completed: only a completed audit is reviewed.
         409,
@@ -130,6 +129,24 @@ operation_errors! {
         413,
         /// The body is not sent as `application/json`.
         415,
+        /// Postgres is unavailable; retry later.
+        503,
+    }
+}
+
+operation_errors! {
+    /// What `withdrawControlPointReview` answers besides the point.
+    pub enum WithdrawReviewError for "withdrawControlPointReview" {
+        /// An id, position or index is malformed.
+        400,
+        /// Missing, invalid or expired bearer token.
+        401,
+        /// The token lacks `reviews:write` (viewers).
+        403,
+        /// No audit with this id, no such step or control point, or no review on the point.
+        404,
+        /// The audit has not completed.
+        409,
         /// Postgres is unavailable; retry later.
         503,
     }
@@ -301,7 +318,7 @@ impl ReviewsApi {
         id: Path<Uuid>,
         position: Path<i32>,
         index: Path<i32>,
-    ) -> Result<Json<ReviewedPoint>, ReviewError> {
+    ) -> Result<Json<ReviewedPoint>, WithdrawReviewError> {
         let who = auth.require(Permission::REVIEWS_WRITE)?;
         Ok(Json(
             change(&state, &who.user.email, id.0, position.0, index.0, None).await?,

@@ -1,6 +1,6 @@
-//! Keeping audit rows true to their workflows: an audit whose workflow ended without
-//! recording it (terminated, timed out, cancelled outside the api) is recorded failed
-//! with the reason; and cancellation on request.
+//! Keeping audit rows true to their workflows: an audit (or a rerun of one) whose
+//! workflow ended without recording it (terminated, timed out, cancelled outside the api)
+//! is recorded failed with the reason; and cancellation on request.
 
 use crate::error::ApiError;
 use crate::state::AppState;
@@ -88,6 +88,17 @@ pub async fn sweep(state: AppState, every: std::time::Duration) {
         for audit in audits {
             if let Err(e) = reconcile(&state, &mut conn, audit).await {
                 tracing::warn!(error = ?e, "reconcile sweep: an audit could not be reconciled");
+            }
+        }
+        // Reruns too: one whose workflow ended without recording it, or never started,
+        // would leave its audit's stream open forever.
+        let Ok(reruns) = callaudit_db::reruns::unsettled(&mut conn, idle_since, SWEEP_BATCH).await
+        else {
+            continue;
+        };
+        for rerun in reruns {
+            if let Err(e) = crate::reruns::reconcile(&state, &mut conn, rerun).await {
+                tracing::warn!(error = ?e, "reconcile sweep: a rerun could not be reconciled");
             }
         }
     }
