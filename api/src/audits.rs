@@ -18,7 +18,7 @@ use crate::state::AppState;
 use callaudit_db::audits::{self as audit_rows, NewAudit};
 use callaudit_db::pool;
 use callaudit_db::step_results;
-use callaudit_domain::events::AUDIT_TERMINAL;
+use callaudit_domain::events::AUDIT_STREAM_END;
 use callaudit_domain::rbac::Permission;
 use callaudit_domain::search::{self, RunKind};
 use callaudit_domain::status::AuditStatus;
@@ -252,7 +252,7 @@ impl AuditsApi {
             // the stream ends instead of waiting forever.
             reconcile::reconcile(&state, &mut conn, audit).await?;
         }
-        Ok(topic_stream(&state, topic, after, AUDIT_TERMINAL)?)
+        Ok(topic_stream(&state, topic, after, AUDIT_STREAM_END)?)
     }
 
     /// A short-lived token for this audit's event stream, for a browser's `EventSource`
