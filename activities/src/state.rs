@@ -4,7 +4,7 @@
 use callaudit_db::audits::AuditRow;
 use callaudit_db::{AsyncPgConnection, Pool, PooledConn, audits, events, pool};
 use callaudit_domain::audit_config::AuditConfigSpec;
-use callaudit_domain::events::AuditEvent;
+use callaudit_domain::events::DomainEvent;
 use callaudit_upstream::UpstreamError;
 use callaudit_upstream::elevenlabs::ElevenLabsClient;
 use callaudit_upstream::fiches::{FicheError, FicheService};
@@ -77,7 +77,7 @@ impl WorkerActivities {
     }
 
     /// Stores `event` once (by its dedupe key) and notifies the streams.
-    pub(crate) async fn publish(&self, event: &AuditEvent) -> Result<(), ActivityError> {
+    pub(crate) async fn publish(&self, event: &impl DomainEvent) -> Result<(), ActivityError> {
         let mut conn = self.conn().await?;
         events::publish(
             &mut conn,

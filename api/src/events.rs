@@ -10,11 +10,29 @@
 
 use crate::error::ApiError;
 use crate::state::AppState;
-use callaudit_domain::events::{StreamEnd, StreamTally};
+use callaudit_domain::events::{DomainEvent, StreamEnd, StreamTally};
 use futures::stream::BoxStream;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use tokio::sync::broadcast;
+
+/// Stores `event` once (by its dedupe key) and notifies every replica's streams: how the
+/// api announces what it changed itself (cancellations, reconciliations, reruns accepted,
+/// reviews).
+pub async fn publish(
+    conn: &mut callaudit_db::AsyncPgConnection,
+    event: &impl DomainEvent,
+) -> Result<(), ApiError> {
+    callaudit_db::events::publish(
+        conn,
+        &event.topic(),
+        event.kind(),
+        &event.payload(),
+        Some(&event.dedupe_key()),
+    )
+    .await?;
+    Ok(())
+}
 
 /// Broadcasts notified topics, and counts the streams this replica serves.
 #[derive(Clone, Debug)]

@@ -5,9 +5,10 @@
 use crate::audits::ConformiteView;
 use crate::auth::{ApiTags, BearerAuth};
 use crate::error::{ApiError, operation_errors};
+use crate::events::publish;
 use crate::state::AppState;
 use callaudit_db::reruns::{self, CreateError, NewRerun, RerunRow};
-use callaudit_db::{AsyncPgConnection, audits as audit_rows, events, pool};
+use callaudit_db::{AsyncPgConnection, audits as audit_rows, pool};
 use callaudit_domain::audit_config::AuditConfigSpec;
 use callaudit_domain::events::{AuditEvent, RerunRef};
 use callaudit_domain::rbac::Permission;
@@ -347,18 +348,6 @@ fn check_target(audit_id: Uuid, spec: &AuditConfigSpec, t: Target) -> Result<(),
             )));
         }
     }
-    Ok(())
-}
-
-async fn publish(conn: &mut AsyncPgConnection, event: &AuditEvent) -> Result<(), ApiError> {
-    events::publish(
-        conn,
-        &event.topic(),
-        event.kind(),
-        &event.payload(),
-        Some(&event.dedupe_key()),
-    )
-    .await?;
     Ok(())
 }
 

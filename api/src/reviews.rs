@@ -5,9 +5,10 @@
 use crate::audits::{ConformiteView, NiveauView};
 use crate::auth::{ApiTags, BearerAuth};
 use crate::error::{ApiError, operation_errors};
+use crate::events::publish;
 use crate::state::AppState;
 use callaudit_db::reruns::{PatchError, StepPatch, patch_step};
-use callaudit_db::{AsyncPgConnection, events, pool, step_results};
+use callaudit_db::{pool, step_results};
 use callaudit_domain::analysis::{ControlPointStatus, Review};
 use callaudit_domain::calibration::{Agreement, ORDER};
 use callaudit_domain::events::{AuditEvent, ReviewChange};
@@ -415,18 +416,6 @@ impl ReviewsApi {
                 .collect(),
         }))
     }
-}
-
-async fn publish(conn: &mut AsyncPgConnection, event: &AuditEvent) -> Result<(), ApiError> {
-    events::publish(
-        conn,
-        &event.topic(),
-        event.kind(),
-        &event.payload(),
-        Some(&event.dedupe_key()),
-    )
-    .await?;
-    Ok(())
 }
 
 /// Sets (`Some`) or withdraws (`None`) the review of a point under the audit's lock.

@@ -9,6 +9,35 @@ use crate::scoring::AuditSummary;
 use crate::workflow_io::ids;
 use serde_json::{Value, json};
 
+/// What every stream event is, whatever its family (audits; batches, fetch jobs and
+/// automation runs add theirs): its type (the SSE `event:`), its topic (the stream), a
+/// dedupe key (one per fact: publishing it twice stores it once) and its JSON payload.
+pub trait DomainEvent {
+    /// The event type, e.g. `audit.step.completed`.
+    fn kind(&self) -> &'static str;
+    /// The stream it belongs to, e.g. `audit:{id}`.
+    fn topic(&self) -> String;
+    /// One key per fact.
+    fn dedupe_key(&self) -> String;
+    /// The payload (ids and small summaries, never a transcript or a secret).
+    fn payload(&self) -> Value;
+}
+
+impl DomainEvent for AuditEvent {
+    fn kind(&self) -> &'static str {
+        AuditEvent::kind(self)
+    }
+    fn topic(&self) -> String {
+        AuditEvent::topic(self)
+    }
+    fn dedupe_key(&self) -> String {
+        AuditEvent::dedupe_key(self)
+    }
+    fn payload(&self) -> Value {
+        AuditEvent::payload(self)
+    }
+}
+
 /// Every event kind, with its payload fields.
 #[derive(Debug, Clone, PartialEq)]
 pub enum AuditEvent {

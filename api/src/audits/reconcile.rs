@@ -3,24 +3,13 @@
 //! is recorded failed with the reason; and cancellation on request.
 
 use crate::error::ApiError;
+use crate::events::publish;
 use crate::state::AppState;
+use callaudit_db::AsyncPgConnection;
 use callaudit_db::audits::{self as audit_rows, AuditRow};
-use callaudit_db::{AsyncPgConnection, events};
 use callaudit_domain::events::AuditEvent;
 use callaudit_workflows::AuditWorkflow;
 use temporalio_client::{WorkflowCancelOptions, WorkflowDescribeOptions, WorkflowExecutionStatus};
-
-async fn publish(conn: &mut AsyncPgConnection, event: &AuditEvent) -> Result<(), ApiError> {
-    events::publish(
-        conn,
-        &event.topic(),
-        event.kind(),
-        &event.payload(),
-        Some(&event.dedupe_key()),
-    )
-    .await?;
-    Ok(())
-}
 
 /// When `audit` is not ended but its workflow is (and not by completing), records the
 /// failure with what ended it and announces `audit.failed`; returns the row as it now
