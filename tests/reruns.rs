@@ -199,6 +199,17 @@ async fn a_step_rerun_replaces_the_step_recomputes_the_summary_and_keeps_old_and
     assert_eq!(items[0]["status"], "completed");
     assert_eq!(items[0]["outcome"]["audit_score"].as_f64(), Some(100.0));
     assert_eq!(items[0]["outcome"]["step_conforme"], "CONFORME");
+
+    // The audit's cost counts the rerun's LLM use: one request for the step, one for the
+    // rerun, and their tokens added up.
+    assert_eq!(before["cost"]["llm_requests"], 1, "{}", before["cost"]);
+    assert_eq!(after["cost"]["llm_requests"], 2, "{}", after["cost"]);
+    let tokens = |v: &Value| v.as_i64().expect("tokens");
+    assert_eq!(
+        tokens(&after["cost"]["prompt_tokens"]),
+        tokens(&before["cost"]["prompt_tokens"]) + tokens(&items[0]["prompt_tokens"])
+    );
+    assert!(tokens(&items[0]["prompt_tokens"]) > 0);
 }
 
 #[tokio::test(flavor = "multi_thread")]

@@ -42,6 +42,32 @@ const DOCUMENTED_ERRORS: &[(&str, &[u16])] = &[
     ("listAudits", &[400, 401, 403, 500, 503]),
     ("searchSales", &[400, 401, 403, 500, 502, 503]),
     ("getFiche", &[400, 401, 403, 404, 500, 502, 503]),
+    (
+        "chatAboutAudit",
+        &[400, 401, 403, 404, 413, 415, 422, 500, 503],
+    ),
+    (
+        "chatAboutFiche",
+        &[400, 401, 403, 404, 413, 415, 422, 500, 502, 503],
+    ),
+    ("getAuditChatHistory", &[400, 401, 403, 404, 500, 503]),
+    ("getFicheChatHistory", &[400, 401, 403, 404, 500, 503]),
+    ("rerunStep", &[400, 401, 403, 404, 409, 413, 415, 500, 503]),
+    (
+        "rerunControlPoint",
+        &[400, 401, 403, 404, 409, 413, 415, 500, 503],
+    ),
+    ("listAuditReruns", &[400, 401, 403, 404, 500, 503]),
+    ("getAuditRerun", &[400, 401, 403, 404, 500, 503]),
+    (
+        "reviewControlPoint",
+        &[400, 401, 403, 404, 409, 413, 415, 500, 503],
+    ),
+    (
+        "withdrawControlPointReview",
+        &[400, 401, 403, 404, 409, 500, 503],
+    ),
+    ("calibrationReport", &[400, 401, 403, 500, 503]),
 ];
 
 /// Every operation of the spec: (operationId, "METHOD path", operation).

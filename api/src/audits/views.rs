@@ -223,7 +223,8 @@ pub struct AuditView {
 /// What an audit used and what it cost.
 #[derive(Debug, Object)]
 pub struct CostView {
-    /// Chat completion requests (one per step in prompt mode, every round in tools mode).
+    /// Chat completion requests (one per step in prompt mode, every round in tools mode),
+    /// reruns included.
     pub llm_requests: u32,
     /// Prompt tokens.
     pub prompt_tokens: i64,
@@ -239,7 +240,7 @@ pub struct CostView {
     pub currency: Option<String>,
 }
 
-/// The cost of an audit from its stored steps and the audio of its fiche.
+/// The cost of an audit from its stored steps, its reruns and the audio of its fiche.
 pub(super) async fn cost_of(
     state: &AppState,
     conn: &mut callaudit_db::AsyncPgConnection,
@@ -258,6 +259,20 @@ pub(super) async fn cost_of(
             completion_tokens: i64::from(s.completion_tokens),
         })
         .collect();
+    // Reruns spend tokens for the audit too (analysed ones, applied or not).
+    let mut usage = usage;
+    usage.extend(
+        callaudit_db::reruns::of_audit(conn, audit.id)
+            .await?
+            .into_iter()
+            .filter(|r| r.llm_requests > 0)
+            .map(|r| StepUsage {
+                model: r.model,
+                requests: u32::try_from(r.llm_requests).unwrap_or(0),
+                prompt_tokens: i64::from(r.prompt_tokens),
+                completion_tokens: i64::from(r.completion_tokens),
+            }),
+    );
     let audio = callaudit_db::recordings::transcribed_seconds(conn, &audit.fiche_id).await?;
     let c = audit_cost(&usage, audio, state.prices.as_deref());
     Ok(CostView {
