@@ -1,6 +1,7 @@
 //! `callaudit demo`: drives a running api the way a user would — waits for readiness,
 //! logs in, loads the sample audit configuration, runs one audit of a sample fiche and
-//! prints its summary with a link to the run in the Temporal UI.
+//! prints its summary with a link to the run in the Temporal UI, then reruns and reviews
+//! one of its control points ([`crate::demo_after`]).
 
 use crate::config::DemoArgs;
 use anyhow::{Context, bail};
@@ -169,6 +170,7 @@ pub async fn run(args: DemoArgs) -> anyhow::Result<()> {
             );
         }
     }
+    crate::demo_after::rerun_and_review(&http, base, &token, &audit).await?;
     println!(
         "\nTemporal UI: {}/namespaces/default/workflows/{}",
         args.temporal_ui_url.trim_end_matches('/'),
