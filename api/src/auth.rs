@@ -26,6 +26,8 @@ pub enum ApiTags {
     AuditConfigs,
     /// CRM fiches: cached reads, forced refresh, sales search.
     Fiches,
+    /// Chat about an audit or a fiche: streamed answers with checked quotes, history.
+    Chat,
 }
 
 /// A bearer token issued by `POST /api/auth/login`.

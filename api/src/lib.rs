@@ -5,6 +5,7 @@
 pub mod audit_configs;
 pub mod audits;
 pub mod auth;
+pub mod chat;
 pub mod client_addr;
 pub mod error;
 pub mod events;
@@ -36,6 +37,7 @@ pub type Apis = (
     reruns::RerunsApi,
     reviews::ReviewsApi,
     fiches::FichesApi,
+    chat::ChatApi,
 );
 
 /// The OpenAPI service with every route.
@@ -49,6 +51,7 @@ pub fn openapi() -> OpenApiService<Apis, ()> {
             reruns::RerunsApi,
             reviews::ReviewsApi,
             fiches::FichesApi,
+            chat::ChatApi,
         ),
         "callaudit",
         env!("CARGO_PKG_VERSION"),

@@ -8,6 +8,8 @@ use callaudit_db::Pool;
 use callaudit_db::login_throttle::LoginThrottleSettings;
 use callaudit_domain::cost::PriceTable;
 use callaudit_upstream::fiches::{FicheService, FicheSettings};
+use callaudit_upstream::metrics::VendorMetrics;
+use callaudit_upstream::openai::OpenAiClient;
 use std::net::IpAddr;
 use std::sync::Arc;
 
@@ -38,6 +40,17 @@ pub struct AppState {
     pub cors_allowed_origins: Arc<[String]>,
     /// Prices for cost estimates (`COST_PRICE_TABLE`).
     pub prices: Option<Arc<PriceTable>>,
+    /// The LLM the chat streams its answers from (`OPENAI_*`); none: chat answers 503.
+    pub chat: Option<ChatLlm>,
+}
+
+/// The LLM of the chat: an OpenAI-compatible client and the model to ask.
+#[derive(Debug, Clone)]
+pub struct ChatLlm {
+    /// Client (`OPENAI_BASE_URL`, `OPENAI_API_KEY`, `UPSTREAM_TIMEOUT_MS`).
+    pub client: OpenAiClient,
+    /// Model (`OPENAI_MODEL_CHAT`).
+    pub model: String,
 }
 
 /// What the api is built from (parsed configuration).
@@ -74,6 +87,9 @@ pub struct ApiSettings {
     /// How often unsettled audits are reconciled with their workflows
     /// (`API_RECONCILE_EVERY_S`).
     pub reconcile_every: std::time::Duration,
+    /// The chat's LLM (none when `OPENAI_API_KEY` is unset: chat answers 503). Its calls
+    /// and tokens are counted in the api's `/metrics`.
+    pub chat: Option<ChatLlm>,
 }
 
 impl AppState {
@@ -85,13 +101,25 @@ impl AppState {
     ) -> Result<(AppState, tokio::task::JoinHandle<()>), callaudit_db::DbError> {
         let pool = callaudit_db::connect_pool(&settings.database_url, settings.pool_size)?;
         let events = EventHub::new(settings.max_streams);
+        let metrics = Arc::new(Metrics::new());
+        let chat = match settings.chat {
+            Some(llm) => {
+                let vendor = VendorMetrics::register(&metrics.registry)
+                    .expect("vendor metric names are free in the api's registry");
+                Some(ChatLlm {
+                    client: llm.client.with_metrics(vendor),
+                    ..llm
+                })
+            }
+            None => None,
+        };
         let listen = events.clone().run_listener(settings.database_url);
         let state = AppState {
             fiches: FicheService::new(pool.clone(), settings.fiches, settings.holder),
             pool,
             temporal: Arc::new(TemporalGateway::new(settings.temporal)),
             token_ttl: settings.token_ttl,
-            metrics: Arc::new(Metrics::new()),
+            metrics,
             events,
             step_parallelism: settings.step_parallelism,
             max_body_bytes: settings.max_body_bytes,
@@ -99,6 +127,7 @@ impl AppState {
             trusted_proxies: settings.trusted_proxies.into(),
             cors_allowed_origins: settings.cors_allowed_origins.into(),
             prices: settings.prices.map(Arc::new),
+            chat,
         };
         let sweep = crate::audits::reconcile_sweep(state.clone(), settings.reconcile_every);
         let background = tokio::spawn(async move {

@@ -25,11 +25,11 @@ Environment variables (each also a flag of the subcommands that use it):
   ELEVENLABS_BASE_URL               default https://api.elevenlabs.io
   ELEVENLABS_API_KEY                secret; trimmed and unquoted
   ELEVENLABS_MODEL_ID               default scribe_v1
-  OPENAI_BASE_URL                   default https://api.openai.com/v1
-  OPENAI_API_KEY                    secret
+  OPENAI_BASE_URL                   default https://api.openai.com/v1 (worker: audits; api: chat)
+  OPENAI_API_KEY                    secret (worker: audits; api: chat, which answers 503 without it)
   OPENAI_MODEL_AUDIT                default gpt-4.1-mini
-  OPENAI_MODEL_CHAT                 default gpt-4.1-mini
-  UPSTREAM_TIMEOUT_MS               HTTP timeout of upstream calls (default 120000)
+  OPENAI_MODEL_CHAT                 model of the api's chat answers (default gpt-4.1-mini)
+  UPSTREAM_TIMEOUT_MS               HTTP timeout of upstream calls, a streamed chat answer included (default 120000)
   FICHE_FORCE_REFRESH_COOLDOWN_MS   min interval between forced refreshes of one fiche (default 1800000)
   FICHE_SALES_SEARCH_CONCURRENCY    global cap on CRM sales searches (default 1)
   FICHE_FETCH_CONCURRENCY           global cap on CRM fiche detail fetches (default 3)
@@ -202,6 +202,9 @@ pub struct ApiArgs {
     #[command(flatten)]
     #[allow(missing_docs)]
     pub crm: CrmArgs,
+    #[command(flatten)]
+    #[allow(missing_docs)]
+    pub chat: ChatLlmArgs,
     /// Steps analysed at once per audit (set on the workflows this api starts).
     #[arg(long, env = "AUDIT_STEP_PARALLELISM", default_value_t = 3, value_parser = clap::value_parser!(u32).range(1..=50))]
     pub audit_step_parallelism: u32,
@@ -257,6 +260,39 @@ pub struct UpstreamArgs {
     /// Model for chat.
     #[arg(long, env = "OPENAI_MODEL_CHAT", default_value = "gpt-4.1-mini")]
     pub openai_model_chat: String,
+}
+
+/// The LLM the api's chat streams its answers from (the timeout is `UPSTREAM_TIMEOUT_MS`,
+/// of the CRM settings).
+#[derive(Debug, Clone, Args)]
+pub struct ChatLlmArgs {
+    /// OpenAI-compatible base URL.
+    #[arg(
+        long,
+        env = "OPENAI_BASE_URL",
+        default_value = "https://api.openai.com/v1"
+    )]
+    pub openai_base_url: String,
+    /// OpenAI key; unset, the chat routes answer 503.
+    #[arg(long, env = "OPENAI_API_KEY", hide_env_values = true, value_parser = secret)]
+    pub openai_api_key: Option<Secret>,
+    /// Model for chat.
+    #[arg(long, env = "OPENAI_MODEL_CHAT", default_value = "gpt-4.1-mini")]
+    pub openai_model_chat: String,
+}
+
+impl ChatLlmArgs {
+    /// The chat's LLM, when a key is set.
+    pub fn llm(&self, timeout: std::time::Duration) -> Option<callaudit_api::state::ChatLlm> {
+        present(&self.openai_api_key).map(|key| callaudit_api::state::ChatLlm {
+            client: callaudit_upstream::openai::OpenAiClient::new(
+                self.openai_base_url.trim(),
+                key,
+                timeout,
+            ),
+            model: self.openai_model_chat.trim().to_string(),
+        })
+    }
 }
 
 /// CRM gateway settings (api and worker: both fetch fiches under the same global caps).

@@ -153,6 +153,7 @@ async fn api(args: ApiArgs) -> anyhow::Result<()> {
             .transpose()
             .map_err(|e| anyhow::anyhow!("COST_PRICE_TABLE: {e}"))?,
         reconcile_every: std::time::Duration::from_secs(args.api_reconcile_every_s),
+        chat: args.chat.llm(args.crm.timeout()),
     })?;
     let listener = poem::listener::TcpListener::bind(args.api_addr.clone());
     tracing::info!(addr = %args.api_addr, "api listening");

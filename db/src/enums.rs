@@ -82,6 +82,7 @@ macro_rules! stored_by_name {
 }
 
 use callaudit_domain::analysis::{Conformite, Niveau};
+use callaudit_domain::chat::{ChatMessageStatus, ChatRole};
 use callaudit_domain::rerun::{RerunKind, RerunStatus};
 use callaudit_domain::status::{AuditStatus, TranscriptionStatus};
 stored_by_name!(
@@ -90,5 +91,7 @@ stored_by_name!(
     Niveau,
     TranscriptionStatus,
     RerunKind,
-    RerunStatus
+    RerunStatus,
+    ChatRole,
+    ChatMessageStatus
 );

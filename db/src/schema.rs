@@ -199,8 +199,13 @@ diesel::table! {
         conversation_id -> Uuid,
         role -> Text,
         content -> Text,
-        tokens -> Int4,
+        completion_tokens -> Int4,
         created_at -> Timestamptz,
+        status -> Text,
+        quotes -> Jsonb,
+        model -> Nullable<Text>,
+        prompt_tokens -> Int4,
+        error -> Nullable<Text>,
     }
 }
 

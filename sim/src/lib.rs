@@ -358,7 +358,7 @@ impl SimState {
     }
 
     /// The bodies of the last [`LLM_REQUESTS_KEPT`] chat completion requests received
-    /// (every one that was JSON, valid or not), oldest first.
+    /// (every one that was JSON, valid or not, answered or faulted), oldest first.
     pub fn llm_requests(&self) -> Vec<Value> {
         self.llm_log
             .lock()

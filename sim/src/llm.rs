@@ -685,26 +685,30 @@ pub(crate) async fn chat_completions(
 ) -> Response {
     state.count_llm();
     state.delay().await;
+    // Every request received is recorded, whatever the answer (a fault, a 401…).
+    let body = body.into_vec().await;
+    let parsed: Option<Value> = body
+        .as_ref()
+        .ok()
+        .and_then(|b| serde_json::from_slice(b).ok());
+    if let Some(v) = &parsed {
+        state.record_llm_request(v);
+    }
     if let Some(r) = check_key(state, req) {
         return r;
     }
     if let Some(f) = state.fault() {
         return fault_response(f);
     }
-    let bytes = match body.into_vec().await {
-        Ok(b) => b,
-        Err(_) => return bad_request("Could not read the request body.", None),
+    if body.is_err() {
+        return bad_request("Could not read the request body.", None);
+    }
+    let Some(v) = parsed else {
+        return bad_request(
+            "We could not parse the JSON body of your request. (HINT: This likely means you aren't using your HTTP library correctly.)",
+            None,
+        );
     };
-    let v: Value = match serde_json::from_slice(&bytes) {
-        Ok(v) => v,
-        Err(_) => {
-            return bad_request(
-                "We could not parse the JSON body of your request. (HINT: This likely means you aren't using your HTTP library correctly.)",
-                None,
-            );
-        }
-    };
-    state.record_llm_request(&v);
     let chat = match parse_request(&v) {
         Ok(c) => c,
         Err(r) => return *r,

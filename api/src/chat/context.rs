@@ -1,0 +1,99 @@
+//! What a chat is about, read from Postgres: the audit (its configuration as it ran, its
+//! stored steps) or the fiche, turned into the system context by `domain::chat`, and the
+//! fiche's transcripts the answer's quotes are checked against.
+
+use crate::error::ApiError;
+use callaudit_db::AsyncPgConnection;
+use callaudit_db::audits::AuditRow;
+use callaudit_db::{recordings, step_results, transcriptions};
+use callaudit_domain::analysis::StepAnalysis;
+use callaudit_domain::audit_config::AuditConfigSpec;
+use callaudit_domain::chat::{AuditFacts, StepFacts, StepOutcomeFacts, audit_context};
+use callaudit_domain::transcript::{Transcript, Word};
+
+/// The transcripts of the fiche's recordings that are transcribed, in CRM order (a
+/// recording not transcribed yet is left out: a chat does not wait for it).
+pub(crate) async fn transcripts(
+    conn: &mut AsyncPgConnection,
+    fiche_id: &str,
+) -> Result<Vec<Transcript>, ApiError> {
+    let mut out = Vec::new();
+    for rec in recordings::of_fiche(conn, fiche_id).await? {
+        if !rec.transcribed {
+            continue;
+        }
+        let Some(t) = transcriptions::completed(conn, &rec.recording_id).await? else {
+            continue;
+        };
+        let words: Vec<Word> = t
+            .words
+            .and_then(|w| serde_json::from_value(w).ok())
+            .unwrap_or_default();
+        out.push(Transcript {
+            recording_id: rec.recording_id,
+            language: t.language,
+            text: t.text.unwrap_or_default(),
+            words,
+        });
+    }
+    Ok(out)
+}
+
+/// The system context of a chat about `audit`: its summary, then every step of the
+/// configuration it ran with (its snapshot, else the configuration now) with the stored
+/// result of each step analysed so far.
+pub(crate) async fn of_audit(
+    conn: &mut AsyncPgConnection,
+    audit: &AuditRow,
+) -> Result<String, ApiError> {
+    let spec: AuditConfigSpec = match &audit.config_snapshot {
+        Some(snapshot) => serde_json::from_value(snapshot.clone()).map_err(|e| {
+            ApiError::internal(format!("audit {}: unreadable snapshot: {e}", audit.id))
+        })?,
+        None => callaudit_db::audit_configs::get(conn, audit.audit_config_id)
+            .await?
+            .map(|c| c.spec)
+            .ok_or_else(|| {
+                ApiError::internal(format!("audit {}: configuration deleted", audit.id))
+            })?,
+    };
+    let stored = step_results::of_audit(conn, audit.id).await?;
+    // An unreadable stored step is shown as not analysed rather than failing the chat.
+    let analyses: Vec<(i32, f64, _, Option<StepAnalysis>)> = stored
+        .into_iter()
+        .map(|r| {
+            let analysis = serde_json::from_value::<StepAnalysis>(r.raw_result).ok();
+            (r.position, r.score, r.conforme, analysis)
+        })
+        .collect();
+    let steps: Vec<StepFacts<'_>> = spec
+        .steps
+        .iter()
+        .map(|s| StepFacts {
+            spec: s,
+            result: analyses
+                .iter()
+                .find(|(position, ..)| *position == s.position)
+                .and_then(|(_, score, conforme, analysis)| {
+                    analysis.as_ref().map(|analysis| StepOutcomeFacts {
+                        score: *score,
+                        conforme: *conforme,
+                        analysis,
+                    })
+                }),
+        })
+        .collect();
+    let audit_id = audit.id.to_string();
+    Ok(audit_context(
+        &AuditFacts {
+            audit_id: &audit_id,
+            fiche_id: &audit.fiche_id,
+            config_name: &spec.name,
+            status: audit.status.as_str(),
+            score: audit.score,
+            niveau: audit.niveau,
+            critical: audit.critical,
+        },
+        &steps,
+    ))
+}
