@@ -32,6 +32,21 @@ pub struct StepAnalyzer<'a> {
     pub model: &'a str,
 }
 
+impl crate::state::WorkerActivities {
+    /// The analyzer of audits and reruns: the worker's LLM with `OPENAI_MODEL_AUDIT`
+    /// (permanent failure when no LLM is configured).
+    pub(crate) fn step_analyzer(&self) -> Result<StepAnalyzer<'_>, ActivityError> {
+        let llm = self
+            .llm
+            .as_ref()
+            .ok_or_else(|| crate::state::permanent("OPENAI_API_KEY is not configured"))?;
+        Ok(StepAnalyzer {
+            llm,
+            model: &self.model_audit,
+        })
+    }
+}
+
 /// A step analysed, gated and scored.
 #[derive(Debug, Clone)]
 pub struct AnalyzedStep {

@@ -1,13 +1,12 @@
 //! The audit's own activities: start, analyse one step, finalize, record a failure.
 //! Each is idempotent, keyed by the audit id and step position.
 
-use crate::analyze::StepAnalyzer;
 use crate::state::{WorkerActivities, audit_with_config, parse_uuid, permanent, retryable};
 use callaudit_db::step_results::{self, NewStepResult};
-use callaudit_db::{audits, recordings, transcriptions};
+use callaudit_db::{audits, transcriptions};
 use callaudit_domain::events::AuditEvent;
 use callaudit_domain::scoring::{AuditSummary, StepForSummary, summarize};
-use callaudit_domain::transcript::{Transcript, Word};
+use callaudit_domain::transcript::Transcript;
 use callaudit_domain::workflow_io::{
     AnalyzeStepInput, AuditFailure, AuditPlan, AuditRef, StepOutcome,
 };
@@ -43,32 +42,16 @@ impl WorkerActivities {
         fiche_id: &str,
     ) -> Result<Vec<Transcript>, ActivityError> {
         let mut conn = self.conn().await?;
-        let recs = recordings::of_fiche(&mut conn, fiche_id)
+        transcriptions::of_fiche(&mut conn, fiche_id)
             .await
-            .map_err(retryable)?;
-        let mut out = Vec::with_capacity(recs.len());
-        for rec in recs {
-            let Some(t) = transcriptions::completed(&mut conn, &rec.recording_id)
-                .await
-                .map_err(retryable)?
-            else {
-                return Err(retryable(format!(
-                    "recording {} is not transcribed yet",
-                    rec.recording_id
-                )));
-            };
-            let words: Vec<Word> = t
-                .words
-                .and_then(|w| serde_json::from_value(w).ok())
-                .unwrap_or_default();
-            out.push(Transcript {
-                recording_id: rec.recording_id,
-                language: t.language,
-                text: t.text.unwrap_or_default(),
-                words,
-            });
-        }
-        Ok(out)
+            .map_err(retryable)?
+            .into_iter()
+            .map(|(recording_id, t)| {
+                t.ok_or_else(|| {
+                    retryable(format!("recording {recording_id} is not transcribed yet"))
+                })
+            })
+            .collect()
     }
 
     /// `audit.analyze_step`: a stored step is returned as is; otherwise the step is
@@ -109,15 +92,8 @@ impl WorkerActivities {
                 permanent(format!("step {} not in the configuration", input.position))
             })?;
         let transcripts = self.load_transcripts(&audit.fiche_id).await?;
-        let llm = self
-            .llm
-            .as_ref()
-            .ok_or_else(|| permanent("OPENAI_API_KEY is not configured"))?;
-        let analyzer = StepAnalyzer {
-            llm,
-            model: &self.model_audit,
-        };
-        let done = analyzer
+        let done = self
+            .step_analyzer()?
             .analyze(ctx, step, &transcripts, input.use_rlm)
             .await?;
         let raw = serde_json::to_value(&done.result).map_err(retryable)?;

@@ -3,7 +3,6 @@
 //! the reviewer's hint), store the analysis on the rerun row, then apply it under the
 //! audit's row lock with its trail in `rerun_history`. Each is idempotent by the rerun id.
 
-use crate::analyze::StepAnalyzer;
 use crate::state::{WorkerActivities, audit_with_config, parse_uuid, permanent, retryable};
 use callaudit_db::reruns::{self, PatchError, Patched, Proposal as StoredProposal, RerunRow};
 use callaudit_domain::analysis::ControlPointStatus;
@@ -107,15 +106,8 @@ impl WorkerActivities {
             spec.control_points = vec![point.clone()];
         }
         let transcripts = self.load_transcripts(&audit.fiche_id).await?;
-        let llm = self
-            .llm
-            .as_ref()
-            .ok_or_else(|| permanent("OPENAI_API_KEY is not configured"))?;
-        let analyzer = StepAnalyzer {
-            llm,
-            model: &self.model_audit,
-        };
-        let done = analyzer
+        let done = self
+            .step_analyzer()?
             .analyze(ctx, &spec, &transcripts, row.use_rlm)
             .await?;
         let proposal = match row.kind {

@@ -28,7 +28,6 @@ use poem::web::Data;
 use poem_openapi::OpenApi;
 use poem_openapi::param::{Header, Path, Query};
 use poem_openapi::payload::Json;
-use temporalio_client::WorkflowStartOptions;
 use temporalio_common::MemoValues;
 use uuid::Uuid;
 
@@ -136,32 +135,19 @@ impl AuditsApi {
         memo.insert("config", config.spec.name.clone())
             .insert("audit_config_id", config.id.to_string())
             .insert("use_rlm", use_rlm);
-        let started = async {
-            let client = state.temporal.client().await.map_err(|e| e.to_string())?;
-            client
-                .start_workflow(
-                    AuditWorkflow::run,
-                    input,
-                    WorkflowStartOptions::new(
-                        state.temporal.settings.task_queue.clone(),
-                        workflow_id.clone(),
-                    )
-                    .search_attributes(search::of_audit_run(
-                        &body.fiche_id,
-                        &audit_id.to_string(),
-                        RunKind::Audit,
-                    ))
-                    .memo(memo)
-                    .build(),
-                )
-                .await
-                .map_err(|e| e.to_string())
-        }
-        .await;
-        if let Err(e) = started {
+        let started = state
+            .temporal
+            .start(
+                AuditWorkflow::run,
+                input,
+                &workflow_id,
+                search::of_audit_run(&body.fiche_id, &audit_id.to_string(), RunKind::Audit),
+                memo,
+            )
+            .await;
+        if started.is_err() {
             // Nothing half-created: the audit row goes away with the failed start.
             let _ = audit_rows::delete_pending(&mut conn, audit_id).await;
-            tracing::warn!(error = %e, "starting AuditWorkflow failed");
             return Err(ApiError::unavailable(
                 "the workflow engine is unavailable; nothing was started, retry later",
             )

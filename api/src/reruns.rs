@@ -20,7 +20,6 @@ use poem::web::Data;
 use poem_openapi::param::Path;
 use poem_openapi::payload::Json;
 use poem_openapi::{ApiResponse, Enum, Object, OpenApi};
-use temporalio_client::WorkflowStartOptions;
 use temporalio_common::MemoValues;
 use uuid::Uuid;
 
@@ -443,33 +442,20 @@ async fn start(
     memo.insert("kind", row.kind.as_str())
         .insert("use_rlm", use_rlm)
         .insert("requested_by", who.user.email.clone());
-    let started = async {
-        let client = state.temporal.client().await.map_err(|e| e.to_string())?;
-        client
-            .start_workflow(
-                AuditRerunWorkflow::run,
-                RerunWorkflowInput {
-                    rerun_id: row.id.to_string(),
-                    audit_id: audit_key.clone(),
-                },
-                WorkflowStartOptions::new(
-                    state.temporal.settings.task_queue.clone(),
-                    row.workflow_id.clone(),
-                )
-                .search_attributes(search::of_audit_run(
-                    &audit.fiche_id,
-                    &audit_key,
-                    RunKind::Rerun,
-                ))
-                .memo(memo)
-                .build(),
-            )
-            .await
-            .map_err(|e| e.to_string())
-    }
-    .await;
-    if let Err(e) = started {
-        tracing::warn!(error = %e, "starting AuditRerunWorkflow failed");
+    let started = state
+        .temporal
+        .start(
+            AuditRerunWorkflow::run,
+            RerunWorkflowInput {
+                rerun_id: row.id.to_string(),
+                audit_id: audit_key.clone(),
+            },
+            &row.workflow_id,
+            search::of_audit_run(&audit.fiche_id, &audit_key, RunKind::Rerun),
+            memo,
+        )
+        .await;
+    if started.is_err() {
         let reason = "the workflow engine was unavailable; the rerun was not started";
         if reruns::fail(&mut conn, row.id, reason).await? {
             publish(

@@ -116,6 +116,46 @@ impl TemporalGateway {
         Ok(c)
     }
 
+    /// Starts workflow `workflow` as `workflow_id` on the task queue, with its search
+    /// attributes and memo: the one way the api starts a run (audits, reruns, batches,
+    /// jobs). An error is logged once and worded for the caller without internals; the
+    /// caller undoes what it stored for the run.
+    pub async fn start<W>(
+        &self,
+        workflow: W,
+        input: W::Input,
+        workflow_id: &str,
+        search_attributes: temporalio_common::search_attributes::SearchAttributes,
+        memo: temporalio_common::MemoValues,
+    ) -> Result<(), TemporalError>
+    where
+        W: temporalio_common::HasWorkflowDefinition,
+        W::Input: Send,
+    {
+        let client = self.client().await?;
+        client
+            .start_workflow(
+                workflow,
+                input,
+                temporalio_client::WorkflowStartOptions::new(
+                    self.settings.task_queue.clone(),
+                    workflow_id.to_string(),
+                )
+                .search_attributes(search_attributes)
+                .memo(memo)
+                .build(),
+            )
+            .await
+            .map(|_| ())
+            .map_err(|e| {
+                tracing::warn!(workflow.id = workflow_id, error = %e, "starting a workflow failed");
+                TemporalError::Unreachable {
+                    address: self.settings.address.clone(),
+                    reason: e.to_string(),
+                }
+            })
+    }
+
     /// Readiness: a cheap visibility call answered within 3 s.
     pub async fn check(&self) -> Result<(), TemporalError> {
         let client = self.client().await?;

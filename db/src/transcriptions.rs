@@ -68,3 +68,27 @@ pub async fn store(conn: &mut AsyncPgConnection, t: &NewTranscription<'_>) -> Db
         .await?;
     Ok(n > 0)
 }
+
+/// The transcripts of a fiche's recordings, in recording order: `(recording id, its
+/// completed transcript or None)`. Audits wait for every one; a chat takes those there.
+pub async fn of_fiche(
+    conn: &mut AsyncPgConnection,
+    fiche_id: &str,
+) -> DbResult<Vec<(String, Option<callaudit_domain::transcript::Transcript>)>> {
+    let mut out = Vec::new();
+    for rec in crate::recordings::of_fiche(conn, fiche_id).await? {
+        let transcript = completed(conn, &rec.recording_id).await?.map(|t| {
+            callaudit_domain::transcript::Transcript {
+                recording_id: rec.recording_id.clone(),
+                language: t.language,
+                text: t.text.unwrap_or_default(),
+                words: t
+                    .words
+                    .and_then(|w| serde_json::from_value(w).ok())
+                    .unwrap_or_default(),
+            }
+        });
+        out.push((rec.recording_id, transcript));
+    }
+    Ok(out)
+}

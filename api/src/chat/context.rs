@@ -5,11 +5,11 @@
 use crate::error::ApiError;
 use callaudit_db::AsyncPgConnection;
 use callaudit_db::audits::AuditRow;
-use callaudit_db::{recordings, step_results, transcriptions};
+use callaudit_db::{step_results, transcriptions};
 use callaudit_domain::analysis::StepAnalysis;
 use callaudit_domain::audit_config::AuditConfigSpec;
 use callaudit_domain::chat::{AuditFacts, StepFacts, StepOutcomeFacts, audit_context};
-use callaudit_domain::transcript::{Transcript, Word};
+use callaudit_domain::transcript::Transcript;
 
 /// The transcripts of the fiche's recordings that are transcribed, in CRM order (a
 /// recording not transcribed yet is left out: a chat does not wait for it).
@@ -17,26 +17,11 @@ pub(crate) async fn transcripts(
     conn: &mut AsyncPgConnection,
     fiche_id: &str,
 ) -> Result<Vec<Transcript>, ApiError> {
-    let mut out = Vec::new();
-    for rec in recordings::of_fiche(conn, fiche_id).await? {
-        if !rec.transcribed {
-            continue;
-        }
-        let Some(t) = transcriptions::completed(conn, &rec.recording_id).await? else {
-            continue;
-        };
-        let words: Vec<Word> = t
-            .words
-            .and_then(|w| serde_json::from_value(w).ok())
-            .unwrap_or_default();
-        out.push(Transcript {
-            recording_id: rec.recording_id,
-            language: t.language,
-            text: t.text.unwrap_or_default(),
-            words,
-        });
-    }
-    Ok(out)
+    Ok(transcriptions::of_fiche(conn, fiche_id)
+        .await?
+        .into_iter()
+        .filter_map(|(_, t)| t)
+        .collect())
 }
 
 /// The system context of a chat about `audit`: its summary, then every step of the
