@@ -14,6 +14,7 @@ mod events_stream;
 mod fiches;
 mod foundation;
 mod observability;
+mod personal_data;
 mod replay;
 mod reruns;
 mod reviews;

@@ -14,6 +14,7 @@ pub mod health;
 pub mod idempotency;
 pub mod limits;
 pub mod metrics;
+pub mod personal_data;
 pub mod reruns;
 pub mod reviews;
 pub mod sse;
@@ -37,6 +38,7 @@ pub type Apis = (
     reruns::RerunsApi,
     reviews::ReviewsApi,
     fiches::FichesApi,
+    personal_data::PersonalDataApi,
     chat::ChatApi,
 );
 
@@ -51,6 +53,7 @@ pub fn openapi() -> OpenApiService<Apis, ()> {
             reruns::RerunsApi,
             reviews::ReviewsApi,
             fiches::FichesApi,
+            personal_data::PersonalDataApi,
             chat::ChatApi,
         ),
         "callaudit",

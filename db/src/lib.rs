@@ -13,6 +13,7 @@ pub mod fiches;
 pub mod leases;
 pub mod login_throttle;
 pub mod migrate;
+pub mod personal_data;
 pub mod pool;
 pub mod recordings;
 pub mod reruns;

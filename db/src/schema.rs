@@ -277,6 +277,7 @@ diesel::table! {
         force_refreshed_at -> Nullable<Timestamptz>,
         created_at -> Timestamptz,
         updated_at -> Timestamptz,
+        personal_data_erased_at -> Nullable<Timestamptz>,
     }
 }
 
@@ -294,6 +295,19 @@ diesel::table! {
         id -> Int4,
         resource -> Text,
         action -> Text,
+    }
+}
+
+diesel::table! {
+    pii_access_log (id) {
+        id -> Int8,
+        user_id -> Nullable<Uuid>,
+        user_email -> Nullable<Text>,
+        action -> Text,
+        subject_kind -> Text,
+        subject_id -> Text,
+        detail -> Jsonb,
+        at -> Timestamptz,
     }
 }
 
@@ -386,6 +400,7 @@ diesel::joinable!(audits -> fiches (fiche_id));
 diesel::joinable!(automation_runs -> automation_schedules (schedule_id));
 diesel::joinable!(chat_messages -> chat_conversations (conversation_id));
 diesel::joinable!(fiche_fetch_job_days -> fiche_fetch_jobs (job_id));
+diesel::joinable!(pii_access_log -> users (user_id));
 diesel::joinable!(recordings -> fiches (fiche_id));
 diesel::joinable!(role_permissions -> permissions (permission_id));
 diesel::joinable!(role_permissions -> roles (role_id));
@@ -415,6 +430,7 @@ diesel::allow_tables_to_appear_in_same_query!(
     fiches,
     login_throttle,
     permissions,
+    pii_access_log,
     recordings,
     role_permissions,
     roles,

@@ -15,6 +15,7 @@ pub mod chat;
 pub mod cost;
 pub mod events;
 pub mod evidence;
+pub mod personal_data;
 pub mod prompts;
 pub mod rerun;
 pub mod scoring;

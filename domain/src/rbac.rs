@@ -24,6 +24,9 @@ named_enum! {
         Chat = "chat",
         /// Human reviews of control points (and the calibration report).
         Reviews = "reviews",
+        /// Personal data in clear (`pii:read`) and its erasure (`pii:delete`): admins only
+        /// by default.
+        Pii = "pii",
         /// Users and roles.
         Users = "users",
     }
@@ -65,6 +68,10 @@ impl Permission {
     pub const FICHES_READ: Self = Self::new(Resource::Fiches, Action::Read);
     /// `fiches:write`.
     pub const FICHES_WRITE: Self = Self::new(Resource::Fiches, Action::Write);
+    /// `pii:read`: see transcripts, citations and chat unredacted (each read is logged).
+    pub const PII_READ: Self = Self::new(Resource::Pii, Action::Read);
+    /// `pii:delete`: erase a fiche's personal data.
+    pub const PII_DELETE: Self = Self::new(Resource::Pii, Action::Delete);
     /// `reviews:read`.
     pub const REVIEWS_READ: Self = Self::new(Resource::Reviews, Action::Read);
     /// `reviews:write`: set or withdraw a human verdict on a control point.
@@ -112,9 +119,9 @@ pub fn role_grants(role: &str, permission: Permission) -> bool {
     let Permission { resource, action } = permission;
     match role {
         "admin" => true,
-        "manager" => resource != Resource::Users,
+        "manager" => !matches!(resource, Resource::Users | Resource::Pii),
         "auditor" => match action {
-            Action::Read => resource != Resource::Users,
+            Action::Read => !matches!(resource, Resource::Users | Resource::Pii),
             Action::Write => matches!(
                 resource,
                 Resource::Audits
@@ -126,7 +133,7 @@ pub fn role_grants(role: &str, permission: Permission) -> bool {
             ),
             Action::Delete => false,
         },
-        "viewer" => action == Action::Read && resource != Resource::Users,
+        "viewer" => action == Action::Read && !matches!(resource, Resource::Users | Resource::Pii),
         _ => false,
     }
 }
@@ -172,6 +179,17 @@ mod tests {
             "auditor",
             Permission::new(Resource::Audits, Action::Delete)
         ));
+    }
+
+    #[test]
+    fn only_admins_read_personal_data_in_clear_or_erase_it() {
+        for role in ["manager", "auditor", "viewer"] {
+            assert!(!role_grants(role, Permission::PII_READ), "{role}");
+            assert!(!role_grants(role, Permission::PII_DELETE), "{role}");
+        }
+        assert!(role_grants("admin", Permission::PII_READ));
+        assert!(role_grants("admin", Permission::PII_DELETE));
+        assert!(role_grants("manager", Permission::AUDITS_READ));
     }
 
     #[test]
