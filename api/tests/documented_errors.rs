@@ -68,6 +68,7 @@ const DOCUMENTED_ERRORS: &[(&str, &[u16])] = &[
         &[400, 401, 403, 404, 409, 500, 503],
     ),
     ("calibrationReport", &[400, 401, 403, 500, 503]),
+    ("erasePersonalData", &[400, 401, 403, 404, 500, 503]),
 ];
 
 /// Every operation of the spec: (operationId, "METHOD path", operation).
