@@ -4,6 +4,8 @@
 //! - [`analysis`]: control-point verdicts, compliance enums and the LLM answer schema.
 //! - [`chat`]: chat prompts (context, recent conversation, question) and quote checks.
 //! - [`evidence`]: verification of quoted evidence against transcripts (gating).
+//! - [`pii`]: personal data in calls (IBAN, card, NIR, phone, e-mail, birth date):
+//!   detection, typed placeholders, and its measure on a labelled set.
 //! - [`scoring`]: deterministic step scores and audit summary.
 //! - [`text`]: normalisation and similarity used for matching quotes.
 //! - [`transcript_tools`]: the `searchTranscript` / `getTranscriptChunks` tools of
@@ -15,7 +17,9 @@ pub mod chat;
 pub mod cost;
 pub mod events;
 pub mod evidence;
+pub(crate) mod numbers;
 pub mod personal_data;
+pub mod pii;
 pub mod prompts;
 pub mod rerun;
 pub mod scoring;

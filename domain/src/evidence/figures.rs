@@ -26,6 +26,8 @@
 //!   "vingt-neuf quatre-vingt-dix" 29 then 90.
 //! - Months, fractions ("demi", "quart") and "second(e)" are not figures.
 
+use crate::numbers::{InWords, NumberWord, number_word};
+
 /// A figure and the tokens it spans.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub(super) struct Figure {
@@ -79,224 +81,13 @@ pub(super) fn quote_figures(raw: &str) -> Vec<String> {
     figures(&tokens).into_iter().map(|f| f.value).collect()
 }
 
-/// A word of a French number.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum NumberWord {
-    Zero,
-    /// "un", "une": a figure only inside a number.
-    Un,
-    /// 2 to 9.
-    Unit(u64),
-    /// 10 to 16.
-    Teen(u64),
-    /// 20, 30, …, 90.
-    Tens(u64),
-    Cent,
-    Mille,
-    Million,
-    Milliard,
-    /// "premier", "première": 1, a figure on its own.
-    Premier,
-}
-
-/// The number word of a token, and whether it is an ordinal (which ends the number).
-fn number_word(token: &str) -> Option<(NumberWord, bool)> {
-    use NumberWord::*;
-    let cardinal = |w| Some((w, false));
-    let ordinal = |w| Some((w, true));
-    match token {
-        "zero" => cardinal(Zero),
-        "un" | "une" => cardinal(Un),
-        "deux" => cardinal(Unit(2)),
-        "trois" => cardinal(Unit(3)),
-        "quatre" => cardinal(Unit(4)),
-        "cinq" => cardinal(Unit(5)),
-        "six" => cardinal(Unit(6)),
-        "sept" => cardinal(Unit(7)),
-        "huit" => cardinal(Unit(8)),
-        "neuf" => cardinal(Unit(9)),
-        "dix" => cardinal(Teen(10)),
-        "onze" => cardinal(Teen(11)),
-        "douze" => cardinal(Teen(12)),
-        "treize" => cardinal(Teen(13)),
-        "quatorze" => cardinal(Teen(14)),
-        "quinze" => cardinal(Teen(15)),
-        "seize" => cardinal(Teen(16)),
-        "vingt" | "vingts" => cardinal(Tens(20)),
-        "trente" => cardinal(Tens(30)),
-        "quarante" => cardinal(Tens(40)),
-        "cinquante" => cardinal(Tens(50)),
-        "soixante" => cardinal(Tens(60)),
-        "septante" => cardinal(Tens(70)),
-        "huitante" | "octante" => cardinal(Tens(80)),
-        "nonante" => cardinal(Tens(90)),
-        "cent" | "cents" => cardinal(Cent),
-        "mille" | "mil" => cardinal(Mille),
-        "million" | "millions" => cardinal(Million),
-        "milliard" | "milliards" => cardinal(Milliard),
-        "premier" | "premiere" | "premiers" | "premieres" => ordinal(Premier),
-        "unieme" => ordinal(Un),
-        "deuxieme" => ordinal(Unit(2)),
-        "troisieme" => ordinal(Unit(3)),
-        "quatrieme" => ordinal(Unit(4)),
-        "cinquieme" => ordinal(Unit(5)),
-        "sixieme" => ordinal(Unit(6)),
-        "septieme" => ordinal(Unit(7)),
-        "huitieme" => ordinal(Unit(8)),
-        "neuvieme" => ordinal(Unit(9)),
-        "dixieme" => ordinal(Teen(10)),
-        "onzieme" => ordinal(Teen(11)),
-        "douzieme" => ordinal(Teen(12)),
-        "treizieme" => ordinal(Teen(13)),
-        "quatorzieme" => ordinal(Teen(14)),
-        "quinzieme" => ordinal(Teen(15)),
-        "seizieme" => ordinal(Teen(16)),
-        "vingtieme" => ordinal(Tens(20)),
-        "trentieme" => ordinal(Tens(30)),
-        "quarantieme" => ordinal(Tens(40)),
-        "cinquantieme" => ordinal(Tens(50)),
-        "soixantieme" => ordinal(Tens(60)),
-        "centieme" => ordinal(Cent),
-        "millieme" => ordinal(Mille),
-        _ => None,
-    }
-}
-
-/// A number in words being read.
-#[derive(Debug, Clone, Copy)]
-struct InWords {
-    first: usize,
-    last: usize,
-    /// Millions, thousands… already read.
-    total: u64,
-    /// The part below a thousand being read.
-    chunk: u64,
-    previous: NumberWord,
-    /// After "et", "cent", "mille"…: "un" continues the number.
-    links_un: bool,
-}
-
-impl InWords {
-    fn start(i: usize, word: NumberWord) -> Self {
-        let (total, chunk) = match word {
-            NumberWord::Zero => (0, 0),
-            NumberWord::Un | NumberWord::Premier => (0, 1),
-            NumberWord::Unit(v) | NumberWord::Teen(v) | NumberWord::Tens(v) => (0, v),
-            NumberWord::Cent => (0, 100),
-            NumberWord::Mille => (1_000, 0),
-            NumberWord::Million => (1_000_000, 0),
-            NumberWord::Milliard => (1_000_000_000, 0),
-        };
-        Self {
-            first: i,
-            last: i,
-            total,
-            chunk,
-            previous: word,
-            links_un: matches!(
-                word,
-                NumberWord::Cent | NumberWord::Mille | NumberWord::Million | NumberWord::Milliard
-            ),
-        }
-    }
-
-    /// Adds `word` at token `i` when it continues the number; false when it cannot.
-    fn extend(&mut self, i: usize, word: NumberWord) -> bool {
-        let low = self.chunk % 100;
-        let multiplier = self.chunk.max(1);
-        let ok = match word {
-            NumberWord::Zero | NumberWord::Premier => false,
-            NumberWord::Un => {
-                if self.links_un && low.is_multiple_of(10) {
-                    self.chunk += 1;
-                    true
-                } else {
-                    false
-                }
-            }
-            NumberWord::Unit(v) => {
-                if low.is_multiple_of(10) {
-                    self.chunk += v;
-                    true
-                } else {
-                    false
-                }
-            }
-            NumberWord::Teen(v) => {
-                if matches!(low, 0 | 60 | 80) {
-                    self.chunk += v;
-                    true
-                } else {
-                    false
-                }
-            }
-            NumberWord::Tens(20) if self.previous == NumberWord::Unit(4) && low == 4 => {
-                // quatre-vingt(s)
-                self.chunk += 76;
-                true
-            }
-            NumberWord::Tens(v) => {
-                if low == 0 {
-                    self.chunk += v;
-                    true
-                } else {
-                    false
-                }
-            }
-            NumberWord::Cent => {
-                if self.chunk < 100 {
-                    self.chunk = multiplier * 100;
-                    true
-                } else {
-                    false
-                }
-            }
-            NumberWord::Mille => {
-                if self.total.is_multiple_of(1_000_000) {
-                    self.total = self.total.saturating_add(multiplier * 1_000);
-                    self.chunk = 0;
-                    true
-                } else {
-                    false
-                }
-            }
-            NumberWord::Million => {
-                if self.total.is_multiple_of(1_000_000_000) {
-                    self.total = self.total.saturating_add(multiplier * 1_000_000);
-                    self.chunk = 0;
-                    true
-                } else {
-                    false
-                }
-            }
-            NumberWord::Milliard => {
-                if self.total == 0 {
-                    self.total = multiplier * 1_000_000_000;
-                    self.chunk = 0;
-                    true
-                } else {
-                    false
-                }
-            }
-        };
-        if ok {
-            self.last = i;
-            self.previous = word;
-            self.links_un = matches!(
-                word,
-                NumberWord::Cent | NumberWord::Mille | NumberWord::Million | NumberWord::Milliard
-            );
-        }
-        ok
-    }
-
-    fn figure(&self) -> Figure {
-        Figure {
-            value: self.total.saturating_add(self.chunk).to_string(),
-            first: self.first,
-            last: self.last,
-            digit_group: None,
-        }
+/// The figure of a number in words.
+fn figure_of(words: &InWords) -> Figure {
+    Figure {
+        value: words.value().to_string(),
+        first: words.first,
+        last: words.last,
+        digit_group: None,
     }
 }
 
@@ -316,7 +107,7 @@ pub(super) fn figures(tokens: &[FigureToken<'_>]) -> Vec<Figure> {
     let mut words: Option<InWords> = None;
     let flush = |words: &mut Option<InWords>, out: &mut Vec<Figure>| {
         if let Some(w) = words.take() {
-            out.push(w.figure());
+            out.push(figure_of(&w));
         }
     };
     let next_is = |i: usize, candidates: &[&str]| {
@@ -417,7 +208,7 @@ pub(super) fn figures(tokens: &[FigureToken<'_>]) -> Vec<Figure> {
 
         if word == NumberWord::Premier {
             flush(&mut words, &mut out);
-            out.push(InWords::start(i, word).figure());
+            out.push(figure_of(&InWords::start(i, word)));
             i += 1;
             continue;
         }
