@@ -64,6 +64,22 @@ const HISTORIES: &[(&str, &str)] = &[
         "rerun_failed.json",
         "AuditRerunWorkflow: the LLM refuses the key, failure recorded by rerun.fail",
     ),
+    (
+        "batch_continued_as_new.json",
+        "BatchAuditWorkflow, first run of a batch of 5 continuing as new after 3: \
+         batch.start, a page of 3 items, 3 AuditWorkflow children in a window of 2, \
+         continue-as-new with the cursor and counts",
+    ),
+    (
+        "batch_completed.json",
+        "BatchAuditWorkflow, the continued run: the 2 remaining items with the carried \
+         counts, batch.finish",
+    ),
+    (
+        "batch_cancelled.json",
+        "BatchAuditWorkflow cancelled by its cancel signal after its first audit: the \
+         running audit finishes, no other starts, batch.finish records it cancelled",
+    ),
     ("bare_step.json", "BareStepWorkflow"),
     ("bare_transcription.json", "BareTranscriptionWorkflow"),
 ];
@@ -91,6 +107,8 @@ fn replayer() -> WorkflowReplayer {
             .expect("register TranscriptionWorkflow")
             .register_workflow::<AuditRerunWorkflow>()
             .expect("register AuditRerunWorkflow")
+            .register_workflow::<callaudit_workflows::BatchAuditWorkflow>()
+            .expect("register BatchAuditWorkflow")
             .register_workflow::<BareAuditWorkflow>()
             .expect("register BareAuditWorkflow")
             .register_workflow::<BareStepWorkflow>()

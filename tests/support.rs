@@ -126,6 +126,7 @@ pub fn api_settings(
         prices: None,
         reconcile_every: Duration::from_secs(60),
         chat: None,
+        batches: Default::default(),
     }
 }
 

@@ -9,6 +9,7 @@
 
 pub mod analyze;
 mod audit;
+mod batch;
 mod fiche;
 pub mod heartbeat;
 pub mod metrics;
@@ -20,6 +21,10 @@ pub use heartbeat::{HEARTBEAT_EVERY, heartbeating};
 pub use metrics::{WorkMetrics, work_metrics};
 pub use state::WorkerActivities;
 
+use callaudit_domain::batch::{
+    BatchCounts, BatchFailure, BatchItemInput, BatchPlan, BatchRef, FinishBatchInput,
+    FinishItemInput, FinishedItem, NextItems, NextItemsInput, StartedItem,
+};
 use callaudit_domain::scoring::AuditSummary;
 use callaudit_domain::workflow_io::{
     AnalyzeStepInput, AuditFailure, AuditPlan, AuditRef, EnsureFicheInput, FicheRecordings,
@@ -136,6 +141,66 @@ impl WorkerActivities {
         self.fail_rerun_step(input).await?;
         Ok(())
     }
+
+    /// `batch.start` ([`batch`]).
+    #[activity(name = "batch.start")]
+    pub async fn start_batch(
+        self: Arc<Self>,
+        _ctx: ActivityContext,
+        input: BatchRef,
+    ) -> Result<BatchPlan, ActivityError> {
+        self.start_batch_run(input).await
+    }
+
+    /// `batch.next_items` ([`batch`]).
+    #[activity(name = "batch.next_items")]
+    pub async fn next_batch_items(
+        self: Arc<Self>,
+        _ctx: ActivityContext,
+        input: NextItemsInput,
+    ) -> Result<NextItems, ActivityError> {
+        self.next_items(input).await
+    }
+
+    /// `batch.start_item` ([`batch`]).
+    #[activity(name = "batch.start_item")]
+    pub async fn start_batch_item(
+        self: Arc<Self>,
+        _ctx: ActivityContext,
+        input: BatchItemInput,
+    ) -> Result<StartedItem, ActivityError> {
+        self.start_item(input).await
+    }
+
+    /// `batch.finish_item` ([`batch`]).
+    #[activity(name = "batch.finish_item")]
+    pub async fn finish_batch_item(
+        self: Arc<Self>,
+        _ctx: ActivityContext,
+        input: FinishItemInput,
+    ) -> Result<FinishedItem, ActivityError> {
+        self.finish_item(input).await
+    }
+
+    /// `batch.finish` ([`batch`]).
+    #[activity(name = "batch.finish")]
+    pub async fn finish_batch(
+        self: Arc<Self>,
+        _ctx: ActivityContext,
+        input: FinishBatchInput,
+    ) -> Result<BatchCounts, ActivityError> {
+        self.end_batch_run(input).await
+    }
+
+    /// `batch.fail` ([`batch`]).
+    #[activity(name = "batch.fail")]
+    pub async fn fail_batch(
+        self: Arc<Self>,
+        _ctx: ActivityContext,
+        input: BatchFailure,
+    ) -> Result<(), ActivityError> {
+        self.fail_batch_run(input).await
+    }
 }
 
 #[cfg(test)]
@@ -189,6 +254,30 @@ mod tests {
         same(
             CallauditActivities::fail_rerun,
             WorkerActivities::fail_rerun,
+        );
+        same(
+            CallauditActivities::start_batch,
+            WorkerActivities::start_batch,
+        );
+        same(
+            CallauditActivities::next_batch_items,
+            WorkerActivities::next_batch_items,
+        );
+        same(
+            CallauditActivities::start_batch_item,
+            WorkerActivities::start_batch_item,
+        );
+        same(
+            CallauditActivities::finish_batch_item,
+            WorkerActivities::finish_batch_item,
+        );
+        same(
+            CallauditActivities::finish_batch,
+            WorkerActivities::finish_batch,
+        );
+        same(
+            CallauditActivities::fail_batch,
+            WorkerActivities::fail_batch,
         );
     }
 }

@@ -5,6 +5,7 @@
 pub mod audit_configs;
 pub mod audits;
 pub mod auth;
+pub mod batches;
 pub mod chat;
 pub mod client_addr;
 pub mod error;
@@ -40,6 +41,7 @@ pub type Apis = (
     fiches::FichesApi,
     personal_data::PersonalDataApi,
     chat::ChatApi,
+    batches::BatchesApi,
 );
 
 /// The OpenAPI service with every route.
@@ -55,6 +57,7 @@ pub fn openapi() -> OpenApiService<Apis, ()> {
             fiches::FichesApi,
             personal_data::PersonalDataApi,
             chat::ChatApi,
+            batches::BatchesApi,
         ),
         "callaudit",
         env!("CARGO_PKG_VERSION"),

@@ -42,6 +42,27 @@ pub struct AppState {
     pub prices: Option<Arc<PriceTable>>,
     /// The LLM the chat streams its answers from (`OPENAI_*`); none: chat answers 503.
     pub chat: Option<ChatLlm>,
+    /// How batch audits run (`BATCH_AUDIT_WINDOW`, `BATCH_CONTINUE_AS_NEW_AFTER`).
+    pub batches: BatchSettings,
+}
+
+/// How the batch audits this api starts run.
+#[derive(Debug, Clone, Copy)]
+pub struct BatchSettings {
+    /// Audits a batch runs at once when its request does not say (`BATCH_AUDIT_WINDOW`).
+    pub window: u32,
+    /// Children one run of `BatchAuditWorkflow` starts before it continues as new
+    /// (`BATCH_CONTINUE_AS_NEW_AFTER`; small values are for tests).
+    pub continue_as_new_after: u32,
+}
+
+impl Default for BatchSettings {
+    fn default() -> Self {
+        Self {
+            window: callaudit_domain::batch::DEFAULT_WINDOW,
+            continue_as_new_after: callaudit_domain::batch::DEFAULT_CONTINUE_AS_NEW_AFTER,
+        }
+    }
 }
 
 /// The LLM of the chat: an OpenAI-compatible client and the model to ask.
@@ -90,6 +111,8 @@ pub struct ApiSettings {
     /// The chat's LLM (none when `OPENAI_API_KEY` is unset: chat answers 503). Its calls
     /// and tokens are counted in the api's `/metrics`.
     pub chat: Option<ChatLlm>,
+    /// How batch audits run.
+    pub batches: BatchSettings,
 }
 
 impl AppState {
@@ -128,6 +151,7 @@ impl AppState {
             cors_allowed_origins: settings.cors_allowed_origins.into(),
             prices: settings.prices.map(Arc::new),
             chat,
+            batches: settings.batches,
         };
         let sweep = crate::audits::reconcile_sweep(state.clone(), settings.reconcile_every);
         let background = tokio::spawn(async move {

@@ -68,6 +68,18 @@ const DOCUMENTED_ERRORS: &[(&str, &[u16])] = &[
         &[400, 401, 403, 404, 409, 500, 503],
     ),
     ("calibrationReport", &[400, 401, 403, 500, 503]),
+    (
+        "startBatchAudit",
+        &[400, 401, 403, 404, 409, 413, 415, 422, 500, 503],
+    ),
+    ("getBatchAudit", &[400, 401, 403, 404, 500, 503]),
+    ("listBatchAudits", &[400, 401, 403, 500, 503]),
+    ("cancelBatchAudit", &[400, 401, 403, 404, 409, 500, 503]),
+    ("streamBatchAuditEvents", &[400, 401, 403, 404, 500, 503]),
+    (
+        "createBatchAuditEventsToken",
+        &[400, 401, 403, 404, 500, 503],
+    ),
     ("erasePersonalData", &[400, 401, 403, 404, 500, 503]),
 ];
 

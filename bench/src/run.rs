@@ -355,6 +355,7 @@ async fn project_run(
         prices: None,
         reconcile_every: Duration::from_secs(60),
         chat: None,
+        batches: Default::default(),
     })
     .await?;
     let worker = WorkerProcess::spawn(

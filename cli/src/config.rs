@@ -34,6 +34,8 @@ Environment variables (each also a flag of the subcommands that use it):
   FICHE_SALES_SEARCH_CONCURRENCY    global cap on CRM sales searches (default 1)
   FICHE_FETCH_CONCURRENCY           global cap on CRM fiche detail fetches (default 3)
   AUDIT_STEP_PARALLELISM            steps analysed at once per audit (default 3)
+  BATCH_AUDIT_WINDOW                audits a batch runs at once unless its request says (default 5, at most 50)
+  BATCH_CONTINUE_AS_NEW_AFTER       audits one run of a batch's workflow starts before continuing as new (default 200)
   WORKER_MAX_CONCURRENT_ACTIVITIES  activities one worker runs at once (default 50; its pool holds one connection per 4)
   WORKER_SHUTDOWN_GRACE_S           seconds in-flight activities get to finish on SIGTERM (default 30)
   WORKER_METRICS_ADDR               worker's Prometheus /metrics address, e.g. 0.0.0.0:9464 (unset: off)
@@ -87,9 +89,6 @@ pub enum Command {
     Gate(GateArgs),
     /// Print the OpenAPI document.
     Openapi,
-    /// Measure the personal-data detector on the labelled set: recall and precision per
-    /// kind against the targets (exit code 1 when one is missed).
-    PiiEval(PiiEvalArgs),
     /// Measure audits/s, latency, worker RSS and CPU against a bare Temporal baseline.
     Bench(BenchArgs),
     /// The bench's bare worker: no-op activities, no database (started by `bench`).
@@ -211,6 +210,13 @@ pub struct ApiArgs {
     /// Steps analysed at once per audit (set on the workflows this api starts).
     #[arg(long, env = "AUDIT_STEP_PARALLELISM", default_value_t = 3, value_parser = clap::value_parser!(u32).range(1..=50))]
     pub audit_step_parallelism: u32,
+    /// Audits a batch runs at once when its request names no `window`.
+    #[arg(long, env = "BATCH_AUDIT_WINDOW", default_value_t = 5, value_parser = clap::value_parser!(u32).range(1..=50))]
+    pub batch_audit_window: u32,
+    /// Audits one run of a batch's workflow starts before it continues as new (keeps the
+    /// history of a batch of thousands small).
+    #[arg(long, env = "BATCH_CONTINUE_AS_NEW_AFTER", default_value_t = 200, value_parser = clap::value_parser!(u32).range(1..=2_000))]
+    pub batch_continue_as_new_after: u32,
     /// Event streams (SSE) this replica serves at once; past it, 503.
     #[arg(long, env = "API_MAX_STREAMS", default_value_t = 1000, value_parser = clap::value_parser!(u64).range(1..=1_000_000))]
     pub api_max_streams: u64,
@@ -503,17 +509,6 @@ pub struct GateArgs {
     /// Step weight, to print the recomputed score.
     #[arg(long, default_value_t = 1.0)]
     pub weight: f64,
-}
-
-/// `pii-eval` arguments.
-#[derive(Debug, Clone, Args)]
-pub struct PiiEvalArgs {
-    /// Labelled set(s) in JSON lines to measure instead of the committed one.
-    #[arg(long)]
-    pub file: Vec<std::path::PathBuf>,
-    /// Print the figures only, not each mistake.
-    #[arg(long)]
-    pub quiet: bool,
 }
 
 /// `bench` arguments (the bench's own crate owns its command line).

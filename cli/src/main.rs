@@ -4,7 +4,6 @@ mod bench;
 mod config;
 mod demo;
 mod demo_after;
-mod pii_eval;
 mod worker;
 mod worker_metrics;
 
@@ -75,7 +74,6 @@ async fn run(command: Command) -> anyhow::Result<()> {
         Command::Sim(args) => sim(args).await,
         Command::Demo(args) => demo::run(args).await,
         Command::Gate(args) => gate(args),
-        Command::PiiEval(args) => pii_eval::run(args),
         Command::Openapi => {
             println!("{}", callaudit_api::openapi_json());
             Ok(())
@@ -156,6 +154,10 @@ async fn api(args: ApiArgs) -> anyhow::Result<()> {
             .map_err(|e| anyhow::anyhow!("COST_PRICE_TABLE: {e}"))?,
         reconcile_every: std::time::Duration::from_secs(args.api_reconcile_every_s),
         chat: args.chat.llm(args.crm.timeout()),
+        batches: callaudit_api::state::BatchSettings {
+            window: args.batch_audit_window,
+            continue_as_new_after: args.batch_continue_as_new_after,
+        },
     })?;
     let listener = poem::listener::TcpListener::bind(args.api_addr.clone());
     tracing::info!(addr = %args.api_addr, "api listening");

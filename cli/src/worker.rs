@@ -41,6 +41,7 @@ pub async fn run(args: WorkerArgs) -> anyhow::Result<()> {
         .register_workflow::<AuditStepWorkflow>()?
         .register_workflow::<TranscriptionWorkflow>()?
         .register_workflow::<AuditRerunWorkflow>()?
+        .register_workflow::<callaudit_workflows::BatchAuditWorkflow>()?
         .register_activities(activities);
     let telemetry = metrics.map(|m| m.telemetry).unwrap_or_default();
     serve(client, &settings, options, telemetry).await

@@ -82,11 +82,14 @@ macro_rules! stored_by_name {
 }
 
 use callaudit_domain::analysis::{Conformite, Niveau};
+use callaudit_domain::batch::{BatchItemStatus, BatchStatus};
 use callaudit_domain::chat::{ChatMessageStatus, ChatRole};
 use callaudit_domain::rerun::{RerunKind, RerunStatus};
 use callaudit_domain::status::{AuditStatus, TranscriptionStatus};
 stored_by_name!(
     AuditStatus,
+    BatchStatus,
+    BatchItemStatus,
     Conformite,
     Niveau,
     TranscriptionStatus,

@@ -20,6 +20,9 @@ diesel::table! {
         audit_id -> Nullable<Uuid>,
         status -> Text,
         error -> Nullable<Text>,
+        position -> Int4,
+        started_at -> Nullable<Timestamptz>,
+        completed_at -> Nullable<Timestamptz>,
     }
 }
 
@@ -37,6 +40,19 @@ diesel::table! {
         created_at -> Timestamptz,
         updated_at -> Timestamptz,
         completed_at -> Nullable<Timestamptz>,
+        running -> Int4,
+        cancelled -> Int4,
+        window_size -> Int4,
+        selection -> Nullable<Jsonb>,
+        config_snapshot -> Nullable<Jsonb>,
+        config_version -> Nullable<Timestamptz>,
+        idempotency_key -> Nullable<Text>,
+        request_fingerprint -> Nullable<Text>,
+        cancel_requested_by -> Nullable<Text>,
+        cancel_requested_at -> Nullable<Timestamptz>,
+        error -> Nullable<Text>,
+        runs -> Int4,
+        started_at -> Nullable<Timestamptz>,
     }
 }
 

@@ -3,6 +3,10 @@
 //! names are part of workflow history: never rename one without a versioning plan.
 #![allow(missing_docs, clippy::unused_self)]
 
+use crate::batch::{
+    BatchCounts, BatchFailure, BatchItemInput, BatchPlan, BatchRef, FinishBatchInput,
+    FinishItemInput, FinishedItem, NextItems, NextItemsInput, StartedItem,
+};
 use crate::scoring::AuditSummary;
 use crate::workflow_io::{
     AnalyzeStepInput, AuditFailure, AuditPlan, AuditRef, EnsureFicheInput, FicheRecordings,
@@ -70,6 +74,46 @@ impl CallauditActivities {
     /// Records the rerun as failed; emits `audit.rerun.failed`.
     #[activity(name = "rerun.fail")]
     pub fn fail_rerun(_input: RerunFailure) -> Result<(), ActivityError> {
+        unimplemented!()
+    }
+
+    /// Marks the batch running, emits `batch.started`, returns its item count.
+    #[activity(name = "batch.start")]
+    pub fn start_batch(_input: BatchRef) -> Result<BatchPlan, ActivityError> {
+        unimplemented!()
+    }
+
+    /// The batch's pending items after a position (a page), and whether cancelling was
+    /// asked on its row.
+    #[activity(name = "batch.next_items")]
+    pub fn next_batch_items(_input: NextItemsInput) -> Result<NextItems, ActivityError> {
+        unimplemented!()
+    }
+
+    /// Creates the item's audit row once (keyed by batch and fiche) and marks the item
+    /// running; a retry returns the same audit.
+    #[activity(name = "batch.start_item")]
+    pub fn start_batch_item(_input: BatchItemInput) -> Result<StartedItem, ActivityError> {
+        unimplemented!()
+    }
+
+    /// Records how the item's audit ended and moves the batch's counts, once; emits
+    /// `batch.progress` with the counts after it.
+    #[activity(name = "batch.finish_item")]
+    pub fn finish_batch_item(_input: FinishItemInput) -> Result<FinishedItem, ActivityError> {
+        unimplemented!()
+    }
+
+    /// Ends the batch (completed, partial, or cancelled with its items not started);
+    /// emits `batch.completed` or `batch.cancelled`.
+    #[activity(name = "batch.finish")]
+    pub fn finish_batch(_input: FinishBatchInput) -> Result<BatchCounts, ActivityError> {
+        unimplemented!()
+    }
+
+    /// Records the batch as failed (its items not started cancelled); emits `batch.failed`.
+    #[activity(name = "batch.fail")]
+    pub fn fail_batch(_input: BatchFailure) -> Result<(), ActivityError> {
         unimplemented!()
     }
 }

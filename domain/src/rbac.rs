@@ -80,6 +80,10 @@ impl Permission {
     pub const CHAT_READ: Self = Self::new(Resource::Chat, Action::Read);
     /// `chat:write`.
     pub const CHAT_WRITE: Self = Self::new(Resource::Chat, Action::Write);
+    /// `batches:read`: see batch audits and follow their streams.
+    pub const BATCHES_READ: Self = Self::new(Resource::Batches, Action::Read);
+    /// `batches:write`: start and cancel batch audits.
+    pub const BATCHES_WRITE: Self = Self::new(Resource::Batches, Action::Write);
 
     /// The permission of `action` on `resource`.
     pub const fn new(resource: Resource, action: Action) -> Self {

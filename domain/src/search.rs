@@ -10,6 +10,8 @@ pub const FICHE_ID: SearchAttributeKey<String> = SearchAttributeKey::keyword("Fi
 pub const AUDIT_ID: SearchAttributeKey<String> = SearchAttributeKey::keyword("AuditId");
 /// `RunKind` (Keyword): what the run is ([`RunKind`]).
 pub const RUN_KIND: SearchAttributeKey<String> = SearchAttributeKey::keyword("RunKind");
+/// `BatchId` (Keyword): the batch audit a run belongs to.
+pub const BATCH_ID: SearchAttributeKey<String> = SearchAttributeKey::keyword("BatchId");
 
 /// What a workflow run is, as `RunKind`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -22,6 +24,8 @@ pub enum RunKind {
     Transcription,
     /// `AuditRerunWorkflow`.
     Rerun,
+    /// `BatchAuditWorkflow`.
+    Batch,
 }
 
 impl RunKind {
@@ -32,6 +36,7 @@ impl RunKind {
             Self::Step => "step",
             Self::Transcription => "transcription",
             Self::Rerun => "rerun",
+            Self::Batch => "batch",
         }
     }
 }
@@ -45,6 +50,25 @@ pub fn of_audit_run(fiche_id: &str, audit_id: &str, kind: RunKind) -> SearchAttr
     ])
 }
 
+/// The search attributes of a batch's `BatchAuditWorkflow` (`RunKind = "batch"`).
+pub fn of_batch(batch_id: &str) -> SearchAttributes {
+    SearchAttributes::new([
+        BATCH_ID.value_set(batch_id.to_string()),
+        RUN_KIND.value_set(RunKind::Batch.as_str().to_string()),
+    ])
+}
+
+/// The search attributes of the `AuditWorkflow` of one fiche of batch `batch_id`: those of
+/// any audit run ([`of_audit_run`], `RunKind = "audit"`) plus `BatchId`.
+pub fn of_batch_audit(fiche_id: &str, audit_id: &str, batch_id: &str) -> SearchAttributes {
+    SearchAttributes::new([
+        FICHE_ID.value_set(fiche_id.to_string()),
+        AUDIT_ID.value_set(audit_id.to_string()),
+        RUN_KIND.value_set(RunKind::Audit.as_str().to_string()),
+        BATCH_ID.value_set(batch_id.to_string()),
+    ])
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -55,5 +79,17 @@ mod tests {
         assert_eq!(attrs.get(&FICHE_ID).as_deref(), Some("FICHE-1001"));
         assert_eq!(attrs.get(&AUDIT_ID).as_deref(), Some("a1"));
         assert_eq!(attrs.get(&RUN_KIND).as_deref(), Some("step"));
+    }
+
+    #[test]
+    fn a_batch_and_each_of_its_audits_carry_the_batch_id() {
+        let batch = of_batch("b1");
+        assert_eq!(batch.get(&BATCH_ID).as_deref(), Some("b1"));
+        assert_eq!(batch.get(&RUN_KIND).as_deref(), Some("batch"));
+        let audit = of_batch_audit("FICHE-1001", "a1", "b1");
+        assert_eq!(audit.get(&BATCH_ID).as_deref(), Some("b1"));
+        assert_eq!(audit.get(&AUDIT_ID).as_deref(), Some("a1"));
+        assert_eq!(audit.get(&FICHE_ID).as_deref(), Some("FICHE-1001"));
+        assert_eq!(audit.get(&RUN_KIND).as_deref(), Some("audit"));
     }
 }

@@ -34,6 +34,14 @@ pub mod ids {
     pub fn audit_topic(audit_id: &str) -> String {
         format!("audit:{audit_id}")
     }
+    /// `batch:{batch_id}`: a batch audit's `BatchAuditWorkflow`.
+    pub fn batch(batch_id: &str) -> String {
+        format!("batch:{batch_id}")
+    }
+    /// Event topic of a batch audit.
+    pub fn batch_topic(batch_id: &str) -> String {
+        format!("batch:{batch_id}")
+    }
 }
 
 /// Input of `AuditWorkflow`.

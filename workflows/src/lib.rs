@@ -3,11 +3,12 @@
 //! Workflow type names are part of history; they are set explicitly and never renamed
 //! without `ctx.patched`.
 //!
-//! One file per workflow (`audit`, `step`, `transcription`, `rerun`); `options` holds the retry
+//! One file per workflow (`audit`, `step`, `transcription`, `rerun`, `batch`); `options` holds the retry
 //! policies and activity options they share, `failure` how a failure is recorded,
 //! `window` the sliding window the audit runs its steps in.
 
 mod audit;
+mod batch;
 mod failure;
 pub mod options;
 mod rerun;
@@ -16,6 +17,7 @@ mod transcription;
 pub mod window;
 
 pub use audit::{AuditWorkflow, STEP_SLIDING_WINDOW_PATCH};
+pub use batch::BatchAuditWorkflow;
 pub use failure::failure_chain;
 pub use rerun::AuditRerunWorkflow;
 pub use step::AuditStepWorkflow;
