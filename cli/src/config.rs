@@ -89,6 +89,9 @@ pub enum Command {
     Gate(GateArgs),
     /// Print the OpenAPI document.
     Openapi,
+    /// Measure the personal-data detector on the labelled set: recall and precision per
+    /// kind against the targets (exit code 1 when one is missed).
+    PiiEval(PiiEvalArgs),
     /// Measure audits/s, latency, worker RSS and CPU against a bare Temporal baseline.
     Bench(BenchArgs),
     /// The bench's bare worker: no-op activities, no database (started by `bench`).
@@ -509,6 +512,17 @@ pub struct GateArgs {
     /// Step weight, to print the recomputed score.
     #[arg(long, default_value_t = 1.0)]
     pub weight: f64,
+}
+
+/// `pii-eval` arguments.
+#[derive(Debug, Clone, Args)]
+pub struct PiiEvalArgs {
+    /// Labelled set(s) in JSON lines to measure instead of the committed one.
+    #[arg(long)]
+    pub file: Vec<std::path::PathBuf>,
+    /// Print the figures only, not each mistake.
+    #[arg(long)]
+    pub quiet: bool,
 }
 
 /// `bench` arguments (the bench's own crate owns its command line).

@@ -4,6 +4,7 @@ mod bench;
 mod config;
 mod demo;
 mod demo_after;
+mod pii_eval;
 mod worker;
 mod worker_metrics;
 
@@ -74,6 +75,7 @@ async fn run(command: Command) -> anyhow::Result<()> {
         Command::Sim(args) => sim(args).await,
         Command::Demo(args) => demo::run(args).await,
         Command::Gate(args) => gate(args),
+        Command::PiiEval(args) => pii_eval::run(args),
         Command::Openapi => {
             println!("{}", callaudit_api::openapi_json());
             Ok(())

@@ -8,7 +8,8 @@
 //! 2. a word of another event ("contrat", "effet", "démarre", "début", "prélèvement",
 //!    "échéance", "souscrite", "rendez-vous", "livraison", "depuis", "à partir", …, by
 //!    stem) makes it not one;
-//! 3. with neither, a full date (day, month and year) whose year is 1900 to 2010 is a
+//! 3. with neither, and no word of another event within four items after it ("le 14
+//!    juin 1989 on a signé"), a full date (day, month and year) whose year is 1900 to 2010 is a
 //!    birth date (a sales call has few other dates that old); a date without year, or of
 //!    a later year ("le contrat démarre le 1er décembre", "le 15 janvier 2025"), is not.
 //!
@@ -256,6 +257,7 @@ enum Context {
     None,
 }
 
+/// The nearest context word before item `i` (rules 1 and 2).
 fn context_before(items: &[Item], i: usize) -> Context {
     for it in items[i.saturating_sub(12)..i].iter().rev() {
         if month_of(it).is_some() {
@@ -276,6 +278,20 @@ fn context_before(items: &[Item], i: usize) -> Context {
     Context::None
 }
 
+/// Whether a word of another event follows the date closely ("le 14 juin 1989 on a
+/// signé"): within four items, before any other month name.
+fn other_event_after(items: &[Item], last: usize) -> bool {
+    items
+        .iter()
+        .skip(last + 1)
+        .take(4)
+        .take_while(|it| month_of(it).is_none())
+        .any(|it| {
+            it.kind == ItemKind::Word
+                && (among(&it.text, OTHER_EVENT_WORDS) || it.raw_lower == "marié")
+        })
+}
+
 /// Every birth date of the items, in order (see the module doc for the rule).
 pub(super) fn find(items: &[Item]) -> Vec<Finding> {
     let mut out = Vec::new();
@@ -288,6 +304,7 @@ pub(super) fn find(items: &[Item]) -> Vec<Finding> {
         let birth = match context_before(items, date.first) {
             Context::Birth => true,
             Context::OtherEvent => false,
+            Context::None if other_event_after(items, date.last) => false,
             Context::None => !date.spaced && date.year.is_some_and(|y| (1900..=2010).contains(&y)),
         };
         if birth {

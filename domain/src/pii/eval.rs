@@ -292,7 +292,7 @@ pub fn evaluate(cases: &[Case]) -> Report {
 
 impl Report {
     /// The figures as a table: per kind, cases, TP, FP, FN, recall, precision, the
-    /// targets and PASS/FAIL; then a line per mistake.
+    /// targets and PASS/FAIL.
     pub fn table(&self) -> String {
         let mut out = format!(
             "{} cases ({} without personal data)\n\n{:<11} {:>5} {:>4} {:>4} {:>4} {:>8} {:>9}  {:<22} {}\n",
@@ -325,18 +325,22 @@ impl Report {
                 if k.passes() { "PASS" } else { "FAIL" }
             ));
         }
-        if !self.mistakes.is_empty() {
-            out.push_str("\nmistakes:\n");
-            for m in &self.mistakes {
-                out.push_str(&format!(
-                    "  {:<6} {:<10} {} {:?}\n",
+        out
+    }
+
+    /// One line per mistake: case, kind, FP or FN, the text concerned.
+    pub fn mistakes_list(&self) -> String {
+        self.mistakes
+            .iter()
+            .map(|m| {
+                format!(
+                    "{:<6} {:<10} {} {:?}\n",
                     m.case_id,
                     m.kind.as_str(),
                     if m.false_positive { "FP" } else { "FN" },
                     m.text
-                ));
-            }
-        }
-        out
+                )
+            })
+            .collect()
     }
 }

@@ -94,3 +94,16 @@ fn digits_with_spaces_are_a_birth_date_only_under_a_birth_word() {
     );
     assert!(nothing_in("14 06 1989"));
 }
+
+#[test]
+fn a_word_of_another_event_just_after_a_full_date_makes_it_not_a_birth_date() {
+    assert!(nothing_in("le 14 juin 1989 on a signé chez le notaire"));
+    assert_eq!(
+        only(
+            PiiKind::BirthDate,
+            "le 14 juin 1989 à Lyon, c'est ma naissance"
+        )
+        .1,
+        "1989-06-14"
+    );
+}

@@ -123,5 +123,6 @@ fn the_committed_set_meets_every_target() {
 #[test]
 #[ignore = "prints the figures of the committed set"]
 fn print_the_figures_of_the_committed_set() {
-    println!("{}", evaluate(&embedded_cases().unwrap()).table());
+    let report = evaluate(&embedded_cases().unwrap());
+    println!("{}\n{}", report.table(), report.mistakes_list());
 }
