@@ -43,6 +43,7 @@ impl ChatScenario {
                 Duration::from_secs(30),
             ),
             model: CHAT_MODEL.into(),
+            pii_redaction: callaudit_domain::personal_data::PiiRedaction::Prompts,
         });
         let api = spawn_api_from(settings).await;
         ChatScenario { sc, api }

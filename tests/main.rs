@@ -16,6 +16,7 @@ mod fiches;
 mod foundation;
 mod observability;
 mod personal_data;
+mod pii;
 mod replay;
 mod reruns;
 mod reviews;

@@ -241,3 +241,191 @@ async fn erasing_a_fiches_personal_data_keeps_its_audit_summary_and_leaves_no_va
         stats["stt_requests"].as_u64().unwrap() + 1
     );
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_retention_run_purges_exactly_what_is_older_than_the_limits() {
+    let sc = Scenario::without_api_crm("retention", Default::default()).await;
+    let config = sc.config(6).await;
+    // Limits of 30 days (transcripts), 7 (chat) and 90 (audio URLs); the schedule's own
+    // cron never fires during the test: the run is triggered.
+    let _w = sc.worker(&[
+        ("RETENTION_DAYS_TRANSCRIPTS", "30"),
+        ("RETENTION_DAYS_CHAT", "7"),
+        ("RETENTION_DAYS_AUDIO_URLS", "90"),
+        ("RETENTION_CRON", "0 3 1 1 *"),
+        // The LLM reads the calls as said, so the stored citations hold personal values
+        // that retention must redact.
+        ("PII_REDACTION", "off"),
+    ]);
+    let a = sc.run("FICHE-1001", &config).await;
+    let audit = sc.completed(&a).await;
+    let b = sc.run("FICHE-1002", &config).await;
+    sc.completed(&b).await;
+    // FICHE-1001's step 6 quotes the client confirming her e-mail and phone number.
+    let mut conn = diesel_async::AsyncPgConnection::establish(&sc.db.url)
+        .await
+        .expect("connect");
+    for sql in [
+        // REC-1001-1 transcribed 31 days ago (goes), REC-1001-2 29 days ago (stays),
+        // REC-1002-1 now (stays).
+        "UPDATE transcriptions SET completed_at = now() - interval '31 days' WHERE recording_id = 'REC-1001-1'".to_string(),
+        "UPDATE transcriptions SET completed_at = now() - interval '29 days' WHERE recording_id = 'REC-1001-2'".to_string(),
+        // Audio URL of REC-1002-1 stored 91 days ago (goes), the others now (stay).
+        "UPDATE recordings SET created_at = now() - interval '91 days' WHERE recording_id = 'REC-1002-1'".to_string(),
+        // Two chat messages 8 days old (go), one 6 days old (stays).
+        format!(
+            "WITH u AS (SELECT id FROM users LIMIT 1), c AS ( \
+               INSERT INTO chat_conversations (id, audit_id, user_id) \
+               SELECT gen_random_uuid(), '{a}', u.id FROM u RETURNING id) \
+             INSERT INTO chat_messages (conversation_id, role, content, created_at) \
+             SELECT c.id, r, t, now() - d * interval '1 day' FROM c, \
+               (VALUES ('user', 'q1', 8), ('assistant', 'a1', 8), ('user', 'q2', 6)) AS m(r, t, d)"
+        ),
+    ] {
+        diesel::sql_query(sql).execute(&mut conn).await.expect("backdate");
+    }
+    drop(conn);
+    let quoted = |v: &str| {
+        format!(
+            "SELECT count(*) AS n FROM audit_step_results WHERE audit_id = '{a}' AND raw_result::text ILIKE '%{v}%'"
+        )
+    };
+    assert!(
+        count(&sc.db.url, &quoted("arobase example point fr")).await > 0,
+        "the citation quotes the e-mail"
+    );
+
+    let client = callaudit_api::temporal::connect(
+        &temporal_settings(&temporal_address(), &sc.queue),
+        std::time::Duration::from_secs(5),
+    )
+    .await
+    .expect("temporal");
+    let schedule = client.get_schedule_handle(format!("callaudit-retention:{}", sc.queue));
+    schedule
+        .trigger(
+            temporalio_client::schedules::ScheduleOverlapPolicy::AllowAll,
+            Default::default(),
+        )
+        .await
+        .expect("the worker created the retention schedule");
+    let purged = "SELECT count(*) AS n FROM events WHERE topic = 'personal_data' AND type = 'personal_data.purged'";
+    wait_for(
+        "the retention run",
+        std::time::Duration::from_secs(60),
+        || async { (count(&sc.db.url, purged).await == 1).then_some(()) },
+    )
+    .await;
+
+    let db = sc.db.url.clone();
+    let left = |sql: &'static str| {
+        let db = db.clone();
+        async move { count(&db, sql).await }
+    };
+    assert_eq!(
+        left("SELECT count(*) AS n FROM transcriptions WHERE recording_id = 'REC-1001-1'").await,
+        0
+    );
+    assert_eq!(left("SELECT count(*) AS n FROM transcriptions WHERE recording_id IN ('REC-1001-2', 'REC-1002-1')").await, 2);
+    assert_eq!(left("SELECT count(*) AS n FROM chat_messages").await, 1);
+    assert_eq!(
+        left("SELECT count(*) AS n FROM chat_messages WHERE content = 'q2'").await,
+        1
+    );
+    assert_eq!(
+        left("SELECT count(*) AS n FROM recordings WHERE url = ''").await,
+        1
+    );
+    assert_eq!(
+        left("SELECT count(*) AS n FROM recordings WHERE recording_id = 'REC-1002-1' AND url = ''")
+            .await,
+        1
+    );
+    assert_eq!(
+        left("SELECT count(*) AS n FROM pii_access_log WHERE action = 'purge' AND subject_kind = 'retention'").await,
+        1
+    );
+    // The event says exactly that.
+    #[derive(diesel::QueryableByName)]
+    struct Payload {
+        #[diesel(sql_type = diesel::sql_types::Jsonb)]
+        payload: Value,
+    }
+    let mut conn = diesel_async::AsyncPgConnection::establish(&sc.db.url)
+        .await
+        .expect("connect");
+    let p: Vec<Payload> =
+        diesel::sql_query("SELECT payload FROM events WHERE type = 'personal_data.purged'")
+            .load(&mut conn)
+            .await
+            .expect("payload");
+    let removed = &p[0].payload["removed"];
+    assert_eq!(removed["transcripts"], 1, "{removed}");
+    assert_eq!(removed["chat_messages"], 2);
+    assert_eq!(removed["audio_urls"], 1);
+
+    // FICHE-1001's audit keeps its scores and verdicts; its citations keep their words but
+    // not the client's e-mail and phone number.
+    let after = sc.audit(&a).await;
+    assert_eq!(after["score"], audit["score"]);
+    for (x, y) in audit["steps"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .zip(after["steps"].as_array().unwrap())
+    {
+        assert_eq!(x["score"], y["score"]);
+        assert_eq!(x["conforme"], y["conforme"]);
+    }
+    assert_eq!(
+        count(&sc.db.url, &quoted("arobase example point fr")).await,
+        0
+    );
+    assert_eq!(
+        count(&sc.db.url, &quoted("zéro six douze trente-quatre")).await,
+        0
+    );
+    assert!(
+        count(&sc.db.url, &quoted("Je confirme vos coordonnées")).await > 0,
+        "the rest of the quote stays"
+    );
+}
+
+/// Records `tests/histories/retention.json` from a real run, with
+/// `CALLAUDIT_RECORD_HISTORIES=retention`:
+/// `CALLAUDIT_RECORD_HISTORIES=retention cargo test -p callaudit --test e2e personal_data::record -- --ignored`.
+#[tokio::test(flavor = "multi_thread")]
+#[ignore = "records tests/histories; run deliberately"]
+async fn record() {
+    let mode = std::env::var("CALLAUDIT_RECORD_HISTORIES").unwrap_or_default();
+    assert!(
+        mode == "retention" || mode == "all",
+        "set CALLAUDIT_RECORD_HISTORIES=retention"
+    );
+    let sc = Scenario::without_api_crm("record_retention", Default::default()).await;
+    let _w = sc.worker(&[]);
+    let client = callaudit_api::temporal::connect(
+        &temporal_settings(&temporal_address(), &sc.queue),
+        std::time::Duration::from_secs(5),
+    )
+    .await
+    .expect("temporal");
+    let id = format!("retention:{}", sc.queue);
+    let handle = client
+        .start_workflow(
+            callaudit_workflows::RetentionWorkflow::run,
+            callaudit_domain::personal_data::RetentionLimits {
+                transcripts_days: Some(30),
+                chat_days: Some(7),
+                audio_urls_days: None,
+            },
+            temporalio_client::WorkflowStartOptions::new(sc.queue.clone(), id.clone()).build(),
+        )
+        .await
+        .expect("start");
+    temporalio_client::WorkflowHandle::get_result(&handle, Default::default())
+        .await
+        .expect("result");
+    let json = crate::replay::fetch(&client, &id, None).await;
+    std::fs::write(crate::replay::history_path("retention.json"), json).expect("write");
+}

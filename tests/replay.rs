@@ -80,6 +80,10 @@ const HISTORIES: &[(&str, &str)] = &[
         "BatchAuditWorkflow cancelled by its cancel signal after its first audit: the \
          running audit finishes, no other starts, batch.finish records it cancelled",
     ),
+    (
+        "retention.json",
+        "RetentionWorkflow: search attributes upserted, retention.purge",
+    ),
     ("bare_step.json", "BareStepWorkflow"),
     ("bare_transcription.json", "BareTranscriptionWorkflow"),
 ];
@@ -107,6 +111,8 @@ fn replayer() -> WorkflowReplayer {
             .expect("register TranscriptionWorkflow")
             .register_workflow::<AuditRerunWorkflow>()
             .expect("register AuditRerunWorkflow")
+            .register_workflow::<callaudit_workflows::RetentionWorkflow>()
+            .expect("register RetentionWorkflow")
             .register_workflow::<callaudit_workflows::BatchAuditWorkflow>()
             .expect("register BatchAuditWorkflow")
             .register_workflow::<BareAuditWorkflow>()

@@ -12,6 +12,8 @@ use callaudit_domain::audit_config::StepSpec;
 use callaudit_domain::evidence::{
     GatingOptions, NOT_ASSESSED_REASON, cover_control_points, gate_step,
 };
+use callaudit_domain::personal_data::redact_transcripts;
+use callaudit_domain::pii::Redactor;
 use callaudit_domain::prompts::{step_prompt, step_tools_prompt};
 use callaudit_domain::scoring::{StepScore, score_step};
 use callaudit_domain::step_result::{AnalysisMode, StepResult};
@@ -30,6 +32,10 @@ pub struct StepAnalyzer<'a> {
     pub llm: &'a OpenAiClient,
     /// Its model.
     pub model: &'a str,
+    /// Personal data goes to the LLM as placeholders (`PII_REDACTION` ≠ `off`): the
+    /// transcripts (and a reviewer's hint) are redacted before the prompt or the tools
+    /// see them, and citations are gated against what the model read.
+    pub redact: bool,
 }
 
 impl crate::state::WorkerActivities {
@@ -43,6 +49,7 @@ impl crate::state::WorkerActivities {
         Ok(StepAnalyzer {
             llm,
             model: &self.model_audit,
+            redact: self.pii_redaction.prompts(),
         })
     }
 }
@@ -70,6 +77,20 @@ impl StepAnalyzer<'_> {
         transcripts: &[Transcript],
         use_rlm: bool,
     ) -> Result<AnalyzedStep, ActivityError> {
+        let redacted_step;
+        let redacted;
+        let (step, transcripts) = if self.redact {
+            // One redactor for the fiche, fed its transcripts in recording order: every
+            // step sees the same placeholders.
+            let mut redactor = Redactor::new();
+            redacted = redact_transcripts(transcripts, &mut redactor);
+            let mut s = step.clone();
+            s.instructions = redactor.redact(&step.instructions).text;
+            redacted_step = s;
+            (&redacted_step, redacted.as_slice())
+        } else {
+            (step, transcripts)
+        };
         let (answer, usage, mode) = if use_rlm {
             self.with_tools(ctx, step, transcripts).await?
         } else {

@@ -14,6 +14,7 @@ mod fiche;
 pub mod heartbeat;
 pub mod metrics;
 mod rerun;
+mod retention;
 mod state;
 mod transcription;
 
@@ -142,6 +143,16 @@ impl WorkerActivities {
         Ok(())
     }
 
+    /// `retention.purge` ([`retention`]).
+    #[activity(name = "retention.purge")]
+    pub async fn purge_personal_data(
+        self: Arc<Self>,
+        ctx: ActivityContext,
+        input: callaudit_domain::personal_data::RetentionRun,
+    ) -> Result<callaudit_domain::personal_data::Removed, ActivityError> {
+        self.purge_old_personal_data(&ctx, input).await
+    }
+
     /// `batch.start` ([`batch`]).
     #[activity(name = "batch.start")]
     pub async fn start_batch(
@@ -254,6 +265,10 @@ mod tests {
         same(
             CallauditActivities::fail_rerun,
             WorkerActivities::fail_rerun,
+        );
+        same(
+            CallauditActivities::purge_personal_data,
+            WorkerActivities::purge_personal_data,
         );
         same(
             CallauditActivities::start_batch,

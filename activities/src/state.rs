@@ -25,6 +25,8 @@ pub struct WorkerActivities {
     pub llm: Option<OpenAiClient>,
     /// Model for audits.
     pub model_audit: String,
+    /// What is redacted before the LLM (`PII_REDACTION`).
+    pub pii_redaction: callaudit_domain::personal_data::PiiRedaction,
 }
 
 impl std::fmt::Debug for WorkerActivities {

@@ -72,6 +72,8 @@ pub struct ChatLlm {
     pub client: OpenAiClient,
     /// Model (`OPENAI_MODEL_CHAT`).
     pub model: String,
+    /// What is redacted before the LLM (`PII_REDACTION`).
+    pub pii_redaction: callaudit_domain::personal_data::PiiRedaction,
 }
 
 /// What the api is built from (parsed configuration).

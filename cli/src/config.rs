@@ -44,6 +44,11 @@ Environment variables (each also a flag of the subcommands that use it):
   COST_PRICE_TABLE                  JSON price table for audit cost estimates (default none: usage totals only)
   API_CORS_ALLOWED_ORIGINS          browser origins allowed to call the api (CORS; comma-separated; default none)
   API_MAX_BODY_BYTES                largest request body the api accepts (default 1048576; 413 past it)
+  PII_REDACTION                     off, prompts (default: personal data as placeholders in every LLM prompt) or stored (also transcripts at rest)
+  RETENTION_DAYS_TRANSCRIPTS        days a completed transcript is kept (default: forever)
+  RETENTION_DAYS_CHAT               days a chat message is kept (default: forever)
+  RETENTION_DAYS_AUDIO_URLS         days a recording's audio URL is kept (default: forever)
+  RETENTION_CRON                    when the retention schedule runs, UTC cron (default 0 3 * * *)
   AUTOMATION_SCHEDULER_CRON         default cron of automation schedules (default * * * * *)
   AUTOMATION_MAX_RECORDINGS_PER_FICHE  skip fiches with more recordings (0 = no limit)
   WEBHOOK_ALLOWED_ORIGINS           comma-separated origins webhooks may target
@@ -272,6 +277,16 @@ pub struct UpstreamArgs {
     /// Model for chat.
     #[arg(long, env = "OPENAI_MODEL_CHAT", default_value = "gpt-4.1-mini")]
     pub openai_model_chat: String,
+    /// What is redacted before the LLM: `off`, `prompts` (personal data as typed
+    /// placeholders in every prompt) or `stored` (also transcripts at rest).
+    #[arg(long, env = "PII_REDACTION", default_value = "prompts", value_parser = pii_redaction)]
+    pub pii_redaction: callaudit_domain::personal_data::PiiRedaction,
+}
+
+fn pii_redaction(s: &str) -> Result<callaudit_domain::personal_data::PiiRedaction, String> {
+    s.trim()
+        .parse()
+        .map_err(|_| format!("PII_REDACTION must be off, prompts or stored, got {s:?}"))
 }
 
 /// The LLM the api's chat streams its answers from (the timeout is `UPSTREAM_TIMEOUT_MS`,
@@ -291,6 +306,9 @@ pub struct ChatLlmArgs {
     /// Model for chat.
     #[arg(long, env = "OPENAI_MODEL_CHAT", default_value = "gpt-4.1-mini")]
     pub openai_model_chat: String,
+    /// What is redacted before the LLM (`off`, `prompts`, `stored`).
+    #[arg(long, env = "PII_REDACTION", default_value = "prompts", value_parser = pii_redaction)]
+    pub pii_redaction: callaudit_domain::personal_data::PiiRedaction,
 }
 
 impl ChatLlmArgs {
@@ -303,6 +321,7 @@ impl ChatLlmArgs {
                 timeout,
             ),
             model: self.openai_model_chat.trim().to_string(),
+            pii_redaction: self.pii_redaction,
         })
     }
 }
@@ -355,6 +374,36 @@ impl CrmArgs {
             force_refresh_cooldown: std::time::Duration::from_millis(
                 self.fiche_force_refresh_cooldown_ms,
             ),
+        }
+    }
+}
+
+/// Retention of personal data: with any limit set, the worker keeps a Temporal Schedule
+/// running `RetentionWorkflow` (`callaudit-retention:{task queue}`); with none, it removes
+/// it.
+#[derive(Debug, Clone, Args)]
+pub struct RetentionArgs {
+    /// Days a completed transcript is kept (unset: forever).
+    #[arg(long, env = "RETENTION_DAYS_TRANSCRIPTS", value_parser = clap::value_parser!(u32).range(1..))]
+    pub retention_days_transcripts: Option<u32>,
+    /// Days a chat message is kept (unset: forever).
+    #[arg(long, env = "RETENTION_DAYS_CHAT", value_parser = clap::value_parser!(u32).range(1..))]
+    pub retention_days_chat: Option<u32>,
+    /// Days a recording's audio URL is kept (unset: forever).
+    #[arg(long, env = "RETENTION_DAYS_AUDIO_URLS", value_parser = clap::value_parser!(u32).range(1..))]
+    pub retention_days_audio_urls: Option<u32>,
+    /// When the retention schedule runs (cron, UTC).
+    #[arg(long, env = "RETENTION_CRON", default_value = "0 3 * * *")]
+    pub retention_cron: String,
+}
+
+impl RetentionArgs {
+    /// The limits, as the schedule's workflow input.
+    pub fn limits(&self) -> callaudit_domain::personal_data::RetentionLimits {
+        callaudit_domain::personal_data::RetentionLimits {
+            transcripts_days: self.retention_days_transcripts,
+            chat_days: self.retention_days_chat,
+            audio_urls_days: self.retention_days_audio_urls,
         }
     }
 }
@@ -432,6 +481,9 @@ pub struct WorkerArgs {
     #[command(flatten)]
     #[allow(missing_docs)]
     pub notify: NotifyArgs,
+    #[command(flatten)]
+    #[allow(missing_docs)]
+    pub retention: RetentionArgs,
     #[command(flatten)]
     #[allow(missing_docs)]
     pub auth: AuthArgs,

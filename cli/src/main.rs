@@ -5,6 +5,7 @@ mod config;
 mod demo;
 mod demo_after;
 mod pii_eval;
+mod retention;
 mod worker;
 mod worker_metrics;
 

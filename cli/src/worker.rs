@@ -24,6 +24,7 @@ pub async fn run(args: WorkerArgs) -> anyhow::Result<()> {
     crate::prepare_database(&database_url, &args.auth).await?;
     let settings = args.temporal.settings();
     let client = connect_with_retry(&settings).await?;
+    crate::retention::ensure_schedule(&client, &settings.task_queue, &args.retention).await?;
 
     let metrics = match args.worker_metrics_addr {
         Some(addr) => Some(crate::worker_metrics::serve(addr).await?),
@@ -41,6 +42,7 @@ pub async fn run(args: WorkerArgs) -> anyhow::Result<()> {
         .register_workflow::<AuditStepWorkflow>()?
         .register_workflow::<TranscriptionWorkflow>()?
         .register_workflow::<AuditRerunWorkflow>()?
+        .register_workflow::<callaudit_workflows::RetentionWorkflow>()?
         .register_workflow::<callaudit_workflows::BatchAuditWorkflow>()?
         .register_activities(activities);
     let telemetry = metrics.map(|m| m.telemetry).unwrap_or_default();
@@ -189,5 +191,6 @@ fn build_activities(
         stt,
         llm,
         model_audit: up.openai_model_audit.clone(),
+        pii_redaction: up.pii_redaction,
     })
 }

@@ -57,6 +57,15 @@ impl CallauditActivities {
         unimplemented!()
     }
 
+    /// Purges the personal data older than the retention limits, in batches; emits
+    /// `personal_data.purged` with what went.
+    #[activity(name = "retention.purge")]
+    pub fn purge_personal_data(
+        _input: crate::personal_data::RetentionRun,
+    ) -> Result<crate::personal_data::Removed, ActivityError> {
+        unimplemented!()
+    }
+
     /// Analyses the rerun's step (or its one control point) again with the same analyzer,
     /// gating and scoring as an audit; stores the analysis on the rerun row.
     #[activity(name = "rerun.analyze")]

@@ -46,6 +46,141 @@ pub fn erase_texts(value: &mut Value) -> usize {
     }
 }
 
+/// Replaces, anywhere in `value`, the personal data the detector finds in the string
+/// values of [`ERASED_KEYS`] by typed placeholders (`[TELEPHONE_1]`, …) from `redactor`
+/// (one per fiche, so a value keeps its placeholder); returns how many strings changed.
+/// What retention leaves of the citations of an audit whose transcripts went.
+pub fn redact_texts(value: &mut Value, redactor: &mut crate::pii::Redactor) -> usize {
+    match value {
+        Value::Object(map) => {
+            let mut n = 0;
+            for (k, v) in map.iter_mut() {
+                if ERASED_KEYS.contains(&k.as_str())
+                    && let Value::String(s) = v
+                {
+                    let redacted = redactor.redact(s).text;
+                    if redacted != *s {
+                        *s = redacted;
+                        n += 1;
+                    }
+                } else {
+                    n += redact_texts(v, redactor);
+                }
+            }
+            n
+        }
+        Value::Array(items) => items.iter_mut().map(|v| redact_texts(v, redactor)).sum(),
+        _ => 0,
+    }
+}
+
+crate::status::named_enum! {
+    /// What is redacted (`PII_REDACTION`).
+    PiiRedaction {
+        /// Nothing: the LLM reads the calls as they were said.
+        Off = "off",
+        /// Every text sent to the LLM (audit and rerun prompts in both modes, transcript
+        /// tools' results, chat) carries typed placeholders instead of personal data; what
+        /// is stored stays as it was said.
+        Prompts = "prompts",
+        /// As `prompts`, and transcripts are stored redacted (the original is not kept).
+        Stored = "stored",
+    }
+}
+
+impl PiiRedaction {
+    /// Whether prompts are redacted.
+    pub fn prompts(self) -> bool {
+        self != Self::Off
+    }
+}
+
+/// The transcripts with their personal data replaced by `redactor`'s placeholders (one
+/// redactor per fiche, fed the transcripts in recording order, so a value keeps its
+/// placeholder across recordings and steps). A datum said over several words becomes one
+/// placeholder word carrying the first word's start, the last one's end and speaker; the
+/// words it covered are left empty (utterances skip them). Citations of the redacted text
+/// are gated against these transcripts: a quote that says the value again is no match.
+pub fn redact_transcripts(
+    transcripts: &[crate::transcript::Transcript],
+    redactor: &mut crate::pii::Redactor,
+) -> Vec<crate::transcript::Transcript> {
+    transcripts
+        .iter()
+        .map(|t| {
+            let mut joined = String::new();
+            let mut spans = Vec::with_capacity(t.words.len());
+            for w in &t.words {
+                if !joined.is_empty() {
+                    joined.push(' ');
+                }
+                let start = joined.len();
+                joined.push_str(&w.text);
+                spans.push((start, joined.len()));
+            }
+            let redacted = redactor.redact(&joined);
+            let mut words = t.words.clone();
+            for (finding, placeholder) in &redacted.findings {
+                let covered: Vec<usize> = spans
+                    .iter()
+                    .enumerate()
+                    .filter(|(_, (s, e))| *s < finding.end && finding.start < *e)
+                    .map(|(i, _)| i)
+                    .collect();
+                let (Some(&first), Some(&last)) = (covered.first(), covered.last()) else {
+                    continue;
+                };
+                let (fs, _) = spans[first];
+                let (ls, le) = spans[last];
+                let before = &joined[fs..finding.start.max(fs)];
+                let after = &joined[finding.end.min(le).max(ls)..le];
+                let end_s = words[last].end_s;
+                words[first].text = format!("{before}{placeholder}{after}");
+                words[first].end_s = end_s;
+                for w in &mut words[first + 1..=last] {
+                    w.text.clear();
+                }
+            }
+            crate::transcript::Transcript {
+                recording_id: t.recording_id.clone(),
+                language: t.language.clone(),
+                text: redactor.redact(&t.text).text,
+                words,
+            }
+        })
+        .collect()
+}
+
+/// How long personal data is kept (`RETENTION_DAYS_*`; None: forever). The input of
+/// `RetentionWorkflow`, set on its Temporal Schedule.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct RetentionLimits {
+    /// Days a completed transcript is kept.
+    pub transcripts_days: Option<u32>,
+    /// Days a chat message is kept.
+    pub chat_days: Option<u32>,
+    /// Days a recording's audio URL is kept.
+    pub audio_urls_days: Option<u32>,
+}
+
+impl RetentionLimits {
+    /// Whether any limit is set (else no schedule runs).
+    pub fn any(&self) -> bool {
+        self.transcripts_days.is_some()
+            || self.chat_days.is_some()
+            || self.audio_urls_days.is_some()
+    }
+}
+
+/// Input of `retention.purge`.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct RetentionRun {
+    /// The run's workflow id (its event's dedupe key).
+    pub run: String,
+    /// The limits.
+    pub limits: RetentionLimits,
+}
+
 /// Stream topic of personal-data events.
 pub const TOPIC: &str = "personal_data";
 
@@ -145,6 +280,77 @@ mod tests {
         assert_eq!(step["rerun_history"][0]["new"]["comment"], ERASED);
         assert!(!step.to_string().contains("Roger"));
         assert_eq!(erase_texts(&mut step), 0, "idempotent");
+    }
+
+    #[test]
+    fn retention_redacts_the_personal_values_of_citations_and_keeps_the_rest() {
+        let mut step = json!({"points_controle": [{
+            "statut": "PRESENT",
+            "citations": [{"quote": "mon numéro c'est le 06 45 78 12 90", "recording_id": "R1"}],
+            "commentaire": "Le conseiller confirme le numéro"
+        }]});
+        let mut redactor = crate::pii::Redactor::new();
+        assert_eq!(redact_texts(&mut step, &mut redactor), 1);
+        let quote = step["points_controle"][0]["citations"][0]["quote"]
+            .as_str()
+            .unwrap()
+            .to_string();
+        assert!(quote.contains("[TELEPHONE_1]"), "{quote}");
+        assert!(!quote.contains("45 78"), "{quote}");
+        assert_eq!(
+            step["points_controle"][0]["commentaire"],
+            "Le conseiller confirme le numéro"
+        );
+        assert!(!RetentionLimits::default().any());
+    }
+
+    fn word(text: &str, start_s: f64, speaker: &str) -> crate::transcript::Word {
+        crate::transcript::Word {
+            text: text.into(),
+            start_s,
+            end_s: start_s + 0.4,
+            speaker: Some(speaker.into()),
+        }
+    }
+
+    #[test]
+    fn a_transcript_is_redacted_word_by_word_with_one_placeholder_per_value_across_recordings() {
+        use crate::transcript::Transcript;
+        let said = |id: &str, words: &[&str]| Transcript {
+            recording_id: id.into(),
+            language: Some("fr".into()),
+            text: words.join(" "),
+            words: words
+                .iter()
+                .enumerate()
+                .map(|(i, w)| word(w, i as f64, "speaker_1"))
+                .collect(),
+        };
+        let one = said(
+            "R1",
+            &[
+                "Mon", "numéro", "c'est", "le", "06", "12", "34", "56", "78,", "merci.",
+            ],
+        );
+        let two = said("R2", &["Je", "répète", ":", "06", "12", "34", "56", "78."]);
+        let mut r = crate::pii::Redactor::new();
+        let out = redact_transcripts(&[one, two], &mut r);
+        let texts = |t: &Transcript| -> Vec<String> {
+            t.utterances().into_iter().map(|u| u.text).collect()
+        };
+        assert_eq!(
+            texts(&out[0]),
+            ["Mon numéro c'est le [TELEPHONE_1], merci."]
+        );
+        assert_eq!(texts(&out[1]), ["Je répète : [TELEPHONE_1]."]);
+        assert_eq!(out[0].text, "Mon numéro c'est le [TELEPHONE_1], merci.");
+        // The placeholder spans the words it replaced.
+        let placeholder = &out[0].words[4];
+        assert_eq!(placeholder.start_s, 4.0);
+        assert!((placeholder.end_s - 8.4).abs() < 1e-9);
+        assert_eq!(r.value_of("[TELEPHONE_1]"), Some("+33612345678"));
+        assert!(!PiiRedaction::Off.prompts());
+        assert_eq!("prompts".parse::<PiiRedaction>(), Ok(PiiRedaction::Prompts));
     }
 
     #[test]

@@ -24,6 +24,8 @@ pub enum RunKind {
     Transcription,
     /// `AuditRerunWorkflow`.
     Rerun,
+    /// `RetentionWorkflow`.
+    Retention,
     /// `BatchAuditWorkflow`.
     Batch,
 }
@@ -36,6 +38,7 @@ impl RunKind {
             Self::Step => "step",
             Self::Transcription => "transcription",
             Self::Rerun => "rerun",
+            Self::Retention => "retention",
             Self::Batch => "batch",
         }
     }

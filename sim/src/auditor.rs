@@ -576,6 +576,11 @@ mod tests {
                 "Le conseiller précise la date d'effet du contrat",
                 Statut::Absent,
             ),
+            (
+                "FICHE-1011",
+                "Le conseiller fait préciser les postes de soins prioritaires (optique, dentaire, hospitalisation), le cas échéant",
+                Statut::NonApplicable,
+            ),
         ];
         let mut problems = Vec::new();
         for ((fiche, point), (statut, quotes)) in &m {

@@ -15,6 +15,8 @@ use callaudit_domain::chat::{
     prompt_messages,
 };
 use callaudit_domain::evidence::GatingOptions;
+use callaudit_domain::personal_data::redact_transcripts;
+use callaudit_domain::pii::Redactor;
 use callaudit_domain::transcript::Transcript;
 use callaudit_upstream::UpstreamError;
 use callaudit_upstream::openai::{StreamRequest, Usage};
@@ -96,7 +98,18 @@ pub(crate) async fn ask(
     .map(|m| PromptMessage::new(m.role, m.content))
     .collect();
     drop(conn);
-    let messages = prompt_messages(q.context, &earlier, q.text);
+    let mut messages = prompt_messages(q.context, &earlier, q.text);
+    let mut transcripts = q.transcripts;
+    if llm.pii_redaction.prompts() {
+        // Every text sent to the LLM carries placeholders, numbered for the fiche as its
+        // transcripts' are (they are redacted first); quotes are checked against what the
+        // model read.
+        let mut redactor = Redactor::new();
+        transcripts = redact_transcripts(&transcripts, &mut redactor);
+        for m in &mut messages {
+            m.content = redactor.redact(&m.content).text;
+        }
+    }
     let (tx, rx) = tokio::sync::mpsc::unbounded_channel::<ChatEvent>();
     let _ = tx.send(ChatEvent::started(conversation, question.into()));
     let answering = Answering {
@@ -104,7 +117,7 @@ pub(crate) async fn ask(
         llm,
         conversation,
         messages,
-        transcripts: q.transcripts,
+        transcripts,
         tx,
     };
     tokio::spawn(answering.run().in_current_span());
