@@ -12,6 +12,7 @@ mod bench_smoke;
 mod browser;
 mod chat;
 mod events_stream;
+mod fetch_jobs;
 mod fiches;
 mod foundation;
 mod observability;

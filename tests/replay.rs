@@ -84,6 +84,31 @@ const HISTORIES: &[(&str, &str)] = &[
         "retention.json",
         "RetentionWorkflow: search attributes upserted, retention.purge",
     ),
+    (
+        "progressive_fetch.json",
+        "ProgressiveFetchWorkflow, a job of 3 days in a window of 5: fetch_job.start, 3 \
+         DayFetchWorkflow children (the second failed after its search's retries), each \
+         outcome recorded in turn by fetch_job.record_day, fetch_job.finish (partial)",
+    ),
+    (
+        "progressive_fetch_continued.json",
+        "ProgressiveFetchWorkflow, first run of a 5-day job at 2 days per run: \
+         fetch_job.start, 2 day children in a window of 2, their records, continue-as-new \
+         with the cursor and totals",
+    ),
+    (
+        "progressive_fetch_last_run.json",
+        "ProgressiveFetchWorkflow, the last run of that job: its one remaining day, its \
+         record, fetch_job.finish with the carried totals",
+    ),
+    (
+        "day_fetch.json",
+        "DayFetchWorkflow: fetch_job.search_day, then fiche.ensure_details for its 2 fiches",
+    ),
+    (
+        "day_fetch_failed.json",
+        "DayFetchWorkflow: fetch_job.search_day fails after its 4 attempts (HTTP 500)",
+    ),
     ("bare_step.json", "BareStepWorkflow"),
     ("bare_transcription.json", "BareTranscriptionWorkflow"),
 ];
@@ -115,6 +140,10 @@ fn replayer() -> WorkflowReplayer {
             .expect("register RetentionWorkflow")
             .register_workflow::<callaudit_workflows::BatchAuditWorkflow>()
             .expect("register BatchAuditWorkflow")
+            .register_workflow::<callaudit_workflows::ProgressiveFetchWorkflow>()
+            .expect("register ProgressiveFetchWorkflow")
+            .register_workflow::<callaudit_workflows::DayFetchWorkflow>()
+            .expect("register DayFetchWorkflow")
             .register_workflow::<BareAuditWorkflow>()
             .expect("register BareAuditWorkflow")
             .register_workflow::<BareStepWorkflow>()

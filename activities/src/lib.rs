@@ -10,6 +10,7 @@
 pub mod analyze;
 mod audit;
 mod batch;
+mod fetch_job;
 mod fiche;
 pub mod heartbeat;
 pub mod metrics;
@@ -25,6 +26,9 @@ pub use state::WorkerActivities;
 use callaudit_domain::batch::{
     BatchCounts, BatchFailure, BatchItemInput, BatchPlan, BatchRef, FinishBatchInput,
     FinishItemInput, FinishedItem, NextItems, NextItemsInput, StartedItem,
+};
+use callaudit_domain::fetch_job::{
+    DaySales, FetchJobFailure, FetchJobFinished, JobAttempt, RecordDayInput, SearchDayInput,
 };
 use callaudit_domain::scoring::AuditSummary;
 use callaudit_domain::workflow_io::{
@@ -141,6 +145,56 @@ impl WorkerActivities {
     ) -> Result<(), ActivityError> {
         self.fail_rerun_step(input).await?;
         Ok(())
+    }
+
+    /// `fetch_job.start` ([`fetch_job`]).
+    #[activity(name = "fetch_job.start")]
+    pub async fn start_fetch_job(
+        self: Arc<Self>,
+        _ctx: ActivityContext,
+        input: JobAttempt,
+    ) -> Result<(), ActivityError> {
+        self.start_job(input).await
+    }
+
+    /// `fetch_job.search_day` ([`fetch_job`]).
+    #[activity(name = "fetch_job.search_day")]
+    pub async fn search_fetch_day(
+        self: Arc<Self>,
+        ctx: ActivityContext,
+        input: SearchDayInput,
+    ) -> Result<DaySales, ActivityError> {
+        self.search_day(&ctx, input).await
+    }
+
+    /// `fetch_job.record_day` ([`fetch_job`]).
+    #[activity(name = "fetch_job.record_day")]
+    pub async fn record_fetch_day(
+        self: Arc<Self>,
+        _ctx: ActivityContext,
+        input: RecordDayInput,
+    ) -> Result<(), ActivityError> {
+        self.record_day(input).await
+    }
+
+    /// `fetch_job.finish` ([`fetch_job`]).
+    #[activity(name = "fetch_job.finish")]
+    pub async fn finish_fetch_job(
+        self: Arc<Self>,
+        _ctx: ActivityContext,
+        input: JobAttempt,
+    ) -> Result<FetchJobFinished, ActivityError> {
+        self.finish_job(input).await
+    }
+
+    /// `fetch_job.fail` ([`fetch_job`]).
+    #[activity(name = "fetch_job.fail")]
+    pub async fn fail_fetch_job(
+        self: Arc<Self>,
+        _ctx: ActivityContext,
+        input: FetchJobFailure,
+    ) -> Result<(), ActivityError> {
+        self.fail_job(input).await
     }
 
     /// `retention.purge` ([`retention`]).
@@ -265,6 +319,26 @@ mod tests {
         same(
             CallauditActivities::fail_rerun,
             WorkerActivities::fail_rerun,
+        );
+        same(
+            CallauditActivities::start_fetch_job,
+            WorkerActivities::start_fetch_job,
+        );
+        same(
+            CallauditActivities::search_fetch_day,
+            WorkerActivities::search_fetch_day,
+        );
+        same(
+            CallauditActivities::record_fetch_day,
+            WorkerActivities::record_fetch_day,
+        );
+        same(
+            CallauditActivities::finish_fetch_job,
+            WorkerActivities::finish_fetch_job,
+        );
+        same(
+            CallauditActivities::fail_fetch_job,
+            WorkerActivities::fail_fetch_job,
         );
         same(
             CallauditActivities::purge_personal_data,

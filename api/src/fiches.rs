@@ -1,5 +1,12 @@
 //! `/api/fiches`: read a fiche (cached; fetched from the CRM on a miss; `force_refresh`
-//! at most once per cooldown) and the CRM sales search by date.
+//! at most once per cooldown), list cached fiches, the CRM sales search by date, and
+//! on-demand transcription of a fiche's recordings ([`transcribe`]).
+
+mod transcribe;
+
+pub use transcribe::{
+    FicheTranscription, RecordingTranscription, TranscribeAccepted, TranscriptionStart,
+};
 
 use crate::auth::{ApiTags, BearerAuth};
 use crate::error::{ApiError, operation_errors};
@@ -73,6 +80,8 @@ pub struct RecordingItem {
     pub direction: Option<String>,
     /// Transcription status (`completed`…), absent when never transcribed.
     pub transcription: Option<String>,
+    /// A completed transcription is stored.
+    pub transcribed: bool,
 }
 
 /// A cached fiche.
@@ -169,11 +178,177 @@ operation_errors! {
     }
 }
 
+operation_errors! {
+    /// What `listFiches` answers besides the page.
+    pub enum ListFichesError for "listFiches" {
+        /// `date` is not a calendar day `YYYY-MM-DD`, `limit` is not between 1 and 200, or
+        /// `offset` is negative.
+        400,
+        /// Missing, invalid or expired bearer token.
+        401,
+        /// The token lacks `fiches:read`.
+        403,
+        /// Postgres is unavailable; retry later.
+        503,
+    }
+}
+
+operation_errors! {
+    /// What `transcribeFiche` answers besides the accepted request.
+    pub enum TranscribeFicheError for "transcribeFiche" {
+        /// The fiche id is not 1 to 100 letters, digits, `_`, `.` or `-` (dots alone are
+        /// refused).
+        400,
+        /// Missing, invalid or expired bearer token.
+        401,
+        /// The token lacks `transcriptions:write`.
+        403,
+        /// The CRM does not know this fiche.
+        404,
+        /// The CRM refused the request; retrying will not help.
+        502,
+        /// The CRM (after brief retries), Postgres or Temporal is unavailable, or the CRM
+        /// is not configured and the fiche's details are not cached; retry later.
+        503,
+    }
+}
+
+/// A cached fiche in a list.
+#[derive(Debug, Object)]
+pub struct FicheListItem {
+    /// CRM fiche id.
+    pub fiche_id: String,
+    /// Group.
+    pub groupe: Option<String>,
+    /// CRM status.
+    pub statut: Option<String>,
+    /// Sale time.
+    pub date_vente: Option<chrono::DateTime<chrono::Utc>>,
+    /// Only the sales-list entry is known (`_salesListOnly`).
+    #[oai(rename = "_salesListOnly")]
+    pub sales_list_only: bool,
+    /// Number of recordings.
+    pub recordings_count: i32,
+    /// When the details were fetched from the CRM.
+    pub details_fetched_at: Option<chrono::DateTime<chrono::Utc>>,
+}
+
+/// A page of cached fiches.
+#[derive(Debug, Object)]
+pub struct FicheList {
+    /// By sale time, then id.
+    pub items: Vec<FicheListItem>,
+    /// Fiches matching the filters.
+    pub total: i64,
+    /// Page size.
+    pub limit: i64,
+    /// Offset.
+    pub offset: i64,
+}
+
+fn default_limit() -> i64 {
+    50
+}
+
 /// Fiche routes.
 pub struct FichesApi;
 
 #[OpenApi(tag = "ApiTags::Fiches")]
 impl FichesApi {
+    /// Cached fiches (full or sales-list only), by sale time: those sold on `date` (the
+    /// sale's calendar day in Europe/Paris time, the CRM's day) and of `groupe`, when
+    /// given. Nothing is asked of the CRM.
+    #[oai(path = "/api/fiches", method = "get", operation_id = "listFiches")]
+    #[tracing::instrument(skip_all, name = "api.fiches.list")]
+    async fn list(
+        &self,
+        auth: BearerAuth,
+        state: Data<&AppState>,
+        /// Sale day, `YYYY-MM-DD`.
+        date: Query<Option<chrono::NaiveDate>>,
+        /// Group (exact).
+        groupe: Query<Option<String>>,
+        #[oai(
+            default = "default_limit",
+            validator(minimum(value = "1"), maximum(value = "200"))
+        )]
+        limit: Query<i64>,
+        #[oai(default, validator(minimum(value = "0")))] offset: Query<i64>,
+    ) -> Result<Json<FicheList>, ListFichesError> {
+        auth.require(Permission::FICHES_READ)?;
+        let mut conn = pool::get(&state.pool).await?;
+        let page = fiche_rows::list(
+            &mut conn,
+            fiche_rows::FicheFilter {
+                date: date.0,
+                groupe: groupe.0.as_deref(),
+            },
+            limit.0,
+            offset.0,
+        )
+        .await?;
+        Ok(Json(FicheList {
+            items: page
+                .rows
+                .into_iter()
+                .map(|f| FicheListItem {
+                    fiche_id: f.fiche_id,
+                    groupe: f.groupe,
+                    statut: f.statut,
+                    date_vente: f.date_vente,
+                    sales_list_only: f.sales_list_only,
+                    recordings_count: f.recordings_count,
+                    details_fetched_at: f.details_fetched_at,
+                })
+                .collect(),
+            total: page.total,
+            limit: limit.0,
+            offset: offset.0,
+        }))
+    }
+
+    /// Transcribes every recording of the fiche that has no completed transcription: its
+    /// details are fetched first when not cached, then one `TranscriptionWorkflow`
+    /// (`transcribe:{recording_id}`, the one audits use) is started per recording — one
+    /// already running (an audit's) is shared, not started twice. `GET
+    /// /api/fiches/{fiche_id}` shows each recording's `transcribed`.
+    #[oai(
+        path = "/api/fiches/:fiche_id/transcribe",
+        method = "post",
+        operation_id = "transcribeFiche"
+    )]
+    #[tracing::instrument(skip_all, name = "api.fiches.transcribe", fields(fiche.id = %fiche_id.0))]
+    async fn transcribe(
+        &self,
+        auth: BearerAuth,
+        state: Data<&AppState>,
+        #[oai(validator(
+            min_length = 1,
+            max_length = 100,
+            pattern = r"^[A-Za-z0-9_.\-]*[A-Za-z0-9][A-Za-z0-9_.\-]*$"
+        ))]
+        fiche_id: Path<String>,
+    ) -> Result<TranscribeAccepted, TranscribeFicheError> {
+        auth.require(Permission::TRANSCRIPTIONS_WRITE)?;
+        match ensure_retrying(&state, &fiche_id.0, false).await {
+            Ok(_) => {}
+            Err(FicheError::NotConfigured) => {
+                let mut conn = pool::get(&state.pool).await?;
+                let cached = fiche_rows::cache_state(&mut conn, &fiche_id.0)
+                    .await?
+                    .is_some_and(|s| s.has_details());
+                if !cached {
+                    return Err(ApiError::unavailable(
+                        "the CRM is not configured in the api and the fiche's details are                          not cached; its recordings are unknown",
+                    )
+                    .into());
+                }
+            }
+            Err(e) => return Err(e.into()),
+        }
+        Ok(transcribe::start(&state, &fiche_id.0).await?)
+    }
+
     /// Sales with calls on a day (CRM `sales-with-calls`, under the global search cap);
     /// each is stored as a partial fiche flagged `_salesListOnly`.
     #[oai(
@@ -280,6 +455,8 @@ impl FichesApi {
                     started_at: r.started_at,
                     duration_s: r.duration_s,
                     direction: r.direction,
+                    transcribed: r.transcription.as_deref()
+                        == Some(callaudit_domain::status::TranscriptionStatus::Completed.as_str()),
                     transcription: r.transcription,
                 })
                 .collect(),

@@ -10,6 +10,7 @@ pub mod chat;
 pub mod client_addr;
 pub mod error;
 pub mod events;
+pub mod fetch_jobs;
 pub mod fiches;
 pub mod health;
 pub mod idempotency;
@@ -39,6 +40,7 @@ pub type Apis = (
     reruns::RerunsApi,
     reviews::ReviewsApi,
     fiches::FichesApi,
+    fetch_jobs::FetchJobsApi,
     personal_data::PersonalDataApi,
     chat::ChatApi,
     batches::BatchesApi,
@@ -55,6 +57,7 @@ pub fn openapi() -> OpenApiService<Apis, ()> {
             reruns::RerunsApi,
             reviews::ReviewsApi,
             fiches::FichesApi,
+            fetch_jobs::FetchJobsApi,
             personal_data::PersonalDataApi,
             chat::ChatApi,
             batches::BatchesApi,

@@ -42,6 +42,8 @@ pub async fn run(args: WorkerArgs) -> anyhow::Result<()> {
         .register_workflow::<AuditStepWorkflow>()?
         .register_workflow::<TranscriptionWorkflow>()?
         .register_workflow::<AuditRerunWorkflow>()?
+        .register_workflow::<callaudit_workflows::ProgressiveFetchWorkflow>()?
+        .register_workflow::<callaudit_workflows::DayFetchWorkflow>()?
         .register_workflow::<callaudit_workflows::RetentionWorkflow>()?
         .register_workflow::<callaudit_workflows::BatchAuditWorkflow>()?
         .register_activities(activities);

@@ -84,6 +84,7 @@ macro_rules! stored_by_name {
 use callaudit_domain::analysis::{Conformite, Niveau};
 use callaudit_domain::batch::{BatchItemStatus, BatchStatus};
 use callaudit_domain::chat::{ChatMessageStatus, ChatRole};
+use callaudit_domain::fetch_job::{FetchDayStatus, FetchJobStatus};
 use callaudit_domain::rerun::{RerunKind, RerunStatus};
 use callaudit_domain::status::{AuditStatus, TranscriptionStatus};
 stored_by_name!(
@@ -96,5 +97,7 @@ stored_by_name!(
     RerunKind,
     RerunStatus,
     ChatRole,
-    ChatMessageStatus
+    ChatMessageStatus,
+    FetchJobStatus,
+    FetchDayStatus
 );

@@ -249,3 +249,77 @@ pub async fn get(
     let recordings = recordings::views_of_fiche(conn, fiche_id).await?;
     Ok(Some(FicheWithRecordings { fiche, recordings }))
 }
+
+/// A cached fiche in a list (no details, no recordings).
+#[derive(Debug, Clone, diesel::Queryable, diesel::Selectable)]
+#[diesel(table_name = fiches)]
+pub struct FicheSummary {
+    /// Id.
+    pub fiche_id: String,
+    /// Group.
+    pub groupe: Option<String>,
+    /// CRM status.
+    pub statut: Option<String>,
+    /// Sale time.
+    pub date_vente: Option<DateTime<Utc>>,
+    /// Only the partial sales-list entry is known.
+    pub sales_list_only: bool,
+    /// Number of recordings.
+    pub recordings_count: i32,
+    /// When the details were fetched.
+    pub details_fetched_at: Option<DateTime<Utc>>,
+}
+
+/// Which cached fiches to list.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct FicheFilter<'a> {
+    /// Sold on this calendar day, in Europe/Paris time (the CRM's day).
+    pub date: Option<chrono::NaiveDate>,
+    /// Of this group.
+    pub groupe: Option<&'a str>,
+}
+
+/// A page of cached fiches.
+#[derive(Debug, Clone)]
+pub struct FichePage {
+    /// By sale time, then id.
+    pub rows: Vec<FicheSummary>,
+    /// Fiches matching the filter.
+    pub total: i64,
+}
+
+/// Cached fiches matching `filter`, by sale time then id.
+pub async fn list(
+    conn: &mut AsyncPgConnection,
+    filter: FicheFilter<'_>,
+    limit: i64,
+    offset: i64,
+) -> DbResult<FichePage> {
+    use diesel::PgSortExpressionMethods;
+    use diesel::sql_types::{Bool, Date};
+    let mut q = fiches::table
+        .select(FicheSummary::as_select())
+        .order((
+            fiches::date_vente.asc().nulls_last(),
+            fiches::fiche_id.asc(),
+        ))
+        .into_boxed();
+    let mut c = fiches::table.count().into_boxed();
+    if let Some(day) = filter.date {
+        // The sale's calendar day in the CRM's time zone (Europe/Paris): a sale at 00:30
+        // (+01:00) belongs to its own day, not to the day before as its UTC time says.
+        let on = |day| {
+            diesel::dsl::sql::<Bool>("(fiches.date_vente AT TIME ZONE 'Europe/Paris')::date = ")
+                .bind::<Date, _>(day)
+        };
+        q = q.filter(on(day));
+        c = c.filter(on(day));
+    }
+    if let Some(g) = filter.groupe {
+        q = q.filter(fiches::groupe.eq(g.to_string()));
+        c = c.filter(fiches::groupe.eq(g.to_string()));
+    }
+    let rows = q.limit(limit).offset(offset).load(&mut *conn).await?;
+    let total = c.get_result(conn).await?;
+    Ok(FichePage { rows, total })
+}

@@ -10,6 +10,7 @@ pub mod batches;
 pub mod chat;
 pub mod enums;
 pub mod events;
+pub mod fetch_jobs;
 pub mod fiches;
 pub mod leases;
 pub mod login_throttle;

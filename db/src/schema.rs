@@ -256,6 +256,9 @@ diesel::table! {
         error -> Nullable<Text>,
         started_at -> Nullable<Timestamptz>,
         completed_at -> Nullable<Timestamptz>,
+        attempt -> Int4,
+        fiches_fetched -> Int4,
+        fiches_failed -> Int4,
     }
 }
 
@@ -275,6 +278,12 @@ diesel::table! {
         created_at -> Timestamptz,
         updated_at -> Timestamptz,
         completed_at -> Nullable<Timestamptz>,
+        groupes -> Jsonb,
+        force_refresh -> Bool,
+        attempt -> Int4,
+        fiches_fetched -> Int4,
+        fiches_failed -> Int4,
+        started_at -> Nullable<Timestamptz>,
     }
 }
 

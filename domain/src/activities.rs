@@ -7,6 +7,9 @@ use crate::batch::{
     BatchCounts, BatchFailure, BatchItemInput, BatchPlan, BatchRef, FinishBatchInput,
     FinishItemInput, FinishedItem, NextItems, NextItemsInput, StartedItem,
 };
+use crate::fetch_job::{
+    DaySales, FetchJobFailure, FetchJobFinished, JobAttempt, RecordDayInput, SearchDayInput,
+};
 use crate::scoring::AuditSummary;
 use crate::workflow_io::{
     AnalyzeStepInput, AuditFailure, AuditPlan, AuditRef, EnsureFicheInput, FicheRecordings,
@@ -83,6 +86,40 @@ impl CallauditActivities {
     /// Records the rerun as failed; emits `audit.rerun.failed`.
     #[activity(name = "rerun.fail")]
     pub fn fail_rerun(_input: RerunFailure) -> Result<(), ActivityError> {
+        unimplemented!()
+    }
+
+    /// Marks a fetch job's attempt running; emits `fetch_job.started` (once per attempt).
+    #[activity(name = "fetch_job.start")]
+    pub fn start_fetch_job(_input: JobAttempt) -> Result<(), ActivityError> {
+        unimplemented!()
+    }
+
+    /// Searches the CRM for one day's sales with calls (under the global search cap),
+    /// stores them as partial fiches, returns those selected by `groupes`.
+    #[activity(name = "fetch_job.search_day")]
+    pub fn search_fetch_day(_input: SearchDayInput) -> Result<DaySales, ActivityError> {
+        unimplemented!()
+    }
+
+    /// Records one day's outcome on the job (day row and job counters, once); emits
+    /// `fetch_job.day.completed` or `fetch_job.day.failed`.
+    #[activity(name = "fetch_job.record_day")]
+    pub fn record_fetch_day(_input: RecordDayInput) -> Result<(), ActivityError> {
+        unimplemented!()
+    }
+
+    /// Ends the attempt: completed, partial (failed days listed) or failed; emits
+    /// `fetch_job.completed` or `fetch_job.failed`.
+    #[activity(name = "fetch_job.finish")]
+    pub fn finish_fetch_job(_input: JobAttempt) -> Result<FetchJobFinished, ActivityError> {
+        unimplemented!()
+    }
+
+    /// Records the attempt as failed (its days not recorded failed with the reason);
+    /// emits `fetch_job.failed`.
+    #[activity(name = "fetch_job.fail")]
+    pub fn fail_fetch_job(_input: FetchJobFailure) -> Result<(), ActivityError> {
         unimplemented!()
     }
 

@@ -18,6 +18,7 @@ pub mod chat;
 pub mod cost;
 pub mod events;
 pub mod evidence;
+pub mod fetch_job;
 pub(crate) mod numbers;
 pub mod personal_data;
 pub mod pii;

@@ -68,6 +68,8 @@ impl Permission {
     pub const FICHES_READ: Self = Self::new(Resource::Fiches, Action::Read);
     /// `fiches:write`.
     pub const FICHES_WRITE: Self = Self::new(Resource::Fiches, Action::Write);
+    /// `transcriptions:write`: transcribe a fiche's recordings on demand.
+    pub const TRANSCRIPTIONS_WRITE: Self = Self::new(Resource::Transcriptions, Action::Write);
     /// `pii:read`: see transcripts, citations and chat unredacted (each read is logged).
     pub const PII_READ: Self = Self::new(Resource::Pii, Action::Read);
     /// `pii:delete`: erase a fiche's personal data.

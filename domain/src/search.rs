@@ -10,6 +10,8 @@ pub const FICHE_ID: SearchAttributeKey<String> = SearchAttributeKey::keyword("Fi
 pub const AUDIT_ID: SearchAttributeKey<String> = SearchAttributeKey::keyword("AuditId");
 /// `RunKind` (Keyword): what the run is ([`RunKind`]).
 pub const RUN_KIND: SearchAttributeKey<String> = SearchAttributeKey::keyword("RunKind");
+/// `JobId` (Keyword): the progressive fetch job a run belongs to.
+pub const JOB_ID: SearchAttributeKey<String> = SearchAttributeKey::keyword("JobId");
 /// `BatchId` (Keyword): the batch audit a run belongs to.
 pub const BATCH_ID: SearchAttributeKey<String> = SearchAttributeKey::keyword("BatchId");
 
@@ -22,6 +24,10 @@ pub enum RunKind {
     Step,
     /// `TranscriptionWorkflow`.
     Transcription,
+    /// `ProgressiveFetchWorkflow`.
+    FetchJob,
+    /// `DayFetchWorkflow`.
+    FetchDay,
     /// `AuditRerunWorkflow`.
     Rerun,
     /// `RetentionWorkflow`.
@@ -37,6 +43,8 @@ impl RunKind {
             Self::Audit => "audit",
             Self::Step => "step",
             Self::Transcription => "transcription",
+            Self::FetchJob => "fetch_job",
+            Self::FetchDay => "fetch_day",
             Self::Rerun => "rerun",
             Self::Retention => "retention",
             Self::Batch => "batch",
@@ -72,6 +80,24 @@ pub fn of_batch_audit(fiche_id: &str, audit_id: &str, batch_id: &str) -> SearchA
     ])
 }
 
+/// The search attributes of a run of progressive fetch job `job_id` (`RunKind =
+/// "fetch_job"` for its `ProgressiveFetchWorkflow`, `"fetch_day"` for each day).
+pub fn of_fetch_job(job_id: &str, kind: RunKind) -> SearchAttributes {
+    SearchAttributes::new([
+        JOB_ID.value_set(job_id.to_string()),
+        RUN_KIND.value_set(kind.as_str().to_string()),
+    ])
+}
+
+/// The search attributes of a run on a fiche outside any audit (a transcription asked
+/// for on the fiche itself).
+pub fn of_fiche_run(fiche_id: &str, kind: RunKind) -> SearchAttributes {
+    SearchAttributes::new([
+        FICHE_ID.value_set(fiche_id.to_string()),
+        RUN_KIND.value_set(kind.as_str().to_string()),
+    ])
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -82,6 +108,18 @@ mod tests {
         assert_eq!(attrs.get(&FICHE_ID).as_deref(), Some("FICHE-1001"));
         assert_eq!(attrs.get(&AUDIT_ID).as_deref(), Some("a1"));
         assert_eq!(attrs.get(&RUN_KIND).as_deref(), Some("step"));
+    }
+
+    #[test]
+    fn every_run_of_a_fetch_job_carries_the_job_id_and_its_kind() {
+        let day = of_fetch_job("j1", RunKind::FetchDay);
+        assert_eq!(day.get(&JOB_ID).as_deref(), Some("j1"));
+        assert_eq!(day.get(&RUN_KIND).as_deref(), Some("fetch_day"));
+        let parent = of_fetch_job("j1", RunKind::FetchJob);
+        assert_eq!(parent.get(&RUN_KIND).as_deref(), Some("fetch_job"));
+        let tr = of_fiche_run("FICHE-1001", RunKind::Transcription);
+        assert_eq!(tr.get(&FICHE_ID).as_deref(), Some("FICHE-1001"));
+        assert_eq!(tr.get(&AUDIT_ID), None);
     }
 
     #[test]

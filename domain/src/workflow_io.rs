@@ -21,6 +21,26 @@ pub mod ids {
     pub fn transcription(recording_id: &str) -> String {
         format!("transcribe:{recording_id}")
     }
+    /// `fiche-fetch-job:{job_id}`: a progressive fetch job's `ProgressiveFetchWorkflow`
+    /// (every attempt is a new run of it; long ranges continue as new under it).
+    pub fn fetch_job(job_id: &str) -> String {
+        format!("fiche-fetch-job:{job_id}")
+    }
+    /// `fiche-fetch-job:{job_id}:day:{YYYY-MM-DD}`: the `DayFetchWorkflow` of one day of
+    /// a job's first attempt; a retry (attempt n ≥ 2) adds `:retry:{n}` so its children
+    /// never collide with the first ones.
+    pub fn fetch_day(job_id: &str, day: chrono::NaiveDate, attempt: u32) -> String {
+        let day = day.format("%Y-%m-%d");
+        if attempt <= 1 {
+            format!("fiche-fetch-job:{job_id}:day:{day}")
+        } else {
+            format!("fiche-fetch-job:{job_id}:day:{day}:retry:{attempt}")
+        }
+    }
+    /// Event topic of a progressive fetch job.
+    pub fn fetch_job_topic(job_id: &str) -> String {
+        format!("fetch-job:{job_id}")
+    }
     /// `audit:{audit_id}:rerun-step:{position}:{n}`: the n-th rerun of a step (n ≥ 1).
     pub fn rerun_step(audit_id: &str, position: i32, n: i32) -> String {
         format!("audit:{audit_id}:rerun-step:{position}:{n}")

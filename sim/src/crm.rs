@@ -110,6 +110,13 @@ pub(crate) async fn sales_with_calls(req: &Request, Data(state): Data<&Arc<SimSt
         Ok(d) if raw.len() == 10 => d,
         _ => return error(StatusCode::BAD_REQUEST, "invalid date, expected YYYY-MM-DD"),
     };
+    state.count_sales_date(raw);
+    if state.config().fail_sales_dates.iter().any(|d| d == raw) {
+        return error(
+            StatusCode::INTERNAL_SERVER_ERROR,
+            "CRM backend failed on this date (simulated)",
+        );
+    }
     let fiches: Vec<Value> = state
         .dataset()
         .fiches_on(date)

@@ -97,6 +97,9 @@ pub struct SimConfig {
     pub seed: u64,
     /// When set, requests with a wrong or missing API key get a 401.
     pub expected_api_keys: Option<ExpectedKeys>,
+    /// Days (`YYYY-MM-DD`) whose sales search always answers 500, as a CRM failing on
+    /// one day would (to fail one day of a progressive fetch).
+    pub fail_sales_dates: Vec<String>,
 }
 
 impl Default for SimConfig {
@@ -115,6 +118,7 @@ impl Default for SimConfig {
             duplicate_points: Vec::new(),
             seed: 0,
             expected_api_keys: None,
+            fail_sales_dates: Vec::new(),
         }
     }
 }
@@ -208,6 +212,9 @@ pub struct SimStats {
     pub crm_sales_max_in_flight: u64,
     /// Sales searches in flight right now.
     pub crm_sales_in_flight: u64,
+    /// Sales searches received per searched day (`YYYY-MM-DD`, valid dates only, errors
+    /// included).
+    pub crm_sales_requests_by_date: std::collections::BTreeMap<String, u64>,
     /// `GET /crm/recordings/{id}.mp3` downloads.
     pub crm_recording_requests: u64,
     /// Speech-to-text requests received.
@@ -249,6 +256,8 @@ pub struct SimState {
     seq: AtomicU64,
     /// Bodies of the last [`LLM_REQUESTS_KEPT`] chat completion requests, oldest first.
     llm_log: Mutex<std::collections::VecDeque<Value>>,
+    /// Sales searches per searched day.
+    sales_by_date: Mutex<std::collections::BTreeMap<String, u64>>,
 }
 
 /// Chat completion requests `GET /_sim/llm/requests` keeps (the latest ones).
@@ -313,6 +322,7 @@ impl SimState {
             counters: Counters::default(),
             seq: AtomicU64::new(0),
             llm_log: Mutex::new(std::collections::VecDeque::new()),
+            sales_by_date: Mutex::new(std::collections::BTreeMap::new()),
         })
     }
 
@@ -348,6 +358,11 @@ impl SimState {
             crm_sales_requests: l(&c.crm_sales_requests),
             crm_sales_max_in_flight: l(&c.crm_sales_max_in_flight),
             crm_sales_in_flight: l(&c.crm_sales_in_flight),
+            crm_sales_requests_by_date: self
+                .sales_by_date
+                .lock()
+                .unwrap_or_else(PoisonError::into_inner)
+                .clone(),
             crm_recording_requests: l(&c.crm_recording_requests),
             stt_requests: l(&c.stt_requests),
             llm_requests: l(&c.llm_requests),
@@ -381,6 +396,10 @@ impl SimState {
     /// values restart from the requests currently in flight.
     pub fn reset_stats(&self) {
         self.llm_log
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .clear();
+        self.sales_by_date
             .lock()
             .unwrap_or_else(PoisonError::into_inner)
             .clear();
@@ -463,6 +482,16 @@ impl SimState {
             &self.counters.crm_sales_in_flight,
             &self.counters.crm_sales_max_in_flight,
         )
+    }
+
+    /// Counts a sales search of `date` (`YYYY-MM-DD`).
+    pub(crate) fn count_sales_date(&self, date: &str) {
+        *self
+            .sales_by_date
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .entry(date.to_owned())
+            .or_insert(0) += 1;
     }
 
     pub(crate) fn count_recording(&self) {

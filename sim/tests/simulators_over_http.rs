@@ -337,6 +337,58 @@ async fn sales_search_returns_the_partial_fiches_sold_on_that_day() {
 }
 
 #[tokio::test]
+async fn a_sales_date_set_to_fail_answers_500_and_searches_are_counted_per_day() {
+    let (addr, state) = start(SimConfig {
+        fail_sales_dates: vec!["2026-11-04".into()],
+        ..SimConfig::default()
+    })
+    .await;
+    let failed = get(addr, "/crm/sales-with-calls?date=2026-11-04").await;
+    assert_eq!(failed.status, 500);
+    assert!(failed.json()["error"].is_string());
+    assert_eq!(failed.json()["fiches"], Value::Null);
+    assert_eq!(
+        get(addr, "/crm/sales-with-calls?date=2026-11-05")
+            .await
+            .status,
+        200
+    );
+    assert_eq!(
+        get(addr, "/crm/sales-with-calls?date=2026-11-04")
+            .await
+            .status,
+        500
+    );
+    assert_eq!(
+        get(addr, "/crm/sales-with-calls?date=bad").await.status,
+        400
+    );
+    let by_date = stats(addr).await.crm_sales_requests_by_date;
+    assert_eq!(
+        by_date.into_iter().collect::<Vec<_>>(),
+        vec![("2026-11-04".to_string(), 2), ("2026-11-05".to_string(), 1)]
+    );
+    // A 400-day range of searches is answered at once, the failing day included.
+    let started = std::time::Instant::now();
+    let mut day = chrono::NaiveDate::from_ymd_opt(2026, 1, 1).unwrap();
+    for _ in 0..400 {
+        let r = get(addr, &format!("/crm/sales-with-calls?date={day}")).await;
+        assert!(r.status == 200 || day.to_string() == "2026-11-04");
+        day = day.succ_opt().unwrap();
+    }
+    assert!(started.elapsed() < std::time::Duration::from_secs(10));
+    state.reset_stats();
+    assert!(state.stats().crm_sales_requests_by_date.is_empty());
+    state.set_config(SimConfig::default());
+    assert_eq!(
+        get(addr, "/crm/sales-with-calls?date=2026-11-04")
+            .await
+            .status,
+        200
+    );
+}
+
+#[tokio::test]
 async fn generated_fiches_are_served_on_the_tenth_of_november() {
     let state = SimState::with_generated_fiches(SimConfig::default(), 3);
     let (addr, _h) = spawn("127.0.0.1:0", state).await.unwrap();

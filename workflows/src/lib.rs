@@ -8,9 +8,11 @@
 //! `window` the sliding window the audit runs its steps in.
 
 mod audit;
+mod day_fetch;
 mod batch;
 mod failure;
 pub mod options;
+mod progressive_fetch;
 mod rerun;
 mod retention;
 mod step;
@@ -18,8 +20,10 @@ mod transcription;
 pub mod window;
 
 pub use audit::{AuditWorkflow, STEP_SLIDING_WINDOW_PATCH};
+pub use day_fetch::{DayFetchWorkflow, JOB_CRM_ATTEMPTS};
 pub use batch::BatchAuditWorkflow;
 pub use failure::failure_chain;
+pub use progressive_fetch::ProgressiveFetchWorkflow;
 pub use rerun::AuditRerunWorkflow;
 pub use retention::RetentionWorkflow;
 pub use step::AuditStepWorkflow;
