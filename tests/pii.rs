@@ -202,3 +202,43 @@ async fn no_personal_value_of_a_fiche_reaches_the_llm_and_redaction_changes_no_v
         "{stored}"
     );
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn with_stored_redaction_transcripts_are_kept_redacted_at_rest() {
+    let sc = Scenario::without_api_crm("pii_stored", Default::default()).await;
+    let config = sc.config(6).await;
+    let _w = sc.worker(&[("PII_REDACTION", "stored")]);
+    let id = sc.run("FICHE-1011", &config).await;
+    let audit = sc.completed(&id).await;
+    #[derive(diesel::QueryableByName)]
+    struct Row {
+        #[diesel(sql_type = diesel::sql_types::Text)]
+        body: String,
+    }
+    use diesel_async::{AsyncConnection, RunQueryDsl};
+    let mut conn = diesel_async::AsyncPgConnection::establish(&sc.db.url)
+        .await
+        .expect("connect");
+    let rows: Vec<Row> = diesel::sql_query(
+        "SELECT coalesce(text, '') || ' ' || coalesce(words::text, '') AS body FROM transcriptions \
+         WHERE recording_id = 'REC-1011-1'",
+    )
+    .load(&mut conn)
+    .await
+    .expect("transcript");
+    assert_eq!(rows.len(), 1);
+    let stored = &rows[0].body;
+    assert!(
+        stored.contains("[IBAN_1]") && stored.contains("[TELEPHONE_1]"),
+        "{stored}"
+    );
+    assert!(!callaudit_domain::pii::contains_known_value(stored, VALUES));
+    assert!(!stored.to_lowercase().contains("dix-sept février"));
+    // The audit still finds what the call says (the recording's words are all there but
+    // the values): step 6 confirms the e-mail and the phone number.
+    let step6 = &audit["steps"][5];
+    assert_eq!(
+        step6["raw_result"]["points_controle"][0]["statut"], "PRESENT",
+        "{step6}"
+    );
+}

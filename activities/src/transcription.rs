@@ -4,6 +4,9 @@ use crate::heartbeat::ActivityHeartbeat;
 use crate::state::{WorkerActivities, permanent, retryable, upstream};
 use callaudit_db::recordings;
 use callaudit_db::transcriptions::{self, NewTranscription};
+use callaudit_domain::personal_data::{PiiRedaction, redact_transcripts};
+use callaudit_domain::pii::Redactor;
+use callaudit_domain::transcript::Transcript;
 use callaudit_domain::workflow_io::{TranscribeInput, TranscribeOutput};
 use callaudit_upstream::leases::{self, Permit};
 use temporalio_common::ActivityError;
@@ -91,6 +94,22 @@ impl WorkerActivities {
             .map_err(retryable)?
             .map_err(upstream)?;
         crate::metrics::work_metrics().audio_transcribed(audio.duration_s.unwrap_or(0.0));
+        let mut transcript = transcript;
+        if self.pii_redaction == PiiRedaction::Stored {
+            // Kept redacted at rest; the original is not kept. (Placeholders are numbered
+            // per recording here: the other recordings' values are not at hand.)
+            let as_domain = Transcript {
+                recording_id: input.recording_id.clone(),
+                language: transcript.language.clone(),
+                text: transcript.text.clone(),
+                words: transcript.words.clone(),
+            };
+            let redacted = redact_transcripts(&[as_domain], &mut Redactor::new())
+                .pop()
+                .ok_or_else(|| retryable("redaction lost the transcript"))?;
+            transcript.text = redacted.text;
+            transcript.words = redacted.words;
+        }
         let words = serde_json::to_value(&transcript.words).map_err(retryable)?;
         let count = i32::try_from(transcript.words.len()).unwrap_or(i32::MAX);
         let mut conn = self.conn().await?;
