@@ -6,7 +6,8 @@
 #     ELEVENLABS_API_KEY and OPENAI_API_KEY point at real services;
 #   - `callaudit worker` and `callaudit api` (http://127.0.0.1:8080, Swagger UI at /docs);
 #   - `callaudit demo`: loads the sample audit configuration and audits a sample fiche
-#     through the real API, worker and workflows, then prints the summary.
+#     through the real API, worker and workflows, then prints the summary; with the
+#     simulators, then a batch audit of three fiches with its progress (`--batch`).
 # Everything keeps running afterwards for exploration; stop it with temporal-dev/stop.sh.
 set -euo pipefail
 # shellcheck source=temporal-dev/lib.sh
@@ -53,5 +54,9 @@ start worker
 start api
 wait_for "the api on $API_ADDR" 120 curl -fs "http://$API_ADDR/health" -o /dev/null
 
-"$BIN" demo --api-url "http://$API_ADDR"
+# With the simulators the demo ends with a batch audit of three sample fiches (their ids
+# exist only in the simulated CRM); extra arguments go to `callaudit demo`.
+demo_args=(--api-url "http://$API_ADDR")
+((start_sim)) && demo_args+=(--batch)
+"$BIN" demo "${demo_args[@]}" "$@"
 log "still running: api http://$API_ADDR (docs /docs), Temporal UI http://localhost:8233; stop with temporal-dev/stop.sh"

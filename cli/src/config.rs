@@ -547,6 +547,10 @@ pub struct DemoArgs {
     /// Audit in transcript-tools mode (the LLM reads the transcripts through tool calls).
     #[arg(long)]
     pub use_rlm: bool,
+    /// Then run a batch audit of FICHE-1003, FICHE-1004 and FICHE-1005 (simulated CRM)
+    /// and print its progress as it streams.
+    #[arg(long)]
+    pub batch: bool,
     /// Temporal UI base URL.
     #[arg(long, env = "TEMPORAL_UI_URL", default_value = "http://localhost:8233")]
     pub temporal_ui_url: String,

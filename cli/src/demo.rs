@@ -1,7 +1,8 @@
 //! `callaudit demo`: drives a running api the way a user would — waits for readiness,
 //! logs in, loads the sample audit configuration, runs one audit of a sample fiche and
 //! prints its summary with a link to the run in the Temporal UI, then reruns and reviews
-//! one of its control points ([`crate::demo_after`]).
+//! one of its control points ([`crate::demo_after`]); with `--batch`, audits three more
+//! fiches as a batch ([`crate::demo_batch`]).
 
 use crate::config::DemoArgs;
 use anyhow::{Context, bail};
@@ -171,6 +172,9 @@ pub async fn run(args: DemoArgs) -> anyhow::Result<()> {
         }
     }
     crate::demo_after::rerun_and_review(&http, base, &token, &audit).await?;
+    if args.batch {
+        crate::demo_batch::run(&http, base, &token, &created["id"]).await?;
+    }
     println!(
         "\nTemporal UI: {}/namespaces/default/workflows/{}",
         args.temporal_ui_url.trim_end_matches('/'),

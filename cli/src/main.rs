@@ -4,6 +4,7 @@ mod bench;
 mod config;
 mod demo;
 mod demo_after;
+mod demo_batch;
 mod pii_eval;
 mod retention;
 mod worker;

@@ -75,8 +75,8 @@ operation_errors! {
         /// The batch has ended (completed, partial, failed or cancelled): nothing to
         /// cancel.
         409,
-        /// Temporal or Postgres is unavailable; retry later (the request is kept and
-        /// honoured when the batch's workflow next reads its row).
+        /// Postgres or Temporal is unavailable, or the batch's workflow could not be
+        /// reached; retry later.
         503,
     }
 }
