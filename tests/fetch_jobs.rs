@@ -4,8 +4,9 @@
 //!
 //! Expected fiches are counted from the simulator's dataset with a date filter written
 //! here (the `date_vente` prefix), and the counts pinned by hand: the built-in fiches
-//! FICHE-1001 … FICHE-1010 are sold from 2026-11-02 to 2026-11-06 (two a day), the
-//! generated ones (`FICHE-GEN-{i}`) on 2026-11-10, odd `i` in group NCA, even in MDP.
+//! FICHE-1001 … FICHE-1010 are sold from 2026-11-02 to 2026-11-06 (two a day) and
+//! FICHE-1011 on 2026-10-15, the generated ones (`FICHE-GEN-{i}`) on 2026-11-10, odd `i`
+//! in group NCA, even in MDP.
 
 use crate::audit_pipeline::{Scenario, count};
 use crate::support::*;
@@ -438,7 +439,8 @@ async fn a_four_hundred_day_range_completes_by_continuing_as_new() {
     let _worker = sc.worker(&[]);
     // 2026-01-01 + 399 days = 2027-02-04 (2026 has 365 days).
     let expected = sold_between(&data, "2026-01-01", "2027-02-04");
-    assert_eq!(expected.len(), 14);
+    // FICHE-1001 … FICHE-1011 and FICHE-GEN-1 … FICHE-GEN-4.
+    assert_eq!(expected.len(), 15);
     let began = std::time::Instant::now();
     let accepted = start_job(&sc, json!({"from": "2026-01-01", "to": "2027-02-04"})).await;
     let id = accepted["id"].as_str().unwrap().to_string();
@@ -452,7 +454,7 @@ async fn a_four_hundred_day_range_completes_by_continuing_as_new() {
             &done["fiches_found"],
             &done["fiches_fetched"]
         ),
-        (&json!(400), &json!(14), &json!(14))
+        (&json!(400), &json!(15), &json!(15))
     );
     assert_eq!(sim.stats().crm_sales_requests, 400);
     let stored: BTreeSet<String> = strings(
