@@ -267,6 +267,40 @@ async fn a_ten_day_range_stores_exactly_the_simulators_fiches_of_those_days() {
 }
 
 #[tokio::test(flavor = "multi_thread")]
+async fn groupes_select_the_fiches_whose_details_are_fetched() {
+    let data = Dataset::with_generated(6);
+    let (sc, sim) = scenario("fetch_groupes", data, SimConfig::default()).await;
+    let _worker = sc.worker(&[]);
+    let accepted = start_job(
+        &sc,
+        json!({"from": "2026-11-10", "to": "2026-11-10", "groupes": ["MDP", " MDP "]}),
+    )
+    .await;
+    assert_eq!(accepted["groupes"], json!(["MDP"]), "trimmed, once");
+    let id = accepted["id"].as_str().unwrap();
+    let done = ended(&sc, id, 1, T).await;
+    assert_eq!(done["status"], "completed", "{done}");
+    // FICHE-GEN-2, -4 and -6 are MDP; the NCA ones are stored as sales-list entries only.
+    assert_eq!(
+        (&done["fiches_found"], &done["fiches_fetched"]),
+        (&json!(3), &json!(3))
+    );
+    let full = strings(
+        &sc.db.url,
+        "SELECT fiche_id AS s FROM fiches WHERE NOT sales_list_only ORDER BY fiche_id",
+    )
+    .await;
+    assert_eq!(full, ["FICHE-GEN-2", "FICHE-GEN-4", "FICHE-GEN-6"]);
+    let partial = strings(
+        &sc.db.url,
+        "SELECT fiche_id AS s FROM fiches WHERE sales_list_only ORDER BY fiche_id",
+    )
+    .await;
+    assert_eq!(partial, ["FICHE-GEN-1", "FICHE-GEN-3", "FICHE-GEN-5"]);
+    assert_eq!(sim.stats().crm_detail_requests, 3);
+}
+
+#[tokio::test(flavor = "multi_thread")]
 async fn a_day_that_keeps_failing_is_listed_and_a_retry_fetches_only_that_day() {
     let data = Dataset::with_generated(0);
     let (sc, sim) = scenario(
