@@ -242,3 +242,74 @@ async fn with_stored_redaction_transcripts_are_kept_redacted_at_rest() {
         "{step6}"
     );
 }
+
+/// The quotes of step 6 ("Conclusion et confirmation des coordonnées") as `token` sees
+/// them.
+async fn step6_quotes(sc: &Scenario, token: &str, audit: &str) -> String {
+    let (status, a) = sc
+        .api
+        .get(&format!("/api/audits/{audit}"), Some(token))
+        .await;
+    assert_eq!(status, 200, "{a}");
+    a["steps"][5]["raw_result"]["points_controle"][0]["citations"].to_string()
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_viewer_sees_placeholders_an_admin_the_values_and_the_admins_read_is_logged() {
+    let sc = Scenario::without_api_crm("pii_read", Default::default()).await;
+    let config = sc.config(6).await;
+    let viewer = sc.api.token_for("viewer").await;
+    let admin = sc.api.token_for("admin").await;
+    let reads = "SELECT count(*) AS n FROM pii_access_log WHERE action = 'read'";
+
+    // Stored as said (redaction off): the viewer gets placeholders, the admin the words.
+    let off = sc.worker(&[("PII_REDACTION", "off")]);
+    let plain = sc.run("FICHE-1011", &config).await;
+    sc.completed(&plain).await;
+    drop(off);
+    let seen = step6_quotes(&sc, &viewer, &plain).await;
+    assert!(
+        seen.contains("[EMAIL_1]") && seen.contains("[TELEPHONE_1]"),
+        "{seen}"
+    );
+    assert!(
+        !callaudit_domain::pii::contains_known_value(&seen, VALUES),
+        "{seen}"
+    );
+    assert_eq!(
+        crate::audit_pipeline::count(&sc.db.url, reads).await,
+        0,
+        "a redacted read is not logged"
+    );
+    let seen = step6_quotes(&sc, &admin, &plain).await;
+    assert!(
+        seen.contains("camille point lefevre arobase example point fr"),
+        "{seen}"
+    );
+    assert_eq!(crate::audit_pipeline::count(&sc.db.url, reads).await, 1);
+
+    // Stored with placeholders (what the LLM saw): the admin gets the values back.
+    let _on = sc.worker(&[]);
+    let redacted = sc.run("FICHE-1011", &config).await;
+    sc.completed(&redacted).await;
+    let seen = step6_quotes(&sc, &viewer, &redacted).await;
+    assert!(seen.contains("[EMAIL_1]"), "{seen}");
+    let seen = step6_quotes(&sc, &admin, &redacted).await;
+    assert!(
+        callaudit_domain::pii::contains_known_value(&seen, &["camille.lefevre@example.fr"]),
+        "{seen}"
+    );
+    assert!(!seen.contains("[EMAIL_1]"), "{seen}");
+    assert_eq!(
+        crate::audit_pipeline::count(
+            &sc.db.url,
+            &format!(
+                "SELECT count(*) AS n FROM pii_access_log WHERE action = 'read' \
+                 AND subject_kind = 'audit' AND subject_id = '{redacted}' AND user_email LIKE 'admin-%'"
+            )
+        )
+        .await,
+        1,
+        "who read what is in the access log"
+    );
+}

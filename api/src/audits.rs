@@ -178,7 +178,19 @@ impl AuditsApi {
         let audit = reconcile::reconcile(&state, &mut conn, audit).await?;
         let steps = step_results::of_audit(&mut conn, id.0).await?;
         let cost = cost_of(&state, &mut conn, &audit, &steps).await?;
+        // Citations and comments redacted unless the reader holds pii:read (logged).
+        let mut disclosure = crate::disclosure::Disclosure::for_reader(
+            &auth,
+            &mut conn,
+            &audit.fiche_id,
+            "audit",
+            &audit.id.to_string(),
+        )
+        .await?;
         let mut view = view(audit, steps);
+        for step in &mut view.steps {
+            disclosure.json(&mut step.raw_result);
+        }
         view.cost = Some(cost);
         Ok(Json(view))
     }

@@ -167,7 +167,19 @@ impl ChatApi {
             offset.0,
         )
         .await?;
-        Ok(Json(page))
+        let fiche = audit_rows::get(&mut conn, id.0)
+            .await?
+            .map(|a| a.fiche_id)
+            .unwrap_or_default();
+        let mut disclosure = crate::disclosure::Disclosure::for_reader(
+            &auth,
+            &mut conn,
+            &fiche,
+            "audit_chat",
+            &id.0.to_string(),
+        )
+        .await?;
+        Ok(Json(disclose(page, &mut disclosure)))
     }
 
     /// Your conversation about a fiche, oldest first, paged (`total` counts every
@@ -209,12 +221,33 @@ impl ChatApi {
             offset.0,
         )
         .await?;
-        Ok(Json(page))
+        let mut disclosure = crate::disclosure::Disclosure::for_reader(
+            &auth,
+            &mut conn,
+            &fiche_id.0,
+            "fiche_chat",
+            &fiche_id.0,
+        )
+        .await?;
+        Ok(Json(disclose(page, &mut disclosure)))
     }
 }
 
 fn default_limit() -> i64 {
     50
+}
+
+/// The page as its reader may see it: questions, answers and quotes redacted unless they
+/// hold pii:read.
+fn disclose(mut page: ChatHistoryPage, d: &mut crate::disclosure::Disclosure) -> ChatHistoryPage {
+    for m in &mut page.items {
+        m.content = d.text(&m.content);
+        for q in &mut m.quotes {
+            q.quote = d.text(&q.quote);
+            q.matched_text = q.matched_text.as_deref().map(|t| d.text(t));
+        }
+    }
+    page
 }
 
 /// A page of `user`'s conversation about `subject` (empty when there is none yet).

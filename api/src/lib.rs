@@ -8,6 +8,7 @@ pub mod auth;
 pub mod batches;
 pub mod chat;
 pub mod client_addr;
+pub(crate) mod disclosure;
 pub mod error;
 pub mod events;
 pub mod fetch_jobs;
