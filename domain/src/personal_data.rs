@@ -354,6 +354,44 @@ mod tests {
     }
 
     #[test]
+    fn a_quote_of_the_redacted_text_verifies_and_one_that_says_the_value_again_does_not() {
+        use crate::analysis::Citation;
+        use crate::evidence::{CitationVerdict, GatingOptions, check_citation};
+        use crate::transcript::Transcript;
+        let words = "Je confirme votre numéro de téléphone le 06 98 76 54 32 c'est bien ça ?";
+        let t = Transcript {
+            recording_id: "R1".into(),
+            language: None,
+            text: words.into(),
+            words: words
+                .split(' ')
+                .enumerate()
+                .map(|(i, w)| word(w, i as f64, "speaker_0"))
+                .collect(),
+        };
+        let seen = redact_transcripts(&[t], &mut crate::pii::Redactor::new());
+        let quote = |q: &str| Citation {
+            quote: q.into(),
+            recording_id: "R1".into(),
+            start_s: None,
+            speaker: None,
+        };
+        let opts = GatingOptions::default();
+        let placeholder = check_citation(
+            &quote("votre numéro de téléphone le [TELEPHONE_1] c'est bien ça"),
+            &seen,
+            &opts,
+        );
+        assert_eq!(placeholder.verdict, CitationVerdict::Verified, "{placeholder:?}");
+        let reinvented = check_citation(
+            &quote("votre numéro de téléphone le 06 98 76 54 32 c'est bien ça"),
+            &seen,
+            &opts,
+        );
+        assert_ne!(reinvented.verdict, CitationVerdict::Verified, "{reinvented:?}");
+    }
+
+    #[test]
     fn each_erasure_and_purge_is_one_event_of_the_personal_data_stream() {
         use crate::events::DomainEvent;
         let e = PersonalDataEvent::Erased {
