@@ -226,12 +226,21 @@ fn the_new_settings_are_documented_in_help_and_readme() {
         "AUTH_LOGIN_MAX_FAILURES_PER_ADDRESS",
         "AUTH_LOGIN_FAILURE_WINDOW_S",
         "API_TRUSTED_PROXIES",
+        "PII_REDACTION",
     ] {
         assert!(top.contains(var), "--help lacks {var}");
         assert!(api.contains(var), "api --help lacks {var}");
         assert!(readme.contains(var), "README lacks {var}");
     }
-    for var in ["WORKER_MAX_CONCURRENT_ACTIVITIES", "WORKER_METRICS_ADDR"] {
+    for var in [
+        "WORKER_MAX_CONCURRENT_ACTIVITIES",
+        "WORKER_METRICS_ADDR",
+        "PII_REDACTION",
+        "RETENTION_DAYS_TRANSCRIPTS",
+        "RETENTION_DAYS_CHAT",
+        "RETENTION_DAYS_AUDIO_URLS",
+        "RETENTION_CRON",
+    ] {
         assert!(top.contains(var) && worker.contains(var), "{var}");
         assert!(readme.contains(var), "README lacks {var}");
     }
