@@ -470,6 +470,10 @@ async fn a_worker_killed_mid_batch_loses_no_audit_and_duplicates_none() {
         done_at_kill < 20,
         "the batch finished before the kill: {at_kill}"
     );
+    eprintln!(
+        "worker killed with {done_at_kill} of 20 audits completed: {}",
+        at_kill["counts"]
+    );
 
     let _fresh = sc.worker(&[]);
     let b = ended(&sc, &id).await;
@@ -848,6 +852,65 @@ async fn bad_batch_requests_are_refused_with_a_clear_error_and_store_nothing() {
         count(&sc.db.url, "SELECT count(*) AS n FROM audits").await,
         0
     );
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_batch_whose_workflow_was_terminated_is_recorded_failed_when_read() {
+    // No worker: the batch's workflow never runs; an operator terminates it.
+    let sc = scenario("batch_terminated", Default::default(), 0, false, |_| {}).await;
+    let config = sc.config(1).await;
+    let accepted = start(
+        &sc,
+        &json!({"audit_config_id": config, "fiche_ids": ["FICHE-1001", "FICHE-1002"]}),
+    )
+    .await;
+    let id = accepted["batch_id"].as_str().expect("id").to_string();
+    assert_eq!(accepted["status"], "pending");
+    let client = temporal(&sc).await;
+    client
+        .get_workflow_handle::<callaudit_workflows::BatchAuditWorkflow>(format!("batch:{id}"))
+        .terminate(Default::default())
+        .await
+        .expect("terminate");
+    let b = batch(&sc, &id).await;
+    assert_eq!(b["status"], "failed", "{b}");
+    assert!(
+        b["error"]
+            .as_str()
+            .unwrap_or_default()
+            .contains("was terminated"),
+        "{b}"
+    );
+    assert_eq!(counts(&b["counts"]), [2, 0, 0, 0, 0, 2]);
+    // A browser follows the stream with a stream token and no Authorization header.
+    let (status, token) = sc
+        .api
+        .send(
+            reqwest::Method::POST,
+            &format!("/api/audits/batch/{id}/events/token"),
+            Some(&sc.auditor),
+            &json!({}),
+        )
+        .await;
+    assert_eq!(status, 201, "{token}");
+    let url = token["url"].as_str().expect("url");
+    let resp = reqwest::get(format!("{}{url}", sc.api.base))
+        .await
+        .expect("stream");
+    assert_eq!(resp.status(), 200);
+    let body = resp.text().await.expect("body");
+    assert!(body.contains("event: batch.failed"), "{body}");
+    assert!(!body.contains("batch.started"), "it never started: {body}");
+    let (status, _) = sc
+        .api
+        .send(
+            reqwest::Method::POST,
+            &format!("/api/audits/batch/{id}/cancel"),
+            Some(&sc.auditor),
+            &json!({}),
+        )
+        .await;
+    assert_eq!(status, 409);
 }
 
 /// Runs one SQL statement.
