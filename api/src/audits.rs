@@ -274,18 +274,13 @@ impl AuditsApi {
         if audit_rows::get(&mut conn, id.0).await?.is_none() {
             return Err(ApiError::not_found(format!("audit {} not found", id.0)).into());
         }
-        let (token, expires_at) = callaudit_db::stream_tokens::issue(
+        Ok(crate::events::stream_token(
             &mut conn,
             who.user.id,
             &ids::audit_topic(&id.0.to_string()),
-            STREAM_TOKEN_TTL,
+            &format!("/api/audits/{}/events", id.0),
         )
-        .await?;
-        Ok(StreamTokenResponse::Created(Json(StreamToken {
-            url: format!("/api/audits/{}/events?token={token}", id.0),
-            token,
-            expires_at,
-        })))
+        .await?)
     }
 
     /// Audits, newest first, optionally of one fiche.

@@ -17,7 +17,7 @@ mod views;
 pub use errors::*;
 pub use views::*;
 
-use crate::audits::{StreamToken, StreamTokenResponse};
+use crate::audits::StreamTokenResponse;
 use crate::auth::{ApiTags, BearerAuth, StreamAuth};
 use crate::error::ApiError;
 use crate::events::{TopicStream, resume_point, topic_stream};
@@ -41,9 +41,6 @@ use poem_openapi::payload::Json;
 use temporalio_client::{WorkflowDescribeOptions, WorkflowExecutionStatus, WorkflowSignalOptions};
 use temporalio_common::MemoValues;
 use uuid::Uuid;
-
-/// How long a stream token lets a browser (re)open a batch's stream.
-const STREAM_TOKEN_TTL: chrono::Duration = chrono::Duration::minutes(10);
 
 /// Most groupes a selection may name.
 const MAX_GROUPES: usize = 50;
@@ -361,18 +358,13 @@ impl BatchesApi {
         let who = auth.require(Permission::BATCHES_READ)?;
         let mut conn = pool::get(&state.pool).await?;
         found(&mut conn, id.0).await?;
-        let (token, expires_at) = callaudit_db::stream_tokens::issue(
+        Ok(crate::events::stream_token(
             &mut conn,
             who.user.id,
             &ids::batch_topic(&id.0.to_string()),
-            STREAM_TOKEN_TTL,
+            &format!("/api/audits/batch/{}/events", id.0),
         )
-        .await?;
-        Ok(StreamTokenResponse::Created(Json(StreamToken {
-            url: format!("/api/audits/batch/{}/events?token={token}", id.0),
-            token,
-            expires_at,
-        })))
+        .await?)
     }
 }
 

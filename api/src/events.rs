@@ -34,6 +34,28 @@ pub async fn publish(
     Ok(())
 }
 
+/// How long a stream token lets a browser (re)open its stream.
+pub const STREAM_TOKEN_TTL: chrono::Duration = chrono::Duration::minutes(10);
+
+/// Issues a stream token of `user` for `topic` (for a browser's `EventSource`, which
+/// cannot send an `Authorization` header): the 201 answer, with `stream_path?token=…`.
+pub async fn stream_token(
+    conn: &mut callaudit_db::AsyncPgConnection,
+    user: uuid::Uuid,
+    topic: &str,
+    stream_path: &str,
+) -> Result<crate::audits::StreamTokenResponse, ApiError> {
+    let (token, expires_at) =
+        callaudit_db::stream_tokens::issue(conn, user, topic, STREAM_TOKEN_TTL).await?;
+    Ok(crate::audits::StreamTokenResponse::Created(
+        poem_openapi::payload::Json(crate::audits::StreamToken {
+            url: format!("{stream_path}?token={token}"),
+            token,
+            expires_at,
+        }),
+    ))
+}
+
 /// Broadcasts notified topics, and counts the streams this replica serves.
 #[derive(Clone, Debug)]
 pub struct EventHub {

@@ -56,9 +56,6 @@ pub struct RunAuditAccepted {
     pub links: AuditLinks,
 }
 
-/// How long a stream token lets a browser (re)open its stream.
-pub(super) const STREAM_TOKEN_TTL: chrono::Duration = chrono::Duration::minutes(10);
-
 /// A stream token.
 #[derive(Debug, Object)]
 pub struct StreamToken {
