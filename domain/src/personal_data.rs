@@ -382,13 +382,21 @@ mod tests {
             &seen,
             &opts,
         );
-        assert_eq!(placeholder.verdict, CitationVerdict::Verified, "{placeholder:?}");
+        assert_eq!(
+            placeholder.verdict,
+            CitationVerdict::Verified,
+            "{placeholder:?}"
+        );
         let reinvented = check_citation(
             &quote("votre numéro de téléphone le 06 98 76 54 32 c'est bien ça"),
             &seen,
             &opts,
         );
-        assert_ne!(reinvented.verdict, CitationVerdict::Verified, "{reinvented:?}");
+        assert_ne!(
+            reinvented.verdict,
+            CitationVerdict::Verified,
+            "{reinvented:?}"
+        );
     }
 
     #[test]
