@@ -115,3 +115,35 @@ async fn the_event_stream_rejects_bad_requests_with_clear_4xx() {
         "{body}"
     );
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn live_events_arrive_within_a_second_through_notify_without_waiting_for_the_poll() {
+    let db = test_db("sse_notify").await;
+    // A poll of a minute: only LISTEN/NOTIFY can deliver within the second.
+    let mut settings = api_settings(
+        &db.url,
+        temporal_settings(&temporal_address(), "unused"),
+        None,
+        3,
+    );
+    settings.sse_poll_every = Duration::from_secs(60);
+    let api = spawn_api_from(settings).await;
+    let token = api.token_for("viewer").await;
+    let audit = pending_audit(&api).await;
+    let path = format!("/api/audits/{audit}/events");
+    let first = emit(&api, audit, "audit.started", 0).await;
+    let mut sse = SseClient::open(&api, &path, &token, None).await;
+    let e = sse.next(T).await.expect("replayed");
+    assert_eq!(e.id, Some(first.to_string()));
+    for n in 1..=5 {
+        let published = std::time::Instant::now();
+        let id = emit(&api, audit, "audit.step.completed", n).await;
+        let e = sse
+            .next(Duration::from_secs(1))
+            .await
+            .expect("live within a second");
+        assert_eq!(e.id, Some(id.to_string()));
+        let delay = published.elapsed();
+        assert!(delay < Duration::from_secs(1), "event {n} took {delay:?}");
+    }
+}

@@ -125,6 +125,7 @@ pub fn api_settings(
         cors_allowed_origins: vec![],
         prices: None,
         reconcile_every: Duration::from_secs(60),
+        sse_poll_every: Duration::from_secs(5),
         chat: None,
         batches: Default::default(),
     }

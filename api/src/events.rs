@@ -62,6 +62,7 @@ pub struct EventHub {
     tx: broadcast::Sender<String>,
     open_streams: Arc<AtomicUsize>,
     max_streams: usize,
+    poll: std::time::Duration,
 }
 
 /// One open stream of a replica; dropping it frees its place under the cap.
@@ -83,7 +84,16 @@ impl EventHub {
             tx,
             open_streams: Arc::new(AtomicUsize::new(0)),
             max_streams: max_streams.max(1),
+            poll: std::time::Duration::from_secs(5),
         }
+    }
+
+    /// Streams re-read their topic this often even without a notification
+    /// (`API_SSE_POLL_MS`): what a lost NOTIFY costs at most. Live delivery does not wait
+    /// for it.
+    pub fn with_poll(mut self, every: std::time::Duration) -> Self {
+        self.poll = every.max(std::time::Duration::from_millis(10));
+        self
     }
 
     /// A place for one more stream, or `None` when the replica serves its cap already.
@@ -210,7 +220,7 @@ pub fn topic_stream(
             topic,
             after,
             end,
-            poll: std::time::Duration::from_secs(5),
+            poll: state.events.poll,
         },
         permit,
     );

@@ -110,6 +110,8 @@ pub struct ApiSettings {
     /// How often unsettled audits are reconciled with their workflows
     /// (`API_RECONCILE_EVERY_S`).
     pub reconcile_every: std::time::Duration,
+    /// How often a stream re-reads its topic without a notification (`API_SSE_POLL_MS`).
+    pub sse_poll_every: std::time::Duration,
     /// The chat's LLM (none when `OPENAI_API_KEY` is unset: chat answers 503). Its calls
     /// and tokens are counted in the api's `/metrics`.
     pub chat: Option<ChatLlm>,
@@ -125,7 +127,7 @@ impl AppState {
         settings: ApiSettings,
     ) -> Result<(AppState, tokio::task::JoinHandle<()>), callaudit_db::DbError> {
         let pool = callaudit_db::connect_pool(&settings.database_url, settings.pool_size)?;
-        let events = EventHub::new(settings.max_streams);
+        let events = EventHub::new(settings.max_streams).with_poll(settings.sse_poll_every);
         let metrics = Arc::new(Metrics::new());
         let chat = match settings.chat {
             Some(llm) => {

@@ -354,6 +354,7 @@ async fn project_run(
         cors_allowed_origins: vec![],
         prices: None,
         reconcile_every: Duration::from_secs(60),
+        sse_poll_every: Duration::from_secs(5),
         chat: None,
         batches: Default::default(),
     })

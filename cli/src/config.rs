@@ -41,6 +41,7 @@ Environment variables (each also a flag of the subcommands that use it):
   WORKER_METRICS_ADDR               worker's Prometheus /metrics address, e.g. 0.0.0.0:9464 (unset: off)
   API_MAX_STREAMS                   event streams (SSE) one api replica serves at once (default 1000)
   API_RECONCILE_EVERY_S             seconds between sweeps reconciling audits whose workflow ended unrecorded (default 60)
+  API_SSE_POLL_MS                   ms after which a stream re-reads its topic without a notification (default 5000)
   COST_PRICE_TABLE                  JSON price table for audit cost estimates (default none: usage totals only)
   API_CORS_ALLOWED_ORIGINS          browser origins allowed to call the api (CORS; comma-separated; default none)
   API_MAX_BODY_BYTES                largest request body the api accepts (default 1048576; 413 past it)
@@ -209,6 +210,10 @@ pub struct ApiArgs {
     /// recording it (terminated, timed out).
     #[arg(long, env = "API_RECONCILE_EVERY_S", default_value_t = 60, value_parser = clap::value_parser!(u64).range(1..=86_400))]
     pub api_reconcile_every_s: u64,
+    /// Milliseconds after which an event stream re-reads its topic even without a
+    /// notification (what a lost NOTIFY costs at most; live events do not wait for it).
+    #[arg(long, env = "API_SSE_POLL_MS", default_value_t = 5000, value_parser = clap::value_parser!(u64).range(10..=600_000))]
+    pub api_sse_poll_ms: u64,
     #[command(flatten)]
     #[allow(missing_docs)]
     pub crm: CrmArgs,

@@ -157,6 +157,7 @@ async fn api(args: ApiArgs) -> anyhow::Result<()> {
             .transpose()
             .map_err(|e| anyhow::anyhow!("COST_PRICE_TABLE: {e}"))?,
         reconcile_every: std::time::Duration::from_secs(args.api_reconcile_every_s),
+        sse_poll_every: std::time::Duration::from_millis(args.api_sse_poll_ms),
         chat: args.chat.llm(args.crm.timeout()),
         batches: callaudit_api::state::BatchSettings {
             window: args.batch_audit_window,
