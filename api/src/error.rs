@@ -85,6 +85,10 @@ impl From<callaudit_upstream::fiches::FicheError> for ApiError {
             FicheError::NotFound(_) => ApiError::not_found(e.to_string()),
             FicheError::NotConfigured => ApiError::unavailable(e.to_string()),
             FicheError::Store(_) => ApiError::internal(e.to_string()),
+            FicheError::StoreUnavailable(_) => {
+                tracing::warn!(error = %e, "database unavailable");
+                ApiError::unavailable("database unavailable; retry later")
+            }
             _ if e.is_retryable() => {
                 ApiError::unavailable(format!("the CRM is unavailable, retry later: {e}"))
             }
@@ -392,6 +396,15 @@ mod tests {
             /// Too many reads; retry after `Retry-After` seconds.
             429,
         }
+    }
+
+    #[test]
+    fn postgres_unreachable_behind_the_fiche_service_is_a_503_and_a_query_failure_a_500() {
+        use callaudit_upstream::fiches::FicheError;
+        let down = FicheError::from(callaudit_db::DbError::Pool("timed out".into()));
+        assert!(matches!(ApiError::from(down), ApiError::Unavailable(_)));
+        let broken = FicheError::from(callaudit_db::DbError::Migration("x".into()));
+        assert!(matches!(ApiError::from(broken), ApiError::Internal(_)));
     }
 
     /// Error-level log lines of a closure, as `message` texts.

@@ -227,6 +227,7 @@ fn the_new_settings_are_documented_in_help_and_readme() {
         "AUTH_LOGIN_FAILURE_WINDOW_S",
         "API_TRUSTED_PROXIES",
         "PII_REDACTION",
+        "API_SSE_POLL_MS",
     ] {
         assert!(top.contains(var), "--help lacks {var}");
         assert!(api.contains(var), "api --help lacks {var}");

@@ -30,11 +30,19 @@ pub enum FicheError {
     /// Postgres failed.
     #[error("database: {0}")]
     Store(String),
+    /// Postgres could not be reached (pool exhausted, connection refused).
+    #[error("database unavailable: {0}")]
+    StoreUnavailable(String),
 }
 
 impl From<DbError> for FicheError {
     fn from(e: DbError) -> Self {
-        FicheError::Store(e.to_string())
+        match e {
+            DbError::Pool(_) | DbError::Connection(_) => {
+                FicheError::StoreUnavailable(e.to_string())
+            }
+            other => FicheError::Store(other.to_string()),
+        }
     }
 }
 
@@ -45,7 +53,7 @@ impl FicheError {
             FicheError::NotConfigured | FicheError::NotFound(_) => false,
             FicheError::Upstream(e) => e.is_retryable(),
             FicheError::Lease(LeaseError::Cancelled(_)) => false,
-            FicheError::Lease(_) | FicheError::Store(_) => true,
+            FicheError::Lease(_) | FicheError::Store(_) | FicheError::StoreUnavailable(_) => true,
         }
     }
 }
