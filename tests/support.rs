@@ -128,6 +128,7 @@ pub fn api_settings(
         sse_poll_every: Duration::from_secs(5),
         chat: None,
         batches: Default::default(),
+        automation: Default::default(),
     }
 }
 

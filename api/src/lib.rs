@@ -5,6 +5,7 @@
 pub mod audit_configs;
 pub mod audits;
 pub mod auth;
+pub mod automation;
 pub mod batches;
 pub mod chat;
 pub mod client_addr;
@@ -45,6 +46,7 @@ pub type Apis = (
     personal_data::PersonalDataApi,
     chat::ChatApi,
     batches::BatchesApi,
+    automation::AutomationApi,
 );
 
 /// The OpenAPI service with every route.
@@ -62,6 +64,7 @@ pub fn openapi() -> OpenApiService<Apis, ()> {
             personal_data::PersonalDataApi,
             chat::ChatApi,
             batches::BatchesApi,
+            automation::AutomationApi,
         ),
         "callaudit",
         env!("CARGO_PKG_VERSION"),

@@ -44,6 +44,15 @@ pub struct AppState {
     pub chat: Option<ChatLlm>,
     /// How batch audits run (`BATCH_AUDIT_WINDOW`, `BATCH_CONTINUE_AS_NEW_AFTER`).
     pub batches: BatchSettings,
+    /// How automation schedules are checked (`WEBHOOK_ALLOWED_ORIGINS`).
+    pub automation: AutomationSettings,
+}
+
+/// How automation schedules are checked on write.
+#[derive(Debug, Clone, Default)]
+pub struct AutomationSettings {
+    /// The SSRF guard's allowlist (`WEBHOOK_ALLOWED_ORIGINS`).
+    pub webhooks: callaudit_upstream::webhook::WebhookPolicy,
 }
 
 /// How the batch audits this api starts run.
@@ -117,6 +126,8 @@ pub struct ApiSettings {
     pub chat: Option<ChatLlm>,
     /// How batch audits run.
     pub batches: BatchSettings,
+    /// How automation schedules are checked.
+    pub automation: AutomationSettings,
 }
 
 impl AppState {
@@ -156,6 +167,7 @@ impl AppState {
             prices: settings.prices.map(Arc::new),
             chat,
             batches: settings.batches,
+            automation: settings.automation,
         };
         let sweep = crate::audits::reconcile_sweep(state.clone(), settings.reconcile_every);
         let background = tokio::spawn(async move {

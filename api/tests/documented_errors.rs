@@ -88,6 +88,18 @@ const DOCUMENTED_ERRORS: &[(&str, &[u16])] = &[
         &[400, 401, 403, 404, 500, 503],
     ),
     ("erasePersonalData", &[400, 401, 403, 404, 500, 503]),
+    (
+        "createAutomationSchedule",
+        &[400, 401, 403, 413, 415, 422, 500, 503],
+    ),
+    ("listAutomationSchedules", &[400, 401, 403, 500, 503]),
+    ("getAutomationSchedule", &[400, 401, 403, 404, 500, 503]),
+    (
+        "updateAutomationSchedule",
+        &[400, 401, 403, 404, 413, 415, 422, 500, 503],
+    ),
+    ("deleteAutomationSchedule", &[400, 401, 403, 404, 500, 503]),
+    ("runAutomationSchedule", &[400, 401, 403, 404, 500, 503]),
 ];
 
 /// Every operation of the spec: (operationId, "METHOD path", operation).

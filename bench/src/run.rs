@@ -357,6 +357,7 @@ async fn project_run(
         sse_poll_every: Duration::from_secs(5),
         chat: None,
         batches: Default::default(),
+        automation: Default::default(),
     })
     .await?;
     let worker = WorkerProcess::spawn(

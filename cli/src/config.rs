@@ -50,7 +50,7 @@ Environment variables (each also a flag of the subcommands that use it):
   RETENTION_DAYS_CHAT               days a chat message is kept (default: forever)
   RETENTION_DAYS_AUDIO_URLS         days a recording's audio URL is kept (default: forever)
   RETENTION_CRON                    when the retention schedule runs, UTC cron (default 0 3 * * *)
-  AUTOMATION_SCHEDULER_CRON         default cron of automation schedules (default * * * * *)
+  AUTOMATION_SCHEDULER_CRON         when the automation reconciler sweeps, UTC (default * * * * *)
   AUTOMATION_MAX_RECORDINGS_PER_FICHE  skip fiches with more recordings (0 = no limit)
   WEBHOOK_ALLOWED_ORIGINS           comma-separated origins webhooks may target
   PUSHER_APP_ID, PUSHER_KEY, PUSHER_SECRET, PUSHER_CLUSTER   realtime (secret: PUSHER_SECRET)
@@ -201,6 +201,10 @@ pub struct ApiArgs {
     /// call the api (CORS, preflight included); by default none.
     #[arg(long, env = "API_CORS_ALLOWED_ORIGINS", value_delimiter = ',')]
     pub api_cors_allowed_origins: Vec<String>,
+    /// Origins (scheme://host[:port], comma-separated) automation webhooks may target over
+    /// http or at a non-public address (the SSRF guard's allowlist); by default none.
+    #[arg(long, env = "WEBHOOK_ALLOWED_ORIGINS", value_delimiter = ',')]
+    pub webhook_allowed_origins: Vec<String>,
     /// Price table of the audits' cost estimates, as JSON: {"currency": "USD", "models":
     /// {"<model>": {"input_per_1m_tokens": …, "output_per_1m_tokens": …}},
     /// "speech_to_text_per_hour": …}; unset, audits show usage totals only.
@@ -416,7 +420,7 @@ impl RetentionArgs {
 /// Notification settings (automation; used by later workflows).
 #[derive(Debug, Clone, Args)]
 pub struct NotifyArgs {
-    /// Default automation cron.
+    /// When the automation reconciler sweeps (5-field cron, UTC).
     #[arg(long, env = "AUTOMATION_SCHEDULER_CRON", default_value = "* * * * *")]
     pub automation_scheduler_cron: String,
     /// Skip fiches with more recordings than this (0 = no limit).

@@ -1,5 +1,6 @@
 //! The `callaudit` binary: one executable, one subcommand per role.
 
+mod automation;
 mod bench;
 mod config;
 mod demo;
@@ -162,6 +163,11 @@ async fn api(args: ApiArgs) -> anyhow::Result<()> {
         batches: callaudit_api::state::BatchSettings {
             window: args.batch_audit_window,
             continue_as_new_after: args.batch_continue_as_new_after,
+        },
+        automation: callaudit_api::state::AutomationSettings {
+            webhooks: callaudit_upstream::webhook::WebhookPolicy::new(
+                &args.webhook_allowed_origins,
+            ),
         },
     })?;
     let listener = poem::listener::TcpListener::bind(args.api_addr.clone());

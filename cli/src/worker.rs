@@ -25,6 +25,14 @@ pub async fn run(args: WorkerArgs) -> anyhow::Result<()> {
     let settings = args.temporal.settings();
     let client = connect_with_retry(&settings).await?;
     crate::retention::ensure_schedule(&client, &settings.task_queue, &args.retention).await?;
+    let reconcile_cron = crate::automation::Cron::parse(&args.notify.automation_scheduler_cron)
+        .context("AUTOMATION_SCHEDULER_CRON")?;
+    tokio::spawn(crate::automation::run_reconciler(
+        reconcile_cron,
+        database_url.clone(),
+        client.clone(),
+        settings.task_queue.clone(),
+    ));
 
     let metrics = match args.worker_metrics_addr {
         Some(addr) => Some(crate::worker_metrics::serve(addr).await?),

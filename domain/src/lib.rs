@@ -12,6 +12,7 @@
 //!   transcript-tools mode.
 
 pub mod analysis;
+pub mod automation;
 pub mod batch;
 pub mod calibration;
 pub mod chat;

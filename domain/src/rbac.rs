@@ -86,6 +86,10 @@ impl Permission {
     pub const BATCHES_READ: Self = Self::new(Resource::Batches, Action::Read);
     /// `batches:write`: start and cancel batch audits.
     pub const BATCHES_WRITE: Self = Self::new(Resource::Batches, Action::Write);
+    /// `automation:read`: see automation schedules and their runs.
+    pub const AUTOMATION_READ: Self = Self::new(Resource::Automation, Action::Read);
+    /// `automation:write`: create, change, delete and run automation schedules.
+    pub const AUTOMATION_WRITE: Self = Self::new(Resource::Automation, Action::Write);
 
     /// The permission of `action` on `resource`.
     pub const fn new(resource: Resource, action: Action) -> Self {

@@ -20,5 +20,6 @@ pub use http::MAX_ANSWER_BYTES;
 pub mod leases;
 pub mod metrics;
 pub mod openai;
+pub mod webhook;
 
 pub use error::UpstreamError;

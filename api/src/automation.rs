@@ -1,0 +1,585 @@
+//! `/api/automation/schedules`: automation schedules — write, read, delete, run now.
+//! Each schedule is a row of `automation_schedules` mirrored as the Temporal Schedule
+//! `automation:{id}` ([`mirror`]): created with the row, updated with it, paused while
+//! `enabled` is false, deleted with it; the reconciler ([`mirror::reconcile`], run by the
+//! worker on `AUTOMATION_SCHEDULER_CRON`) repairs any drift. A write is validated before
+//! anything is stored: the cron and time zone by Temporal itself (its reason is
+//! answered), the audit configuration against the table, the webhook URL by the SSRF
+//! guard (`callaudit_upstream::webhook`).
+
+mod errors;
+pub mod mirror;
+
+pub use errors::*;
+
+use crate::auth::{ApiTags, BearerAuth};
+use crate::error::ApiError;
+use crate::state::AppState;
+use callaudit_db::automation::{self as db, ScheduleFields, ScheduleRow};
+use callaudit_db::{AsyncPgConnection, pool};
+use callaudit_domain::automation::{
+    Controls, DEFAULT_TIMEZONE, FicheSelection, Notifications, temporal_schedule_id,
+};
+use callaudit_domain::rbac::Permission;
+use chrono::{DateTime, Utc};
+use mirror::MirrorError;
+use poem::web::Data;
+use poem_openapi::param::{Path, Query};
+use poem_openapi::payload::Json;
+use poem_openapi::{ApiResponse, Object, OpenApi};
+use uuid::Uuid;
+
+/// Most groupes a selection may name.
+const MAX_GROUPES: usize = 50;
+/// Most e-mail recipients.
+const MAX_EMAILS: usize = 20;
+/// Most retries `retryFailed` may ask for.
+const MAX_RETRIES: u32 = 10;
+
+/// Which fiches a run selects.
+#[derive(Debug, Clone, Default, Object)]
+#[oai(rename_all = "camelCase")]
+pub struct FicheSelectionBody {
+    /// Days of sales before the run's day, that day excluded (1 to 366; default 1:
+    /// yesterday's sales).
+    #[oai(default = "one")]
+    pub days_back: u32,
+    /// Groupes kept (empty: all).
+    #[oai(default)]
+    pub groupes: Vec<String>,
+    /// Only fiches with no completed audit.
+    #[oai(default)]
+    pub only_unaudited: bool,
+    /// Only fiches with at least one recording (applied after their details are fetched).
+    #[oai(default)]
+    pub only_with_recordings: bool,
+    /// Fiches with more recordings are ignored, with the reason (default:
+    /// `AUTOMATION_MAX_RECORDINGS_PER_FICHE`).
+    pub max_recordings_per_fiche: Option<u32>,
+    /// Audits in transcript-tools mode (`use_rlm`).
+    #[oai(default)]
+    pub use_rlm: bool,
+    /// Most fiches a run audits.
+    pub limit: Option<u32>,
+}
+
+fn one() -> u32 {
+    1
+}
+
+/// How a run behaves.
+#[derive(Debug, Clone, Default, Object)]
+#[oai(rename_all = "camelCase")]
+pub struct ControlsBody {
+    /// Fiches already transcribed are not transcribed again.
+    #[oai(default)]
+    pub skip_if_transcribed: bool,
+    /// A failed fiche does not fail the run.
+    #[oai(default)]
+    pub continue_on_error: bool,
+    /// Failed transcriptions and audits are dispatched again.
+    #[oai(default)]
+    pub retry_failed: bool,
+    /// How many times, with `retryFailed` (0 to 10).
+    #[oai(default)]
+    pub max_retries: u32,
+}
+
+/// Who hears of a run.
+#[derive(Debug, Clone, Default, Object)]
+#[oai(rename_all = "camelCase")]
+pub struct NotificationsBody {
+    /// Webhook receiving the run's events: https, public addresses only (http and local
+    /// addresses only for origins in `WEBHOOK_ALLOWED_ORIGINS`), no credentials.
+    pub webhook_url: Option<String>,
+    /// E-mail recipients of the run's summary.
+    #[oai(default)]
+    pub emails: Vec<String>,
+    /// Realtime (Pusher) events on.
+    #[oai(default)]
+    pub realtime: bool,
+}
+
+/// A schedule as written.
+#[derive(Debug, Clone, Object)]
+#[oai(rename_all = "camelCase")]
+pub struct AutomationScheduleBody {
+    /// Name.
+    #[oai(validator(min_length = 1, max_length = 200))]
+    pub name: String,
+    /// Free text.
+    #[oai(default)]
+    pub description: String,
+    /// When it runs: a cron expression as Temporal reads it (`0 6 * * MON-FRI`,
+    /// `@every 1h`, …).
+    #[oai(validator(min_length = 1, max_length = 200))]
+    pub cron: String,
+    /// IANA time zone the cron is read in (default `Europe/Paris`).
+    pub timezone: Option<String>,
+    /// Runs on its cron (default true); false pauses its Temporal Schedule.
+    #[oai(default = "yes")]
+    pub enabled: bool,
+    /// Audit configuration of its audits.
+    pub audit_config_id: Uuid,
+    /// Which fiches a run selects.
+    #[oai(default)]
+    pub fiche_selection: FicheSelectionBody,
+    /// How a run behaves.
+    #[oai(default)]
+    pub controls: ControlsBody,
+    /// Who hears of a run.
+    #[oai(default)]
+    pub notifications: NotificationsBody,
+}
+
+fn yes() -> bool {
+    true
+}
+
+/// A stored schedule.
+#[derive(Debug, Clone, Object)]
+#[oai(rename_all = "camelCase")]
+pub struct AutomationScheduleView {
+    /// Id.
+    pub id: Uuid,
+    /// Name.
+    pub name: String,
+    /// Free text.
+    pub description: String,
+    /// Cron expression.
+    pub cron: String,
+    /// IANA time zone.
+    pub timezone: String,
+    /// Runs on its cron.
+    pub enabled: bool,
+    /// Audit configuration.
+    pub audit_config_id: Option<Uuid>,
+    /// Which fiches a run selects.
+    pub fiche_selection: serde_json::Value,
+    /// How a run behaves.
+    pub controls: serde_json::Value,
+    /// Who hears of a run.
+    pub notifications: serde_json::Value,
+    /// Its Temporal Schedule (`automation:{id}`).
+    pub temporal_schedule_id: String,
+    /// Created at.
+    pub created_at: DateTime<Utc>,
+    /// Last change.
+    pub updated_at: DateTime<Utc>,
+}
+
+/// A page of schedules.
+#[derive(Debug, Clone, Object)]
+pub struct AutomationSchedulePage {
+    /// Schedules, newest first.
+    pub items: Vec<AutomationScheduleView>,
+    /// How many there are.
+    pub total: i64,
+    /// Page size asked.
+    pub limit: i64,
+    /// Skipped.
+    pub offset: i64,
+}
+
+/// A run started now.
+#[derive(Debug, Clone, Object)]
+#[oai(rename_all = "camelCase")]
+pub struct RunTriggered {
+    /// The schedule.
+    pub schedule_id: Uuid,
+    /// Its Temporal Schedule, whose recent actions name the run's workflow.
+    pub temporal_schedule_id: String,
+}
+
+/// Creation answer.
+#[derive(ApiResponse)]
+pub enum ScheduleCreated {
+    /// Stored and mirrored in Temporal.
+    #[oai(status = 201)]
+    Created(Json<AutomationScheduleView>),
+}
+
+/// Deletion answer.
+#[derive(ApiResponse)]
+pub enum ScheduleDeleted {
+    /// Deleted, with its Temporal Schedule and its runs' rows.
+    #[oai(status = 204)]
+    NoContent,
+}
+
+/// Run-now answer.
+#[derive(ApiResponse)]
+pub enum RunAccepted {
+    /// The Temporal Schedule was triggered (skipped by Temporal if a run is going).
+    #[oai(status = 202)]
+    Accepted(Json<RunTriggered>),
+}
+
+/// A body checked and turned into the stored shapes.
+struct Checked {
+    timezone: String,
+    selection: serde_json::Value,
+    controls: serde_json::Value,
+    notifications: serde_json::Value,
+}
+
+impl Checked {
+    fn fields<'a>(&'a self, body: &'a AutomationScheduleBody) -> ScheduleFields<'a> {
+        ScheduleFields {
+            name: body.name.trim(),
+            description: &body.description,
+            cron: body.cron.trim(),
+            timezone: &self.timezone,
+            active: body.enabled,
+            audit_config_id: body.audit_config_id,
+            fiche_selection: &self.selection,
+            options: &self.controls,
+            notifications: &self.notifications,
+        }
+    }
+}
+
+/// Checks a body (everything but the cron and time zone, which Temporal checks when the
+/// schedule is mirrored).
+async fn check(
+    state: &AppState,
+    conn: &mut AsyncPgConnection,
+    body: &AutomationScheduleBody,
+) -> Result<Checked, ApiError> {
+    if body.name.trim().is_empty() || body.cron.trim().is_empty() {
+        return Err(ApiError::bad_request("name and cron must not be blank"));
+    }
+    let sel = &body.fiche_selection;
+    if !(1..=366).contains(&sel.days_back) {
+        return Err(ApiError::bad_request(
+            "ficheSelection.daysBack must be between 1 and 366",
+        ));
+    }
+    let mut groupes: Vec<String> = sel.groupes.iter().map(|g| g.trim().to_string()).collect();
+    if groupes.iter().any(String::is_empty) || groupes.len() > MAX_GROUPES {
+        return Err(ApiError::bad_request(format!(
+            "ficheSelection.groupes must hold 0 to {MAX_GROUPES} non-empty names"
+        )));
+    }
+    groupes.sort();
+    groupes.dedup();
+    if body.controls.max_retries > MAX_RETRIES {
+        return Err(ApiError::bad_request(format!(
+            "controls.maxRetries must be at most {MAX_RETRIES}"
+        )));
+    }
+    let n = &body.notifications;
+    if n.emails.len() > MAX_EMAILS || n.emails.iter().any(|e| !e.contains('@')) {
+        return Err(ApiError::bad_request(format!(
+            "notifications.emails must hold at most {MAX_EMAILS} e-mail addresses"
+        )));
+    }
+    let config = callaudit_db::audit_configs::get(conn, body.audit_config_id)
+        .await?
+        .ok_or_else(|| {
+            ApiError::unprocessable(format!(
+                "unknown audit configuration {}",
+                body.audit_config_id
+            ))
+        })?;
+    if !config.active {
+        return Err(ApiError::unprocessable(format!(
+            "audit configuration {} is inactive",
+            config.id
+        )));
+    }
+    let webhook_url = match n.webhook_url.as_deref().map(str::trim) {
+        None | Some("") => None,
+        Some(url) => {
+            callaudit_upstream::webhook::check(url, &state.automation.webhooks)
+                .await
+                .map_err(|e| ApiError::unprocessable(e.to_string()))?;
+            Some(url.to_string())
+        }
+    };
+    let to_json = |v: serde_json::Result<serde_json::Value>| v.map_err(ApiError::internal);
+    Ok(Checked {
+        timezone: body
+            .timezone
+            .as_deref()
+            .map(str::trim)
+            .filter(|t| !t.is_empty())
+            .unwrap_or(DEFAULT_TIMEZONE)
+            .to_string(),
+        selection: to_json(serde_json::to_value(FicheSelection {
+            days_back: sel.days_back,
+            groupes,
+            only_unaudited: sel.only_unaudited,
+            only_with_recordings: sel.only_with_recordings,
+            max_recordings_per_fiche: sel.max_recordings_per_fiche,
+            use_rlm: sel.use_rlm,
+            limit: sel.limit,
+        }))?,
+        controls: to_json(serde_json::to_value(Controls {
+            skip_if_transcribed: body.controls.skip_if_transcribed,
+            continue_on_error: body.controls.continue_on_error,
+            retry_failed: body.controls.retry_failed,
+            max_retries: body.controls.max_retries,
+        }))?,
+        notifications: to_json(serde_json::to_value(Notifications {
+            webhook_url,
+            emails: n.emails.iter().map(|e| e.trim().to_string()).collect(),
+            realtime: n.realtime,
+        }))?,
+    })
+}
+
+/// A mirroring failure as the caller sees it.
+fn mirror_error(e: MirrorError) -> ApiError {
+    match e {
+        MirrorError::Invalid(reason) => {
+            ApiError::bad_request(format!("Temporal refuses the schedule: {reason}"))
+        }
+        MirrorError::Unavailable(reason) => {
+            tracing::warn!(%reason, "automation schedule not mirrored");
+            ApiError::unavailable(
+                "the workflow engine is unavailable; nothing was changed, retry later",
+            )
+        }
+    }
+}
+
+async fn client(state: &AppState) -> Result<temporalio_client::Client, ApiError> {
+    state.temporal.client().await.map_err(|e| {
+        tracing::warn!(error = %e, "Temporal unreachable");
+        ApiError::unavailable(
+            "the workflow engine is unavailable; nothing was changed, retry later",
+        )
+    })
+}
+
+fn view(row: ScheduleRow) -> AutomationScheduleView {
+    AutomationScheduleView {
+        id: row.id,
+        name: row.name,
+        description: row.description,
+        cron: row.cron,
+        timezone: row.timezone,
+        enabled: row.active,
+        audit_config_id: row.audit_config_id,
+        fiche_selection: row.fiche_selection,
+        controls: row.options,
+        notifications: row.notifications,
+        temporal_schedule_id: row.temporal_schedule_id,
+        created_at: row.created_at,
+        updated_at: row.updated_at,
+    }
+}
+
+async fn found(conn: &mut AsyncPgConnection, id: Uuid) -> Result<ScheduleRow, ApiError> {
+    db::get(conn, id)
+        .await?
+        .ok_or_else(|| ApiError::not_found(format!("automation schedule {id} not found")))
+}
+
+fn default_limit() -> i64 {
+    50
+}
+
+/// Automation routes.
+pub struct AutomationApi;
+
+#[OpenApi(tag = "ApiTags::Audits")]
+impl AutomationApi {
+    /// Creates a schedule: validated, stored, then mirrored as the Temporal Schedule
+    /// `automation:{id}` (starts `AutomationRunWorkflow` on the cron in the time zone;
+    /// overlap skip; 10-minute catch-up window; paused when `enabled` is false). If
+    /// Temporal refuses or is down, nothing is kept.
+    #[oai(
+        path = "/api/automation/schedules",
+        method = "post",
+        operation_id = "createAutomationSchedule"
+    )]
+    #[tracing::instrument(skip_all, name = "api.automation.create", fields(schedule.id = tracing::field::Empty))]
+    async fn create(
+        &self,
+        auth: BearerAuth,
+        state: Data<&AppState>,
+        body: Json<AutomationScheduleBody>,
+    ) -> Result<ScheduleCreated, CreateScheduleError> {
+        let who = auth.require(Permission::AUTOMATION_WRITE)?;
+        let mut conn = pool::get(&state.pool).await?;
+        let checked = check(&state, &mut conn, &body).await?;
+        let client = client(&state).await?;
+        let id = Uuid::new_v4();
+        tracing::Span::current().record("schedule.id", tracing::field::display(id));
+        let row = db::create(
+            &mut conn,
+            id,
+            &temporal_schedule_id(&id.to_string()),
+            &checked.fields(&body),
+            Some(who.user.id),
+        )
+        .await?;
+        if let Err(e) = mirror::upsert(&client, &state.temporal.settings.task_queue, &row).await {
+            // Nothing half-created: the row goes, and so does a schedule created before
+            // the update that set its policies failed.
+            let _ = mirror::remove(&client, &id.to_string()).await;
+            let _ = db::delete(&mut conn, id).await;
+            return Err(mirror_error(e).into());
+        }
+        Ok(ScheduleCreated::Created(Json(view(row))))
+    }
+
+    /// Schedules, newest first.
+    #[oai(
+        path = "/api/automation/schedules",
+        method = "get",
+        operation_id = "listAutomationSchedules"
+    )]
+    #[tracing::instrument(skip_all, name = "api.automation.list")]
+    async fn list(
+        &self,
+        auth: BearerAuth,
+        state: Data<&AppState>,
+        #[oai(
+            default = "default_limit",
+            validator(minimum(value = "1"), maximum(value = "200"))
+        )]
+        limit: Query<i64>,
+        #[oai(default, validator(minimum(value = "0")))] offset: Query<i64>,
+    ) -> Result<Json<AutomationSchedulePage>, ListSchedulesError> {
+        auth.require(Permission::AUTOMATION_READ)?;
+        let mut conn = pool::get(&state.pool).await?;
+        let (rows, total) = db::list(&mut conn, limit.0, offset.0).await?;
+        Ok(Json(AutomationSchedulePage {
+            items: rows.into_iter().map(view).collect(),
+            total,
+            limit: limit.0,
+            offset: offset.0,
+        }))
+    }
+
+    /// One schedule.
+    #[oai(
+        path = "/api/automation/schedules/:id",
+        method = "get",
+        operation_id = "getAutomationSchedule"
+    )]
+    #[tracing::instrument(skip_all, name = "api.automation.get", fields(schedule.id = %id.0))]
+    async fn get(
+        &self,
+        auth: BearerAuth,
+        state: Data<&AppState>,
+        id: Path<Uuid>,
+    ) -> Result<Json<AutomationScheduleView>, GetScheduleError> {
+        auth.require(Permission::AUTOMATION_READ)?;
+        let mut conn = pool::get(&state.pool).await?;
+        Ok(Json(view(found(&mut conn, id.0).await?)))
+    }
+
+    /// Replaces a schedule (the whole body, validated as on creation) and its Temporal
+    /// Schedule; `enabled: false` pauses it, `true` resumes it. A run going on keeps the
+    /// settings it started with. If Temporal refuses or is down, the row is put back.
+    #[oai(
+        path = "/api/automation/schedules/:id",
+        method = "put",
+        operation_id = "updateAutomationSchedule"
+    )]
+    #[tracing::instrument(skip_all, name = "api.automation.update", fields(schedule.id = %id.0))]
+    async fn update(
+        &self,
+        auth: BearerAuth,
+        state: Data<&AppState>,
+        id: Path<Uuid>,
+        body: Json<AutomationScheduleBody>,
+    ) -> Result<Json<AutomationScheduleView>, UpdateScheduleError> {
+        auth.require(Permission::AUTOMATION_WRITE)?;
+        let mut conn = pool::get(&state.pool).await?;
+        let before = found(&mut conn, id.0).await?;
+        let checked = check(&state, &mut conn, &body).await?;
+        let client = client(&state).await?;
+        let row = db::update(&mut conn, id.0, &checked.fields(&body))
+            .await?
+            .ok_or_else(|| {
+                ApiError::not_found(format!("automation schedule {} not found", id.0))
+            })?;
+        let task_queue = &state.temporal.settings.task_queue;
+        if let Err(e) = mirror::upsert(&client, task_queue, &row).await {
+            let restore = ScheduleFields {
+                name: &before.name,
+                description: &before.description,
+                cron: &before.cron,
+                timezone: &before.timezone,
+                active: before.active,
+                audit_config_id: before.audit_config_id.unwrap_or(body.audit_config_id),
+                fiche_selection: &before.fiche_selection,
+                options: &before.options,
+                notifications: &before.notifications,
+            };
+            if let Ok(Some(back)) = db::update(&mut conn, id.0, &restore).await {
+                // Whatever Temporal took of the refused write is undone too (the
+                // reconciler would do it otherwise).
+                let _ = mirror::upsert(&client, task_queue, &back).await;
+            }
+            return Err(mirror_error(e).into());
+        }
+        Ok(Json(view(row)))
+    }
+
+    /// Deletes a schedule: its Temporal Schedule first (runs going on finish), then the
+    /// row and its runs' rows.
+    #[oai(
+        path = "/api/automation/schedules/:id",
+        method = "delete",
+        operation_id = "deleteAutomationSchedule"
+    )]
+    #[tracing::instrument(skip_all, name = "api.automation.delete", fields(schedule.id = %id.0))]
+    async fn delete(
+        &self,
+        auth: BearerAuth,
+        state: Data<&AppState>,
+        id: Path<Uuid>,
+    ) -> Result<ScheduleDeleted, DeleteScheduleError> {
+        auth.require(Permission::AUTOMATION_WRITE)?;
+        let mut conn = pool::get(&state.pool).await?;
+        found(&mut conn, id.0).await?;
+        let client = client(&state).await?;
+        mirror::remove(&client, &id.0.to_string())
+            .await
+            .map_err(mirror_error)?;
+        db::delete(&mut conn, id.0).await?;
+        Ok(ScheduleDeleted::NoContent)
+    }
+
+    /// Runs a schedule now: triggers its Temporal Schedule, which starts
+    /// `AutomationRunWorkflow` (skipped if one of its runs is still going; a disabled
+    /// schedule runs too).
+    #[oai(
+        path = "/api/automation/schedules/:id/run",
+        method = "post",
+        operation_id = "runAutomationSchedule"
+    )]
+    #[tracing::instrument(skip_all, name = "api.automation.run", fields(schedule.id = %id.0))]
+    async fn run(
+        &self,
+        auth: BearerAuth,
+        state: Data<&AppState>,
+        id: Path<Uuid>,
+    ) -> Result<RunAccepted, RunScheduleError> {
+        auth.require(Permission::AUTOMATION_WRITE)?;
+        let mut conn = pool::get(&state.pool).await?;
+        let row = found(&mut conn, id.0).await?;
+        let client = client(&state).await?;
+        let task_queue = &state.temporal.settings.task_queue;
+        if let Err(first) = mirror::trigger(&client, &id.0.to_string()).await {
+            // A schedule lost in Temporal is mirrored again, then triggered.
+            tracing::info!(error = %first, "trigger failed; mirroring the schedule again");
+            mirror::upsert(&client, task_queue, &row)
+                .await
+                .map_err(mirror_error)?;
+            mirror::trigger(&client, &id.0.to_string())
+                .await
+                .map_err(mirror_error)?;
+        }
+        Ok(RunAccepted::Accepted(Json(RunTriggered {
+            schedule_id: row.id,
+            temporal_schedule_id: row.temporal_schedule_id,
+        })))
+    }
+}

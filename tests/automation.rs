@@ -1,0 +1,409 @@
+//! Automation schedules end to end: api → `automation_schedules` → Temporal Schedules
+//! `automation:{id}` on the real dev server; updates, pause/resume, deletion and run-now
+//! mirrored; validation on write (cron, time zone, configuration, SSRF guard); the
+//! reconciler repairing drift made behind the api's back.
+
+use crate::support::*;
+use callaudit_api::automation::mirror;
+use serde_json::{Value, json};
+use std::time::Duration;
+use temporalio_client::schedules::{
+    CreateScheduleOptions, ScheduleAction, ScheduleDescription, ScheduleDescriptionAction,
+    ScheduleError, ScheduleSpec,
+};
+use temporalio_client::tonic::Code;
+
+const T: Duration = Duration::from_secs(30);
+
+async fn describe(client: &temporalio_client::Client, id: &str) -> Option<ScheduleDescription> {
+    match client
+        .get_schedule_handle(format!("automation:{id}"))
+        .describe(Default::default())
+        .await
+    {
+        Ok(d) => Some(d),
+        Err(ScheduleError::Rpc(s)) if s.code() == Code::NotFound => None,
+        Err(e) => panic!("describe automation:{id}: {e}"),
+    }
+}
+
+fn body(config_id: &Value, cron: &str, enabled: bool) -> Value {
+    json!({
+        "name": "Nightly MDP",
+        "cron": cron,
+        "timezone": "Europe/Paris",
+        "enabled": enabled,
+        "auditConfigId": config_id,
+        "ficheSelection": {"daysBack": 2, "groupes": ["MDP", " MDP "], "onlyUnaudited": true,
+                           "maxRecordingsPerFiche": 3, "useRlm": true},
+        "controls": {"continueOnError": true, "retryFailed": true, "maxRetries": 2},
+        "notifications": {"emails": ["ops@example.test"]}
+    })
+}
+
+fn start_action(d: &ScheduleDescription) -> (String, String, String) {
+    match d.action() {
+        ScheduleDescriptionAction::StartWorkflow(a) => (
+            a.workflow_type().to_string(),
+            a.task_queue().to_string(),
+            a.workflow_id().to_string(),
+        ),
+        other => panic!("unexpected action {other:?}"),
+    }
+}
+
+#[tokio::test]
+async fn a_schedule_is_mirrored_as_a_temporal_schedule() {
+    let db = test_db("auto_mirror").await;
+    let queue = task_queue("auto_mirror");
+    let api = spawn_api(&db.url, temporal_settings(&temporal_address(), &queue)).await;
+    let config = api.sample_config().await;
+    let manager = api.token_for("manager").await;
+    let auditor = api.token_for("auditor").await;
+    let viewer = api.token_for("viewer").await;
+    let client = api.state.temporal.client().await.expect("temporal");
+
+    // Only automation:write creates.
+    let (status, _) = api
+        .send(
+            reqwest::Method::POST,
+            "/api/automation/schedules",
+            Some(&auditor),
+            &body(&config["id"], "0 6 * * *", true),
+        )
+        .await;
+    assert_eq!(status, 403);
+
+    let (status, created) = api
+        .send(
+            reqwest::Method::POST,
+            "/api/automation/schedules",
+            Some(&manager),
+            &body(&config["id"], "0 6 * * *", true),
+        )
+        .await;
+    assert_eq!(status, 201, "{created}");
+    let id = created["id"].as_str().unwrap().to_string();
+    assert_eq!(created["temporalScheduleId"], format!("automation:{id}"));
+    assert_eq!(created["enabled"], true);
+    // Groupes trimmed and de-duplicated; controls and selection in the seed's names.
+    assert_eq!(created["ficheSelection"]["groupes"], json!(["MDP"]));
+    assert_eq!(created["ficheSelection"]["maxRecordingsPerFiche"], 3);
+    assert_eq!(created["controls"]["maxRetries"], 2);
+
+    let d = describe(&client, &id)
+        .await
+        .expect("the Temporal Schedule exists");
+    assert_eq!(
+        start_action(&d),
+        (
+            "AutomationRunWorkflow".to_string(),
+            queue.clone(),
+            format!("automation:{id}")
+        )
+    );
+    assert!(!d.paused());
+    let schedule = d.raw().schedule.as_ref().unwrap();
+    let spec = schedule.spec.as_ref().unwrap();
+    assert_eq!(spec.timezone_name, "Europe/Paris");
+    let policies = schedule.policies.as_ref().unwrap();
+    assert_eq!(policies.overlap_policy, 1, "overlap: skip");
+    assert_eq!(policies.catchup_window.as_ref().unwrap().seconds, 600);
+
+    // Viewers read.
+    let (status, got) = api
+        .get(&format!("/api/automation/schedules/{id}"), Some(&viewer))
+        .await;
+    assert_eq!(status, 200);
+    assert_eq!(got["cron"], "0 6 * * *");
+    let (status, page) = api.get("/api/automation/schedules", Some(&viewer)).await;
+    assert_eq!((status, page["total"].as_i64()), (200, Some(1)));
+
+    // Disabled: paused, with the new cron.
+    let (status, updated) = api
+        .send(
+            reqwest::Method::PUT,
+            &format!("/api/automation/schedules/{id}"),
+            Some(&manager),
+            &body(&config["id"], "30 7 * * 1-5", false),
+        )
+        .await;
+    assert_eq!(status, 200, "{updated}");
+    let d = describe(&client, &id).await.unwrap();
+    assert!(d.paused(), "disabled → paused");
+    let row = callaudit_db::automation::get(
+        &mut callaudit_db::pool::get(&api.state.pool).await.unwrap(),
+        id.parse().unwrap(),
+    )
+    .await
+    .unwrap()
+    .unwrap();
+    assert_eq!(d.note(), Some(mirror::note_of(&row).as_str()));
+    // Temporal runs the new cron: its next fires are at 07:30 Paris time on weekdays.
+    let next = d.future_action_times();
+    assert!(!next.is_empty());
+    for t in next {
+        let t: chrono::DateTime<chrono::Utc> = t.into();
+        let minute = t.format("%M").to_string();
+        assert_eq!(minute, "30", "{t}");
+        let hour: u32 = t.format("%H").to_string().parse().unwrap();
+        assert!(
+            hour == 6 || hour == 5,
+            "07:30 Paris is 06:30 UTC in winter: {t}"
+        );
+    }
+
+    // Enabled again: resumed.
+    let (status, _) = api
+        .send(
+            reqwest::Method::PUT,
+            &format!("/api/automation/schedules/{id}"),
+            Some(&manager),
+            &body(&config["id"], "30 7 * * 1-5", true),
+        )
+        .await;
+    assert_eq!(status, 200);
+    assert!(!describe(&client, &id).await.unwrap().paused());
+
+    // Run now: Temporal starts a run whose id is the schedule's prefix plus the time.
+    let (status, triggered) = api
+        .send(
+            reqwest::Method::POST,
+            &format!("/api/automation/schedules/{id}/run"),
+            Some(&manager),
+            &json!({}),
+        )
+        .await;
+    assert_eq!(status, 202, "{triggered}");
+    let run = wait_for("the triggered run", T, || {
+        let client = client.clone();
+        let id = id.clone();
+        async move {
+            let d = describe(&client, &id).await?;
+            (!d.recent_actions().is_empty()).then_some(d)
+        }
+    })
+    .await;
+    assert_eq!(run.action_count(), 1);
+    let started = run.raw().info.as_ref().unwrap().recent_actions[0]
+        .start_workflow_result
+        .as_ref()
+        .unwrap()
+        .workflow_id
+        .clone();
+    assert!(
+        started.starts_with(&format!("automation:{id}-")),
+        "{started}"
+    );
+    // No worker polls this queue in this test: the run is ended here.
+    let _ = client
+        .get_workflow_handle::<temporalio_common::UntypedWorkflow>(started)
+        .terminate(Default::default())
+        .await;
+
+    // Deleted with it.
+    let resp = api
+        .http
+        .delete(format!("{}/api/automation/schedules/{id}", api.base))
+        .bearer_auth(&manager)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), 204);
+    assert!(
+        describe(&client, &id).await.is_none(),
+        "the Temporal Schedule is gone"
+    );
+    let (status, _) = api
+        .get(&format!("/api/automation/schedules/{id}"), Some(&viewer))
+        .await;
+    assert_eq!(status, 404);
+}
+
+#[tokio::test]
+async fn bad_schedules_are_refused_with_the_reason_and_nothing_is_kept() {
+    let db = test_db("auto_refused").await;
+    let queue = task_queue("auto_refused");
+    let api = spawn_api(&db.url, temporal_settings(&temporal_address(), &queue)).await;
+    let config = api.sample_config().await;
+    let manager = api.token_for("manager").await;
+    let post = |b: Value| {
+        let api = &api;
+        let manager = manager.clone();
+        async move {
+            api.send(
+                reqwest::Method::POST,
+                "/api/automation/schedules",
+                Some(&manager),
+                &b,
+            )
+            .await
+        }
+    };
+    let with = |patch: Value| {
+        let mut b = body(&config["id"], "0 6 * * *", true);
+        for (k, v) in patch.as_object().unwrap() {
+            b[k] = v.clone();
+        }
+        b
+    };
+    let cases = [
+        (with(json!({"cron": "61 * * * *"})), 400, "Temporal refuses"),
+        (with(json!({"cron": "not a cron"})), 400, "Temporal refuses"),
+        (
+            with(json!({"timezone": "Mars/Olympus_Mons"})),
+            400,
+            "Temporal refuses",
+        ),
+        (with(json!({"cron": "  "})), 400, "must not be blank"),
+        (
+            with(json!({"ficheSelection": {"daysBack": 0}})),
+            400,
+            "daysBack",
+        ),
+        (
+            with(json!({"controls": {"maxRetries": 11}})),
+            400,
+            "maxRetries",
+        ),
+        (
+            with(json!({"auditConfigId": uuid::Uuid::new_v4()})),
+            422,
+            "unknown audit configuration",
+        ),
+        (
+            with(json!({"notifications": {"webhookUrl": "http://hooks.example.com/x"}})),
+            422,
+            "https",
+        ),
+        (
+            with(json!({"notifications": {"webhookUrl": "https://user:pw@example.com/x"}})),
+            422,
+            "credentials",
+        ),
+        (
+            with(json!({"notifications": {"webhookUrl": "https://127.0.0.1/x"}})),
+            422,
+            "127.0.0.1, a non-public address",
+        ),
+        (
+            with(json!({"notifications": {"webhookUrl": "https://10.1.2.3/x"}})),
+            422,
+            "10.1.2.3, a non-public address",
+        ),
+        (
+            with(json!({"notifications": {"webhookUrl": "https://169.254.169.254/latest"}})),
+            422,
+            "169.254.169.254, a non-public address",
+        ),
+        (
+            with(json!({"notifications": {"webhookUrl": "https://localhost:8443/x"}})),
+            422,
+            "non-public address",
+        ),
+    ];
+    for (b, want, reason) in cases {
+        let (status, answer) = post(b.clone()).await;
+        assert_eq!(status, want, "{b} → {answer}");
+        let message = answer["error"]["message"].as_str().unwrap_or_default();
+        assert!(message.contains(reason), "{b} → {message}");
+    }
+    // Nothing kept: no row (so no Temporal Schedule either, see the next test).
+    let (_, page) = api.get("/api/automation/schedules", Some(&manager)).await;
+    assert_eq!(page["total"], 0);
+}
+
+#[tokio::test]
+async fn the_reconciler_repairs_drift() {
+    let db = test_db("auto_drift").await;
+    let queue = task_queue("auto_drift");
+    let api = spawn_api(&db.url, temporal_settings(&temporal_address(), &queue)).await;
+    let config = api.sample_config().await;
+    let manager = api.token_for("manager").await;
+    let client = api.state.temporal.client().await.expect("temporal");
+    let mut ids = vec![];
+    for _ in 0..3 {
+        let (status, created) = api
+            .send(
+                reqwest::Method::POST,
+                "/api/automation/schedules",
+                Some(&manager),
+                &body(&config["id"], "0 6 * * *", true),
+            )
+            .await;
+        assert_eq!(status, 201, "{created}");
+        ids.push(created["id"].as_str().unwrap().to_string());
+    }
+    // Behind the api's back: one schedule deleted, one paused, one left alone, and an
+    // orphan on this task queue with no row.
+    client
+        .get_schedule_handle(format!("automation:{}", ids[0]))
+        .delete(Default::default())
+        .await
+        .unwrap();
+    client
+        .get_schedule_handle(format!("automation:{}", ids[1]))
+        .pause(Some("by hand".to_string()), Default::default())
+        .await
+        .unwrap();
+    let orphan = uuid::Uuid::new_v4().to_string();
+    client
+        .create_schedule(
+            format!("automation:{orphan}"),
+            CreateScheduleOptions::builder()
+                .action(ScheduleAction::StartWorkflow {
+                    workflow_type: "AutomationRunWorkflow".into(),
+                    task_queue: queue.clone(),
+                    workflow_id: format!("automation:{orphan}"),
+                    input: None,
+                })
+                .spec(
+                    ScheduleSpec::builder()
+                        .cron_strings(vec!["0 6 * * *".to_string()])
+                        .build(),
+                )
+                .build(),
+        )
+        .await
+        .unwrap();
+
+    let mut conn = callaudit_db::pool::get(&api.state.pool).await.unwrap();
+    let first = mirror::reconcile(&mut conn, &client, &queue).await.unwrap();
+    assert_eq!(
+        (first.created, first.repaired, first.failed),
+        (1, 1, 0),
+        "{first:?}"
+    );
+    for id in &ids {
+        let d = describe(&client, id)
+            .await
+            .expect("every row has its schedule");
+        assert!(!d.paused(), "{id} runs");
+    }
+    // The orphan goes once the list of schedules shows it (Temporal's visibility lags
+    // a little).
+    let deleted = if first.deleted > 0 {
+        first.deleted
+    } else {
+        wait_for("the orphan deleted", T, || {
+            let (client, queue, pool) = (client.clone(), queue.clone(), api.state.pool.clone());
+            async move {
+                let mut conn = callaudit_db::pool::get(&pool).await.unwrap();
+                let report = mirror::reconcile(&mut conn, &client, &queue).await.unwrap();
+                (report.deleted > 0).then_some(report.deleted)
+            }
+        })
+        .await
+    };
+    assert!(
+        describe(&client, &orphan).await.is_none(),
+        "the orphan is gone"
+    );
+    assert_eq!(deleted, 1);
+    // In line now: a second pass changes nothing.
+    let again = mirror::reconcile(&mut conn, &client, &queue).await.unwrap();
+    assert_eq!(again, mirror::ReconcileReport::default());
+    for id in &ids {
+        mirror::remove(&client, id).await.unwrap();
+    }
+}

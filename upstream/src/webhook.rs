@@ -1,0 +1,268 @@
+//! Outgoing webhooks and their SSRF guard. A webhook URL is accepted only when it is
+//! `https` (plain `http` only for an origin listed in `WEBHOOK_ALLOWED_ORIGINS`), carries
+//! no credentials, and its host — resolved here, never by a proxy — has only public
+//! addresses: loopback, private, link-local (169.254.169.254 included), CGNAT,
+//! multicast, broadcast/reserved, IPv6 unique-local and link-local, and IPv4-mapped
+//! addresses are refused unless the origin is allowlisted. A delivery connects to the
+//! address checked, so a name that resolves elsewhere the second time is not followed.
+
+use reqwest::Url;
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
+
+/// Which origins may be reached despite the address rules (`WEBHOOK_ALLOWED_ORIGINS`).
+#[derive(Debug, Clone, Default)]
+pub struct WebhookPolicy {
+    origins: Vec<String>,
+}
+
+impl WebhookPolicy {
+    /// A policy allowing `origins` (`scheme://host[:port]`; entries that are not URLs
+    /// are ignored).
+    pub fn new<S: AsRef<str>>(origins: &[S]) -> Self {
+        let origins = origins
+            .iter()
+            .filter_map(|o| Url::parse(o.as_ref().trim()).ok())
+            .map(|u| u.origin().ascii_serialization())
+            .filter(|o| o != "null")
+            .collect();
+        Self { origins }
+    }
+
+    /// Whether `url`'s origin is allowlisted.
+    pub fn allows(&self, url: &Url) -> bool {
+        let origin = url.origin().ascii_serialization();
+        self.origins.contains(&origin)
+    }
+}
+
+/// Why a webhook URL is refused.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum WebhookUrlError {
+    /// Not an absolute URL.
+    #[error("the webhook URL is not a valid absolute URL: {0}")]
+    Invalid(String),
+    /// Neither https nor an allowlisted http origin.
+    #[error("the webhook URL must use https (http only for an origin in WEBHOOK_ALLOWED_ORIGINS)")]
+    Scheme,
+    /// User name or password in the URL.
+    #[error("the webhook URL must not carry credentials")]
+    Credentials,
+    /// The host could not be resolved.
+    #[error("the webhook host {host} could not be resolved: {reason}")]
+    Unresolved {
+        /// Host name.
+        host: String,
+        /// Why.
+        reason: String,
+    },
+    /// The host resolves to an address that is not public.
+    #[error("the webhook host {host} resolves to {addr}, a non-public address")]
+    Forbidden {
+        /// Host name.
+        host: String,
+        /// The refused address.
+        addr: IpAddr,
+    },
+}
+
+/// A URL that passed the guard, with the addresses to connect to.
+#[derive(Debug, Clone)]
+pub struct CheckedUrl {
+    /// The URL.
+    pub url: Url,
+    /// Its host's addresses, all checked.
+    pub addrs: Vec<SocketAddr>,
+}
+
+/// Checks `raw` against the rules and `policy`, resolving its host.
+pub async fn check(raw: &str, policy: &WebhookPolicy) -> Result<CheckedUrl, WebhookUrlError> {
+    let url = Url::parse(raw.trim()).map_err(|e| WebhookUrlError::Invalid(e.to_string()))?;
+    let allowlisted = policy.allows(&url);
+    match url.scheme() {
+        "https" => {}
+        "http" if allowlisted => {}
+        _ => return Err(WebhookUrlError::Scheme),
+    }
+    if !url.username().is_empty() || url.password().is_some() {
+        return Err(WebhookUrlError::Credentials);
+    }
+    let host = url
+        .host_str()
+        .ok_or_else(|| WebhookUrlError::Invalid("no host".into()))?
+        .trim_start_matches('[')
+        .trim_end_matches(']')
+        .to_string();
+    let port = url
+        .port_or_known_default()
+        .ok_or_else(|| WebhookUrlError::Invalid("no port".into()))?;
+    let addrs: Vec<SocketAddr> = match host.parse::<IpAddr>() {
+        Ok(ip) => vec![SocketAddr::new(ip, port)],
+        Err(_) => tokio::net::lookup_host((host.as_str(), port))
+            .await
+            .map_err(|e| WebhookUrlError::Unresolved {
+                host: host.clone(),
+                reason: e.to_string(),
+            })?
+            .collect(),
+    };
+    if addrs.is_empty() {
+        return Err(WebhookUrlError::Unresolved {
+            host,
+            reason: "no address".into(),
+        });
+    }
+    if !allowlisted && let Some(bad) = addrs.iter().find(|a| is_forbidden(a.ip())) {
+        return Err(WebhookUrlError::Forbidden {
+            host,
+            addr: bad.ip(),
+        });
+    }
+    Ok(CheckedUrl { url, addrs })
+}
+
+/// Whether `ip` is an address a webhook must never reach (unless allowlisted).
+pub fn is_forbidden(ip: IpAddr) -> bool {
+    match ip {
+        IpAddr::V4(v4) => forbidden_v4(v4),
+        IpAddr::V6(v6) => forbidden_v6(v6),
+    }
+}
+
+fn forbidden_v4(ip: Ipv4Addr) -> bool {
+    let [a, b, c, _] = ip.octets();
+    ip.is_unspecified()
+        || a == 0
+        || ip.is_loopback()
+        || ip.is_private()
+        || ip.is_link_local()
+        || (a == 100 && (64..=127).contains(&b))
+        || ip.is_multicast()
+        || a >= 240
+        || (a == 192 && b == 0 && c == 0)
+        || (a == 198 && (b == 18 || b == 19))
+        || ip.is_documentation()
+}
+
+fn forbidden_v6(ip: Ipv6Addr) -> bool {
+    let seg = ip.segments();
+    ip.is_unspecified()
+        || ip.is_loopback()
+        || ip.is_multicast()
+        // Unique local fc00::/7.
+        || (seg[0] & 0xfe00) == 0xfc00
+        // Link-local fe80::/10 and the old site-local fec0::/10.
+        || (seg[0] & 0xffc0) == 0xfe80
+        || (seg[0] & 0xffc0) == 0xfec0
+        // IPv4-mapped ::ffff:0:0/96 and IPv4-compatible ::/96.
+        || ip.to_ipv4_mapped().is_some()
+        || (seg[..6].iter().all(|s| *s == 0))
+        // NAT64 64:ff9b::/96 and documentation 2001:db8::/32.
+        || (seg[0] == 0x64 && seg[1] == 0xff9b)
+        || (seg[0] == 0x2001 && seg[1] == 0x0db8)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn refused(raw: &str) -> WebhookUrlError {
+        let rt = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .unwrap();
+        rt.block_on(check(raw, &WebhookPolicy::default()))
+            .expect_err(raw)
+    }
+
+    #[test]
+    fn non_public_addresses_are_forbidden() {
+        for ip in [
+            "127.0.0.1",
+            "127.9.9.9",
+            "10.1.2.3",
+            "172.16.0.1",
+            "172.31.255.255",
+            "192.168.1.1",
+            "169.254.169.254",
+            "100.64.0.1",
+            "100.127.255.254",
+            "224.0.0.1",
+            "255.255.255.255",
+            "0.0.0.0",
+            "::1",
+            "::",
+            "fc00::1",
+            "fd12:3456::1",
+            "fe80::1",
+            "ff02::1",
+            "::ffff:8.8.8.8",
+            "::ffff:127.0.0.1",
+        ] {
+            assert!(
+                is_forbidden(ip.parse().unwrap()),
+                "{ip} should be forbidden"
+            );
+        }
+        for ip in [
+            "8.8.8.8",
+            "1.1.1.1",
+            "172.32.0.1",
+            "100.128.0.1",
+            "2606:4700::1111",
+        ] {
+            assert!(!is_forbidden(ip.parse().unwrap()), "{ip} should be allowed");
+        }
+    }
+
+    #[test]
+    fn urls_are_refused_with_their_reason() {
+        assert_eq!(refused("http://8.8.8.8/hook"), WebhookUrlError::Scheme);
+        assert_eq!(refused("ftp://8.8.8.8/hook"), WebhookUrlError::Scheme);
+        assert_eq!(
+            refused("https://user:pw@8.8.8.8/hook"),
+            WebhookUrlError::Credentials
+        );
+        assert!(matches!(refused("not a url"), WebhookUrlError::Invalid(_)));
+        for (raw, addr) in [
+            ("https://127.0.0.1/hook", "127.0.0.1"),
+            ("https://10.0.0.5:8443/hook", "10.0.0.5"),
+            (
+                "https://169.254.169.254/latest/meta-data",
+                "169.254.169.254",
+            ),
+            ("https://[::1]/hook", "::1"),
+            ("https://[::ffff:127.0.0.1]/hook", "::ffff:127.0.0.1"),
+            ("https://localhost/hook", "127.0.0.1"),
+        ] {
+            match refused(raw) {
+                WebhookUrlError::Forbidden { addr: got, .. } => {
+                    // `localhost` may resolve to ::1 first.
+                    assert!(got.to_string() == addr || got.is_loopback(), "{raw}: {got}");
+                }
+                other => panic!("{raw}: {other:?}"),
+            }
+        }
+    }
+
+    #[test]
+    fn an_allowlisted_origin_may_use_http_and_a_local_address() {
+        let policy = WebhookPolicy::new(&["http://127.0.0.1:9999", "garbage"]);
+        let rt = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .unwrap();
+        let ok = rt
+            .block_on(check("http://127.0.0.1:9999/hook", &policy))
+            .unwrap();
+        assert_eq!(ok.addrs, vec!["127.0.0.1:9999".parse().unwrap()]);
+        // Another port of the same host is another origin.
+        assert!(matches!(
+            rt.block_on(check("http://127.0.0.1:9998/hook", &policy)),
+            Err(WebhookUrlError::Scheme)
+        ));
+        assert!(matches!(
+            rt.block_on(check("https://127.0.0.1:9998/hook", &policy)),
+            Err(WebhookUrlError::Forbidden { .. })
+        ));
+    }
+}
