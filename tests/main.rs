@@ -15,6 +15,7 @@ mod chat;
 mod events_stream;
 mod fetch_jobs;
 mod fiches;
+mod gate_modes;
 mod foundation;
 mod observability;
 mod personal_data;

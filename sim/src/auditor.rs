@@ -224,6 +224,62 @@ pub(crate) fn evaluate(index: Value, point: &str, segs: &[Segment]) -> Verdict {
     }
 }
 
+/// Rewords the citations of `v` as `mode` says; `recordings` are the fiche's recording
+/// ids (for [`crate::QuoteMode::OtherRecording`]).
+pub(crate) fn distort(v: &mut Verdict, mode: crate::QuoteMode, recordings: &[String]) {
+    use crate::QuoteMode;
+    for c in &mut v.citations {
+        match mode {
+            QuoteMode::Verbatim => {}
+            QuoteMode::Paraphrase => {
+                let words: Vec<&str> = c.quote.split_whitespace().collect();
+                let keep = words.len().div_ceil(2).max(1);
+                c.quote = format!(
+                    "{}, enfin c'est ce qui a été dit en substance à ce moment de l'échange",
+                    words[..keep.min(words.len())].join(" ")
+                );
+            }
+            QuoteMode::WrongSpeaker => {
+                c.speaker = Some(match c.speaker.as_deref() {
+                    Some(crate::dataset::SPEAKER_CONSEILLER) => {
+                        crate::dataset::SPEAKER_CLIENT.to_owned()
+                    }
+                    _ => crate::dataset::SPEAKER_CONSEILLER.to_owned(),
+                });
+            }
+            QuoteMode::ShiftTime => c.start_s = Some(c.start_s.unwrap_or(0.0) + 60.0),
+            QuoteMode::OtherRecording => {
+                if let Some(other) = recordings.iter().find(|r| **r != c.recording_id) {
+                    c.recording_id = other.clone();
+                }
+            }
+            QuoteMode::AsrNoise => c.quote = asr_noise(&c.quote),
+        }
+    }
+}
+
+/// What another speech-to-text run might write: accents dropped, the last letter of
+/// every fourth long word doubled. Figures and word boundaries stay.
+fn asr_noise(quote: &str) -> String {
+    use unicode_normalization::UnicodeNormalization;
+    let plain: String = quote
+        .nfd()
+        .filter(|c| !unicode_normalization::char::is_combining_mark(*c))
+        .collect();
+    plain
+        .split(' ')
+        .enumerate()
+        .map(|(i, w)| {
+            let long = w.chars().filter(|c| c.is_alphabetic()).count() >= 5;
+            match w.chars().last() {
+                Some(last) if i % 4 == 1 && long && last.is_alphabetic() => format!("{w}{last}"),
+                _ => w.to_owned(),
+            }
+        })
+        .collect::<Vec<_>>()
+        .join(" ")
+}
+
 /// Turns a verdict into a fabricated PRESENT claim backed by an invented quote:
 /// the quote is added to real citations of a PRESENT point, and replaces the
 /// citations of any other point.

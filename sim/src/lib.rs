@@ -86,6 +86,9 @@ pub struct SimConfig {
     pub stream_interval_ms: u64,
     /// Whether the simulated auditor invents citations.
     pub fabricate: Fabricate,
+    /// How the simulated auditor words its citations (verbatim by default; the other
+    /// modes make the evidence gate see realistic near misses).
+    pub quote_mode: QuoteMode,
     /// Control points the simulated auditor leaves out of every step answer, by
     /// position in the step's list (0-based, the `index` of the prompt), as a model that
     /// skips points does.
@@ -114,6 +117,7 @@ impl Default for SimConfig {
             stream_break_rate: 0.0,
             stream_interval_ms: 0,
             fabricate: Fabricate::Never,
+            quote_mode: QuoteMode::Verbatim,
             omit_points: Vec::new(),
             duplicate_points: Vec::new(),
             seed: 0,
@@ -184,6 +188,27 @@ pub enum Fabricate {
     /// Invent for each control point with this probability (0–1).
     #[serde(alias = "rate")]
     Rate(f64),
+}
+
+/// How the simulated auditor quotes what it found (after deciding the statuses, so the
+/// verdict it claims is the same in every mode).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum QuoteMode {
+    /// The words as transcribed, with their recording, time and speaker (the default).
+    #[default]
+    Verbatim,
+    /// The same idea in other words: the second half of the quote reworded.
+    Paraphrase,
+    /// The right words attributed to the other speaker.
+    WrongSpeaker,
+    /// The right words and speaker, a minute away from where they were said.
+    ShiftTime,
+    /// The right words, said to be in another recording of the fiche.
+    OtherRecording,
+    /// The right words as another speech-to-text run would spell them (accents dropped,
+    /// a letter doubled here and there).
+    AsrNoise,
 }
 
 /// The API keys the simulators accept when key checks are on.

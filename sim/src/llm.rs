@@ -608,6 +608,12 @@ fn run_model(state: &SimState, req: &ChatReq) -> Outcome {
             auditor::fabricate(v, &fallback_rec, n);
         }
     }
+    if cfg.quote_mode != crate::QuoteMode::Verbatim {
+        let ids: Vec<String> = recordings.iter().map(|(id, _)| id.clone()).collect();
+        for v in &mut verdicts {
+            auditor::distort(v, cfg.quote_mode, &ids);
+        }
+    }
     // A model that skips or repeats control points (after the draws above, so a run
     // with the same seed draws the same numbers).
     let verdicts: Vec<auditor::Verdict> = verdicts
