@@ -12,6 +12,7 @@ mod batches;
 mod bench_smoke;
 mod browser;
 mod chat;
+mod claims;
 mod events_stream;
 mod fetch_jobs;
 mod fiches;
