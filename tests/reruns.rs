@@ -200,6 +200,24 @@ async fn a_step_rerun_replaces_the_step_recomputes_the_summary_and_keeps_old_and
     assert_eq!(items[0]["outcome"]["audit_score"].as_f64(), Some(100.0));
     assert_eq!(items[0]["outcome"]["step_conforme"], "CONFORME");
 
+    // Operators find the rerun in Temporal by its audit and kind.
+    let client = callaudit_api::temporal::connect(
+        &temporal_settings(&temporal_address(), &sc.queue),
+        Duration::from_secs(5),
+    )
+    .await
+    .expect("temporal");
+    let query = format!("AuditId = '{id}' AND RunKind = 'rerun' AND FicheId = 'FICHE-1001'");
+    wait_for("the rerun to be visible", T, || async {
+        let n = client
+            .count_workflows(query.clone(), Default::default())
+            .await
+            .expect("count")
+            .count();
+        (n == 1).then_some(())
+    })
+    .await;
+
     // The audit's cost counts the rerun's LLM use: one request for the step, one for the
     // rerun, and their tokens added up.
     assert_eq!(before["cost"]["llm_requests"], 1, "{}", before["cost"]);
