@@ -8,8 +8,8 @@
 //! `window` the sliding window the audit runs its steps in.
 
 mod audit;
-mod day_fetch;
 mod batch;
+mod day_fetch;
 mod failure;
 pub mod options;
 mod progressive_fetch;
@@ -20,8 +20,8 @@ mod transcription;
 pub mod window;
 
 pub use audit::{AuditWorkflow, STEP_SLIDING_WINDOW_PATCH};
-pub use day_fetch::{DayFetchWorkflow, JOB_CRM_ATTEMPTS};
 pub use batch::BatchAuditWorkflow;
+pub use day_fetch::{DayFetchWorkflow, JOB_CRM_ATTEMPTS};
 pub use failure::failure_chain;
 pub use progressive_fetch::ProgressiveFetchWorkflow;
 pub use rerun::AuditRerunWorkflow;
