@@ -105,3 +105,98 @@ async fn the_audit_list_pages_newest_first_and_filters_by_fiche() {
     let (status, _) = api.get("/api/audits?limit=0", Some(&token)).await;
     assert_eq!(status, 400);
 }
+
+/// (position, score, conforme) of each step of an audit.
+fn steps(audit: &serde_json::Value) -> Vec<(i64, f64, String)> {
+    audit["steps"]
+        .as_array()
+        .expect("steps")
+        .iter()
+        .map(|s| {
+            (
+                s["position"].as_i64().unwrap(),
+                s["score"].as_f64().unwrap(),
+                s["conforme"].as_str().unwrap().to_string(),
+            )
+        })
+        .collect()
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn the_readme_fiches_score_as_it_says_with_the_sample_configuration() {
+    let sc =
+        crate::audit_pipeline::Scenario::without_api_crm("readme_fiches", Default::default()).await;
+    let config = sc.config(6).await;
+    let _w = sc.worker(&[]);
+    let full = |p: i64, w: f64| (p, w, "CONFORME".to_string());
+    // Weights 10, 20 (critical), 15, 20, 20 (critical), 15: 100 in all.
+    // FICHE-1001: every point found: 100.0 EXCELLENT.
+    // FICHE-1002: the recording is never announced, step 2 (critical) NON_CONFORME:
+    //   100 × 80 / 100 = 80.0, and the critical failure forces REJET.
+    // FICHE-1003: step 5 has one of its three points missing: 20 × 2/3 = 13.33…;
+    //   100 × 93.33 / 100 = 93.3 EXCELLENT (no critical step NON_CONFORME).
+    let expected = [
+        (
+            "FICHE-1001",
+            100.0,
+            "EXCELLENT",
+            false,
+            vec![
+                full(1, 10.0),
+                full(2, 20.0),
+                full(3, 15.0),
+                full(4, 20.0),
+                full(5, 20.0),
+                full(6, 15.0),
+            ],
+        ),
+        (
+            "FICHE-1002",
+            80.0,
+            "REJET",
+            true,
+            vec![
+                full(1, 10.0),
+                (2, 0.0, "NON_CONFORME".to_string()),
+                full(3, 15.0),
+                full(4, 20.0),
+                full(5, 20.0),
+                full(6, 15.0),
+            ],
+        ),
+        (
+            "FICHE-1003",
+            93.3,
+            "EXCELLENT",
+            false,
+            vec![
+                full(1, 10.0),
+                full(2, 20.0),
+                full(3, 15.0),
+                full(4, 20.0),
+                (5, 40.0 / 3.0, "PARTIEL".to_string()),
+                full(6, 15.0),
+            ],
+        ),
+    ];
+    for (fiche, score, niveau, critical, want) in expected {
+        let id = sc.run(fiche, &config).await;
+        let a = sc.completed(&id).await;
+        assert_eq!(a["score"].as_f64(), Some(score), "{fiche}: {a}");
+        assert_eq!(a["niveau"], niveau, "{fiche}");
+        assert_eq!(a["critical"], critical, "{fiche}");
+        let got = steps(&a);
+        assert_eq!(got.len(), want.len(), "{fiche}");
+        for (g, w) in got.iter().zip(&want) {
+            assert_eq!(g.0, w.0, "{fiche}");
+            assert!(
+                (g.1 - w.1).abs() < 1e-9,
+                "{fiche} step {}: {} vs {}",
+                g.0,
+                g.1,
+                w.1
+            );
+            assert_eq!(g.2, w.2, "{fiche} step {}", g.0);
+        }
+    }
+}
