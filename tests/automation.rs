@@ -407,3 +407,120 @@ async fn the_reconciler_repairs_drift() {
         mirror::remove(&client, id).await.unwrap();
     }
 }
+
+/// Days from 2026-11-02 (the simulator's first built-in sale day) to yesterday in
+/// Europe/Paris (UTC+1 in winter), so a run's window holds every built-in sale but
+/// FICHE-1011 (2026-10-15).
+fn days_back_to_first_sale() -> i64 {
+    let today_paris = (chrono::Utc::now() + chrono::Duration::hours(1)).date_naive();
+    (today_paris - chrono::NaiveDate::from_ymd_opt(2026, 11, 2).unwrap()).num_days()
+}
+
+#[tokio::test]
+async fn a_run_selects_the_matching_fiches_ignores_the_over_limit_ones_and_audits_the_rest() {
+    let sc =
+        crate::audit_pipeline::Scenario::new("auto_run", callaudit_sim::SimConfig::default()).await;
+    let _w = sc.worker(&[]);
+    let config = sc.config(1).await;
+    let days_back = days_back_to_first_sale();
+    let (status, created) = sc
+        .api
+        .send(
+            reqwest::Method::POST,
+            "/api/automation/schedules",
+            Some(&sc.manager),
+            &json!({
+                "name": "MDP, one recording at most",
+                "cron": "0 6 * * *",
+                "enabled": false,
+                "auditConfigId": config,
+                "ficheSelection": {"daysBack": days_back, "groupes": ["MDP"],
+                                   "maxRecordingsPerFiche": 1},
+                "controls": {"continueOnError": true}
+            }),
+        )
+        .await;
+    assert_eq!(status, 201, "{created}");
+    let id: uuid::Uuid = created["id"].as_str().unwrap().parse().unwrap();
+    let (status, _) = sc
+        .api
+        .send(
+            reqwest::Method::POST,
+            &format!("/api/automation/schedules/{id}/run"),
+            Some(&sc.manager),
+            &json!({}),
+        )
+        .await;
+    assert_eq!(status, 202);
+    let pool = sc.api.state.pool.clone();
+    let run = wait_for("the run ended", Duration::from_secs(240), || {
+        let pool = pool.clone();
+        async move {
+            let mut conn = callaudit_db::pool::get(&pool).await.ok()?;
+            let (runs, _) = callaudit_db::automation::list_runs(&mut conn, Some(id), 10, 0)
+                .await
+                .ok()?;
+            runs.into_iter().find(|r| r.status != "running")
+        }
+    })
+    .await;
+    // The simulator's MDP sales of the window: FICHE-1002 (1 recording), FICHE-1004 (2),
+    // FICHE-1009 (1), FICHE-1006 (3), FICHE-1008 (1); the NCA ones are left out by
+    // groupes. Over the limit of one recording: FICHE-1004 and FICHE-1006.
+    assert_eq!(
+        run.status, "completed",
+        "{:?} {}",
+        run.error, run.result_summary
+    );
+    let s = &run.result_summary;
+    assert_eq!(s["selected"], 3, "{s}");
+    assert_eq!(s["audited"], 3, "{s}");
+    assert_eq!(s["failed"], 0, "{s}");
+    assert_eq!(s["transcribed"], 3, "{s}");
+    assert_eq!(s["fetch"]["days"], days_back, "{s}");
+    assert_eq!(s["fetch"]["daysFailed"], 0, "{s}");
+    assert_eq!(s["fetch"]["found"], 5, "{s}");
+    assert_eq!(
+        run.ignored_fiches,
+        json!([
+            {"fiche_id": "FICHE-1004", "reason": "2 recordings, above maxRecordingsPerFiche 1"},
+            {"fiche_id": "FICHE-1006", "reason": "3 recordings, above maxRecordingsPerFiche 1"},
+        ])
+    );
+    assert_eq!(s["ignored"], run.ignored_fiches);
+    assert!(
+        run.workflow_id.starts_with(&format!("automation:{id}-")),
+        "{}",
+        run.workflow_id
+    );
+    // The audits are the batch's (same id as the run), one per selected fiche, completed.
+    let mut conn = callaudit_db::pool::get(&pool).await.unwrap();
+    let items = callaudit_db::batches::items(&mut conn, run.id, 10, 0)
+        .await
+        .unwrap();
+    let fiches: Vec<&str> = items.iter().map(|i| i.fiche_id.as_str()).collect();
+    assert_eq!(fiches, ["FICHE-1002", "FICHE-1009", "FICHE-1008"]);
+    // The event that ended it.
+    let client = sc.api.state.temporal.client().await.unwrap();
+    let described = client
+        .get_workflow_handle::<temporalio_common::UntypedWorkflow>(run.workflow_id.clone())
+        .describe(Default::default())
+        .await
+        .unwrap();
+    let attrs = described
+        .raw_description
+        .workflow_execution_info
+        .as_ref()
+        .unwrap()
+        .search_attributes
+        .as_ref()
+        .unwrap();
+    let keyword = |k: &str| {
+        attrs
+            .indexed_fields
+            .get(k)
+            .map(|p| String::from_utf8_lossy(&p.data).to_string())
+    };
+    assert_eq!(keyword("ScheduleId"), Some(format!("\"{id}\"")));
+    assert_eq!(keyword("RunKind"), Some("\"automation\"".to_string()));
+}

@@ -9,6 +9,7 @@
 
 pub mod analyze;
 mod audit;
+mod automation;
 mod batch;
 mod fetch_job;
 mod fiche;
@@ -266,6 +267,36 @@ impl WorkerActivities {
     ) -> Result<(), ActivityError> {
         self.fail_batch_run(input).await
     }
+
+    /// `automation.start_run` ([`automation`]).
+    #[activity(name = "automation.start_run")]
+    pub async fn start_automation_run(
+        self: Arc<Self>,
+        _ctx: ActivityContext,
+        input: callaudit_domain::automation::StartRunInput,
+    ) -> Result<callaudit_domain::automation::RunPlan, ActivityError> {
+        self.start_run(input).await
+    }
+
+    /// `automation.select_fiches` ([`automation`]).
+    #[activity(name = "automation.select_fiches")]
+    pub async fn select_automation_fiches(
+        self: Arc<Self>,
+        _ctx: ActivityContext,
+        input: callaudit_domain::automation::SelectInput,
+    ) -> Result<callaudit_domain::automation::RunSelection, ActivityError> {
+        self.select_run_fiches(input).await
+    }
+
+    /// `automation.finish_run` ([`automation`]).
+    #[activity(name = "automation.finish_run")]
+    pub async fn finish_automation_run(
+        self: Arc<Self>,
+        _ctx: ActivityContext,
+        input: callaudit_domain::automation::FinishRunInput,
+    ) -> Result<callaudit_domain::automation::RunOutcome, ActivityError> {
+        self.finish_run(input).await
+    }
 }
 
 #[cfg(test)]
@@ -367,6 +398,18 @@ mod tests {
         same(
             CallauditActivities::fail_batch,
             WorkerActivities::fail_batch,
+        );
+        same(
+            CallauditActivities::start_automation_run,
+            WorkerActivities::start_automation_run,
+        );
+        same(
+            CallauditActivities::select_automation_fiches,
+            WorkerActivities::select_automation_fiches,
+        );
+        same(
+            CallauditActivities::finish_automation_run,
+            WorkerActivities::finish_automation_run,
         );
     }
 }

@@ -27,6 +27,9 @@ pub struct WorkerActivities {
     pub model_audit: String,
     /// What is redacted before the LLM (`PII_REDACTION`).
     pub pii_redaction: callaudit_domain::personal_data::PiiRedaction,
+    /// Fiches with more recordings are left out of automation runs whose schedule names
+    /// no limit (`AUTOMATION_MAX_RECORDINGS_PER_FICHE`; 0: no limit).
+    pub automation_max_recordings_per_fiche: u32,
 }
 
 impl std::fmt::Debug for WorkerActivities {

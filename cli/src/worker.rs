@@ -54,6 +54,7 @@ pub async fn run(args: WorkerArgs) -> anyhow::Result<()> {
         .register_workflow::<callaudit_workflows::DayFetchWorkflow>()?
         .register_workflow::<callaudit_workflows::RetentionWorkflow>()?
         .register_workflow::<callaudit_workflows::BatchAuditWorkflow>()?
+        .register_workflow::<callaudit_workflows::AutomationRunWorkflow>()?
         .register_activities(activities);
     let telemetry = metrics.map(|m| m.telemetry).unwrap_or_default();
     serve(client, &settings, options, telemetry).await
@@ -202,5 +203,6 @@ fn build_activities(
         llm,
         model_audit: up.openai_model_audit.clone(),
         pii_redaction: up.pii_redaction,
+        automation_max_recordings_per_fiche: args.notify.automation_max_recordings_per_fiche,
     })
 }

@@ -162,3 +162,190 @@ pub async fn all(conn: &mut AsyncPgConnection) -> DbResult<Vec<ScheduleRow>> {
         .load(conn)
         .await?)
 }
+
+use crate::schema::automation_runs as runs;
+use chrono::NaiveDate;
+
+/// A stored run.
+#[derive(Debug, Clone, diesel::Queryable, diesel::Selectable)]
+#[diesel(table_name = runs)]
+pub struct RunRow {
+    /// Id (its batch of audits has the same id).
+    pub id: Uuid,
+    /// Its schedule.
+    pub schedule_id: Uuid,
+    /// The time it was scheduled for.
+    pub scheduled_at: DateTime<Utc>,
+    /// `running`, `completed`, `partial` or `failed`.
+    pub status: String,
+    /// Its `AutomationRunWorkflow`.
+    pub workflow_id: String,
+    /// Counts and durations (`resultSummary`).
+    pub result_summary: serde_json::Value,
+    /// Fiches left out, with their reasons.
+    pub ignored_fiches: serde_json::Value,
+    /// Why it failed.
+    pub error: Option<String>,
+    /// Started at.
+    pub started_at: DateTime<Utc>,
+    /// Ended at.
+    pub completed_at: Option<DateTime<Utc>>,
+}
+
+/// Records a run once per schedule and scheduled time (a retried activity finds it).
+pub async fn start_run(
+    conn: &mut AsyncPgConnection,
+    schedule_id: Uuid,
+    workflow_id: &str,
+    scheduled_at: DateTime<Utc>,
+) -> DbResult<RunRow> {
+    diesel::insert_into(runs::table)
+        .values((
+            runs::id.eq(Uuid::new_v4()),
+            runs::schedule_id.eq(schedule_id),
+            runs::scheduled_at.eq(scheduled_at),
+            runs::workflow_id.eq(workflow_id),
+        ))
+        .on_conflict((runs::schedule_id, runs::scheduled_at))
+        .do_nothing()
+        .execute(&mut *conn)
+        .await?;
+    Ok(runs::table
+        .filter(runs::schedule_id.eq(schedule_id))
+        .filter(runs::scheduled_at.eq(scheduled_at))
+        .select(RunRow::as_select())
+        .first(conn)
+        .await?)
+}
+
+#[derive(diesel::QueryableByName)]
+struct Day {
+    #[diesel(sql_type = diesel::sql_types::Date)]
+    day: NaiveDate,
+}
+
+/// The `days_back` days before `at`'s day in `timezone`, oldest first.
+pub async fn window_days(
+    conn: &mut AsyncPgConnection,
+    at: DateTime<Utc>,
+    timezone: &str,
+    days_back: u32,
+) -> DbResult<Vec<NaiveDate>> {
+    use diesel::sql_types::{Integer, Text, Timestamptz};
+    let rows: Vec<Day> = diesel::sql_query(
+        "SELECT ((($1 AT TIME ZONE $2)::date) - g)::date AS day \
+         FROM generate_series(1, $3) g ORDER BY 1",
+    )
+    .bind::<Timestamptz, _>(at)
+    .bind::<Text, _>(timezone)
+    .bind::<Integer, _>(i32::try_from(days_back).unwrap_or(i32::MAX))
+    .load(conn)
+    .await?;
+    Ok(rows.into_iter().map(|d| d.day).collect())
+}
+
+/// Records the fiches a run leaves out.
+pub async fn set_ignored(
+    conn: &mut AsyncPgConnection,
+    run_id: Uuid,
+    ignored: &serde_json::Value,
+) -> DbResult<()> {
+    diesel::update(runs::table.find(run_id))
+        .set(runs::ignored_fiches.eq(ignored))
+        .execute(conn)
+        .await?;
+    Ok(())
+}
+
+/// Ends a running run with its status and summary; returns it as it stands (a run that
+/// had ended is left as it was).
+pub async fn finish_run(
+    conn: &mut AsyncPgConnection,
+    run_id: Uuid,
+    status: &str,
+    summary: &serde_json::Value,
+    error: Option<&str>,
+) -> DbResult<RunRow> {
+    diesel::update(runs::table.find(run_id).filter(runs::status.eq("running")))
+        .set((
+            runs::status.eq(status),
+            runs::result_summary.eq(summary),
+            runs::error.eq(error),
+            runs::completed_at.eq(diesel::dsl::now),
+        ))
+        .execute(&mut *conn)
+        .await?;
+    Ok(runs::table
+        .find(run_id)
+        .select(RunRow::as_select())
+        .first(conn)
+        .await?)
+}
+
+/// A run.
+pub async fn get_run(conn: &mut AsyncPgConnection, id: Uuid) -> DbResult<Option<RunRow>> {
+    Ok(runs::table
+        .find(id)
+        .select(RunRow::as_select())
+        .first(conn)
+        .await
+        .optional()?)
+}
+
+/// A page of runs, newest scheduled first (of one schedule, or all).
+pub async fn list_runs(
+    conn: &mut AsyncPgConnection,
+    schedule_id: Option<Uuid>,
+    limit: i64,
+    offset: i64,
+) -> DbResult<(Vec<RunRow>, i64)> {
+    let mut q = runs::table.into_boxed();
+    let mut c = runs::table.into_boxed();
+    if let Some(s) = schedule_id {
+        q = q.filter(runs::schedule_id.eq(s));
+        c = c.filter(runs::schedule_id.eq(s));
+    }
+    let rows = q
+        .order((runs::scheduled_at.desc(), runs::id.desc()))
+        .limit(limit)
+        .offset(offset)
+        .select(RunRow::as_select())
+        .load(&mut *conn)
+        .await?;
+    let total = c.count().get_result(conn).await?;
+    Ok((rows, total))
+}
+
+/// The recordings count of each of `fiche_ids` that is cached.
+pub async fn recordings_counts(
+    conn: &mut AsyncPgConnection,
+    fiche_ids: &[String],
+) -> DbResult<Vec<(String, i32)>> {
+    use crate::schema::fiches;
+    Ok(fiches::table
+        .filter(fiches::fiche_id.eq_any(fiche_ids))
+        .select((fiches::fiche_id, fiches::recordings_count))
+        .load(conn)
+        .await?)
+}
+
+#[derive(diesel::QueryableByName)]
+struct Count {
+    #[diesel(sql_type = diesel::sql_types::BigInt)]
+    n: i64,
+}
+
+/// Fiches of batch `batch_id` whose every recording has a completed transcription.
+pub async fn transcribed_fiches(conn: &mut AsyncPgConnection, batch_id: Uuid) -> DbResult<i64> {
+    let row: Count = diesel::sql_query(
+        "SELECT count(*) AS n FROM audit_batch_items i WHERE i.batch_id = $1 \
+           AND EXISTS (SELECT 1 FROM recordings r WHERE r.fiche_id = i.fiche_id) \
+           AND NOT EXISTS (SELECT 1 FROM recordings r WHERE r.fiche_id = i.fiche_id \
+                 AND NOT EXISTS (SELECT 1 FROM transcriptions t \
+                       WHERE t.recording_id = r.recording_id AND t.status = 'completed'))",
+    )
+    .bind::<diesel::sql_types::Uuid, _>(batch_id)
+    .get_result(conn)
+    .await?;
+    Ok(row.n)
+}

@@ -162,4 +162,29 @@ impl CallauditActivities {
     pub fn fail_batch(_input: BatchFailure) -> Result<(), ActivityError> {
         unimplemented!()
     }
+
+    /// Records an automation run once (per schedule and scheduled time); returns its plan.
+    #[activity(name = "automation.start_run")]
+    pub fn start_automation_run(
+        _input: crate::automation::StartRunInput,
+    ) -> Result<crate::automation::RunPlan, ActivityError> {
+        unimplemented!()
+    }
+
+    /// Selects the run's fiches among the cached ones (filters, limits, ignored with
+    /// reasons) and stores their batch; returns the selection.
+    #[activity(name = "automation.select_fiches")]
+    pub fn select_automation_fiches(
+        _input: crate::automation::SelectInput,
+    ) -> Result<crate::automation::RunSelection, ActivityError> {
+        unimplemented!()
+    }
+
+    /// Ends the run with its summary; emits `automation/completed` or `automation/failed`.
+    #[activity(name = "automation.finish_run")]
+    pub fn finish_automation_run(
+        _input: crate::automation::FinishRunInput,
+    ) -> Result<crate::automation::RunOutcome, ActivityError> {
+        unimplemented!()
+    }
 }

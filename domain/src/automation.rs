@@ -2,6 +2,7 @@
 //! as a Temporal Schedule, and the shapes the api stores for them (`ficheSelection`,
 //! controls, notifications, in the seed's names).
 
+use chrono::{DateTime, NaiveDate, Utc};
 use serde::{Deserialize, Serialize};
 
 /// Workflow type a schedule's action starts.
@@ -79,6 +80,199 @@ pub struct Notifications {
     pub realtime: bool,
 }
 
+/// Steps each audit of a run analyses at once.
+pub const RUN_STEP_PARALLELISM: u32 = 3;
+/// Audits a run has going at once (its batch's window).
+pub const RUN_AUDIT_WINDOW: u32 = 5;
+/// Days a run fetches at once, and the detail fetches of each day at once.
+pub const RUN_DAY_WINDOW: u32 = 5;
+
+/// The time a run was scheduled for, from its workflow id: Temporal names a scheduled
+/// run `{prefix}-{RFC 3339 time}`; `None` for any other id.
+pub fn scheduled_at_of(workflow_id: &str, schedule_id: &str) -> Option<DateTime<Utc>> {
+    let rest = workflow_id.strip_prefix(&run_workflow_prefix(schedule_id))?;
+    let stamp = rest.strip_prefix('-')?;
+    DateTime::parse_from_rfc3339(stamp)
+        .ok()
+        .map(|t| t.with_timezone(&Utc))
+}
+
+/// The `DayFetchWorkflow` child of run `workflow_id` for `day`.
+pub fn day_child_id(workflow_id: &str, day: NaiveDate) -> String {
+    format!("{workflow_id}:day:{day}")
+}
+
+/// Event topic of a run.
+pub fn run_topic(run_id: &str) -> String {
+    format!("automation-run:{run_id}")
+}
+
+/// `automation.start_run`: records the run (once per schedule and scheduled time).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct StartRunInput {
+    /// The schedule.
+    pub schedule_id: String,
+    /// The run's workflow id.
+    pub workflow_id: String,
+    /// When it was scheduled for (or started, for a run not started by the schedule).
+    pub scheduled_at: DateTime<Utc>,
+}
+
+/// What a run does, read from its schedule when it starts.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct RunPlan {
+    /// `automation_runs.id` (also its batch's id).
+    pub run_id: String,
+    /// Sale days of the window, in the schedule's time zone.
+    pub days: Vec<NaiveDate>,
+    /// Groupes selected (empty: all).
+    pub groupes: Vec<String>,
+    /// Transcript-tools mode.
+    pub use_rlm: bool,
+    /// `continueOnError`.
+    pub continue_on_error: bool,
+}
+
+/// `automation.select_fiches` input.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SelectInput {
+    /// The run.
+    pub run_id: String,
+}
+
+/// A fiche a run leaves out, and why.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct IgnoredFiche {
+    /// Fiche id.
+    pub fiche_id: String,
+    /// Why.
+    pub reason: String,
+}
+
+/// What a run audits.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct RunSelection {
+    /// The batch holding the audits (None: nothing to audit).
+    pub batch_id: Option<String>,
+    /// Fiches audited.
+    pub selected: u32,
+    /// Fiches left out with their reasons.
+    pub ignored: Vec<IgnoredFiche>,
+}
+
+/// How the selection's fetch went.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct FetchTotals {
+    /// Days searched.
+    pub days: u32,
+    /// Days whose search failed.
+    pub days_failed: u32,
+    /// Sales found (matching the groupes).
+    pub found: u32,
+    /// Details stored.
+    pub fetched: u32,
+    /// Detail fetches failed.
+    pub fetch_failed: u32,
+}
+
+/// `automation.finish_run` input.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct FinishRunInput {
+    /// The run.
+    pub run_id: String,
+    /// The fetch.
+    pub fetch: FetchTotals,
+    /// What was selected (None when the run failed before).
+    pub selection: Option<RunSelection>,
+    /// The audits' counts: (completed, failed) (None: no batch ran).
+    pub audits: Option<(u32, u32)>,
+    /// The run's own failure.
+    pub error: Option<String>,
+}
+
+/// How a run ended (output of `AutomationRunWorkflow`).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct RunOutcome {
+    /// The run.
+    pub run_id: String,
+    /// `completed`, `partial` or `failed`.
+    pub status: String,
+    /// The stored summary.
+    pub summary: serde_json::Value,
+}
+
+/// The events of a run (topic [`run_topic`]).
+#[derive(Debug, Clone, PartialEq)]
+pub enum AutomationEvent {
+    /// `automation/completed`: the run ended `completed` or `partial`.
+    Completed {
+        /// The run.
+        run_id: String,
+        /// Its schedule.
+        schedule_id: String,
+        /// `completed` or `partial`.
+        status: String,
+        /// The summary.
+        summary: serde_json::Value,
+    },
+    /// `automation/failed`: the run failed.
+    Failed {
+        /// The run.
+        run_id: String,
+        /// Its schedule.
+        schedule_id: String,
+        /// Why.
+        error: String,
+        /// The summary so far.
+        summary: serde_json::Value,
+    },
+}
+
+/// Terminal kinds of a run's stream.
+pub const RUN_TERMINAL_KINDS: &[&str] = &["automation/completed", "automation/failed"];
+
+impl crate::events::DomainEvent for AutomationEvent {
+    fn kind(&self) -> &'static str {
+        match self {
+            Self::Completed { .. } => "automation/completed",
+            Self::Failed { .. } => "automation/failed",
+        }
+    }
+    fn topic(&self) -> String {
+        match self {
+            Self::Completed { run_id, .. } | Self::Failed { run_id, .. } => run_topic(run_id),
+        }
+    }
+    fn dedupe_key(&self) -> String {
+        match self {
+            Self::Completed { run_id, .. } | Self::Failed { run_id, .. } => {
+                format!("automation-run:{run_id}:end")
+            }
+        }
+    }
+    fn payload(&self) -> serde_json::Value {
+        match self {
+            Self::Completed {
+                run_id,
+                schedule_id,
+                status,
+                summary,
+            } => serde_json::json!({
+                "run_id": run_id, "schedule_id": schedule_id, "status": status, "summary": summary
+            }),
+            Self::Failed {
+                run_id,
+                schedule_id,
+                error,
+                summary,
+            } => serde_json::json!({
+                "run_id": run_id, "schedule_id": schedule_id, "status": "failed",
+                "error": error, "summary": summary
+            }),
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -93,5 +287,18 @@ mod tests {
         assert_eq!(sel.groupes, vec!["MDP"]);
         assert!(sel.only_unaudited && sel.use_rlm && !sel.only_with_recordings);
         assert_eq!(sel.max_recordings_per_fiche, Some(2));
+    }
+
+    #[test]
+    fn a_scheduled_run_names_its_time() {
+        assert_eq!(
+            scheduled_at_of("automation:s1-2026-12-04T04:30:00Z", "s1").map(|t| t.to_rfc3339()),
+            Some("2026-12-04T04:30:00+00:00".to_string())
+        );
+        assert_eq!(scheduled_at_of("automation:s1", "s1"), None);
+        assert_eq!(
+            scheduled_at_of("automation:s2-2026-12-04T04:30:00Z", "s1"),
+            None
+        );
     }
 }

@@ -2,7 +2,9 @@
 //! (`FicheId = "FICHE-1001"` finds an audit and its children). The names are registered
 //! in the namespace (`temporal-dev/temporal-start.sh`, README "Running it for real").
 
-use temporalio_common::search_attributes::{SearchAttributeKey, SearchAttributes};
+use temporalio_common::search_attributes::{
+    SearchAttributeKey, SearchAttributeUpdate, SearchAttributes,
+};
 
 /// `FicheId` (Keyword): the fiche a run works on.
 pub const FICHE_ID: SearchAttributeKey<String> = SearchAttributeKey::keyword("FicheId");
@@ -14,6 +16,8 @@ pub const RUN_KIND: SearchAttributeKey<String> = SearchAttributeKey::keyword("Ru
 pub const JOB_ID: SearchAttributeKey<String> = SearchAttributeKey::keyword("JobId");
 /// `BatchId` (Keyword): the batch audit a run belongs to.
 pub const BATCH_ID: SearchAttributeKey<String> = SearchAttributeKey::keyword("BatchId");
+/// `ScheduleId` (Keyword): the automation schedule a run belongs to.
+pub const SCHEDULE_ID: SearchAttributeKey<String> = SearchAttributeKey::keyword("ScheduleId");
 
 /// What a workflow run is, as `RunKind`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -34,6 +38,8 @@ pub enum RunKind {
     Retention,
     /// `BatchAuditWorkflow`.
     Batch,
+    /// `AutomationRunWorkflow`.
+    Automation,
 }
 
 impl RunKind {
@@ -48,6 +54,7 @@ impl RunKind {
             Self::Rerun => "rerun",
             Self::Retention => "retention",
             Self::Batch => "batch",
+            Self::Automation => "automation",
         }
     }
 }
@@ -86,6 +93,29 @@ pub fn of_fetch_job(job_id: &str, kind: RunKind) -> SearchAttributes {
     SearchAttributes::new([
         JOB_ID.value_set(job_id.to_string()),
         RUN_KIND.value_set(kind.as_str().to_string()),
+    ])
+}
+
+/// The search attributes an `AutomationRunWorkflow` sets on itself (schedules give
+/// none): `ScheduleId`, `RunKind = "automation"`.
+pub fn automation_run_updates(schedule_id: &str) -> Vec<SearchAttributeUpdate> {
+    vec![
+        SCHEDULE_ID.value_set(schedule_id.to_string()),
+        RUN_KIND.value_set(RunKind::Automation.as_str().to_string()),
+    ]
+}
+
+/// The search attributes of a child of an automation run: `ScheduleId` and the child's
+/// `RunKind` (plus `JobId` = the run for its day fetches, `BatchId` for its batch).
+pub fn of_automation_child(schedule_id: &str, run_id: &str, kind: RunKind) -> SearchAttributes {
+    let owner = match kind {
+        RunKind::Batch => BATCH_ID.value_set(run_id.to_string()),
+        _ => JOB_ID.value_set(run_id.to_string()),
+    };
+    SearchAttributes::new([
+        SCHEDULE_ID.value_set(schedule_id.to_string()),
+        RUN_KIND.value_set(kind.as_str().to_string()),
+        owner,
     ])
 }
 

@@ -8,6 +8,7 @@
 //! `window` the sliding window the audit runs its steps in.
 
 mod audit;
+mod automation;
 mod batch;
 mod day_fetch;
 mod failure;
@@ -20,6 +21,7 @@ mod transcription;
 pub mod window;
 
 pub use audit::{AuditWorkflow, STEP_SLIDING_WINDOW_PATCH};
+pub use automation::AutomationRunWorkflow;
 pub use batch::BatchAuditWorkflow;
 pub use day_fetch::{DayFetchWorkflow, JOB_CRM_ATTEMPTS};
 pub use failure::failure_chain;

@@ -20,25 +20,9 @@ use temporalio_client::schedules::{
     ScheduleError, ScheduleOverlapPolicy, ScheduleSpec, TriggerScheduleOptions,
 };
 use temporalio_client::tonic::Code;
-use temporalio_common::{HasWorkflowDefinition, WorkflowDefinition};
 
 /// `SCHEDULE_OVERLAP_POLICY_SKIP` in Temporal's protos.
 const OVERLAP_SKIP: i32 = 1;
-
-/// The run workflow as the schedules name it (its code lives in the worker).
-struct AutomationRun;
-
-impl WorkflowDefinition for AutomationRun {
-    type Input = AutomationRunInput;
-    type Output = serde_json::Value;
-    fn name(&self) -> &str {
-        AUTOMATION_RUN_WORKFLOW
-    }
-}
-
-impl HasWorkflowDefinition for AutomationRun {
-    type Run = Self;
-}
 
 /// Why mirroring failed.
 #[derive(Debug, thiserror::Error)]
@@ -82,7 +66,7 @@ fn spec_of(row: &ScheduleRow) -> ScheduleSpec {
 
 fn action_of(row: &ScheduleRow, task_queue: &str) -> ScheduleAction {
     ScheduleAction::start_workflow(
-        AutomationRun,
+        callaudit_workflows::AutomationRunWorkflow::run,
         AutomationRunInput {
             schedule_id: row.id.to_string(),
         },

@@ -1,0 +1,285 @@
+//! The automation run's activities: record the run, select its fiches (after the day
+//! fetches stored them) into its batch, end it with its summary. Each is idempotent,
+//! keyed by the run: the run row is unique per schedule and scheduled time, its batch has
+//! the run's id, and the end is written once.
+
+use crate::state::{WorkerActivities, permanent, retryable};
+use callaudit_db::automation as db;
+use callaudit_db::batches::{self, NewBatch, Selection};
+use callaudit_domain::automation::{
+    AutomationEvent, FicheSelection, FinishRunInput, IgnoredFiche, RUN_AUDIT_WINDOW, RunOutcome,
+    RunPlan, RunSelection, SelectInput, StartRunInput,
+};
+use callaudit_domain::workflow_io::ids;
+use std::collections::HashMap;
+use temporalio_common::ActivityError;
+use uuid::Uuid;
+
+/// Most fiches one run selects.
+const MAX_RUN_FICHES: i64 = 5000;
+
+fn uuid(what: &str, s: &str) -> Result<Uuid, ActivityError> {
+    Uuid::parse_str(s).map_err(|_| permanent(format!("invalid {what} id {s}")))
+}
+
+impl WorkerActivities {
+    async fn schedule_of(
+        &self,
+        conn: &mut callaudit_db::AsyncPgConnection,
+        id: Uuid,
+    ) -> Result<db::ScheduleRow, ActivityError> {
+        db::get(conn, id)
+            .await
+            .map_err(retryable)?
+            .ok_or_else(|| permanent(format!("automation schedule {id} not found")))
+    }
+
+    /// `automation.start_run`: the run's row (created once) and its plan.
+    #[tracing::instrument(name = "automation.start_run", skip_all, fields(schedule.id = %input.schedule_id, run.scheduled_at = %input.scheduled_at))]
+    pub(crate) async fn start_run(&self, input: StartRunInput) -> Result<RunPlan, ActivityError> {
+        let schedule_id = uuid("schedule", &input.schedule_id)?;
+        let mut conn = self.conn().await?;
+        let schedule = self.schedule_of(&mut conn, schedule_id).await?;
+        let run = db::start_run(
+            &mut conn,
+            schedule_id,
+            &input.workflow_id,
+            input.scheduled_at,
+        )
+        .await
+        .map_err(retryable)?;
+        let selection: FicheSelection =
+            serde_json::from_value(schedule.fiche_selection.clone()).unwrap_or_default();
+        let controls: callaudit_domain::automation::Controls =
+            serde_json::from_value(schedule.options.clone()).unwrap_or_default();
+        let days = db::window_days(
+            &mut conn,
+            run.scheduled_at,
+            &schedule.timezone,
+            selection.days_back.max(1),
+        )
+        .await
+        .map_err(retryable)?;
+        tracing::info!(run.id = %run.id, days = days.len(), "automation run started");
+        Ok(RunPlan {
+            run_id: run.id.to_string(),
+            days,
+            groupes: selection.groupes,
+            use_rlm: selection.use_rlm,
+            continue_on_error: controls.continue_on_error,
+        })
+    }
+
+    /// `automation.select_fiches`: the cached fiches of the window matching `groupes`,
+    /// `onlyUnaudited` and `onlyWithRecordings`; those above the recordings limit and
+    /// beyond `limit` ignored with their reasons (stored on the run); the rest stored as
+    /// the run's batch (its id is the run's).
+    #[tracing::instrument(name = "automation.select_fiches", skip_all, fields(run.id = %input.run_id))]
+    pub(crate) async fn select_run_fiches(
+        &self,
+        input: SelectInput,
+    ) -> Result<RunSelection, ActivityError> {
+        let run_id = uuid("run", &input.run_id)?;
+        let mut conn = self.conn().await?;
+        let run = db::get_run(&mut conn, run_id)
+            .await
+            .map_err(retryable)?
+            .ok_or_else(|| permanent(format!("automation run {run_id} not found")))?;
+        let schedule = self.schedule_of(&mut conn, run.schedule_id).await?;
+        let selection: FicheSelection =
+            serde_json::from_value(schedule.fiche_selection.clone()).unwrap_or_default();
+        let config_id = schedule
+            .audit_config_id
+            .ok_or_else(|| permanent("the schedule's audit configuration was deleted"))?;
+        let config = callaudit_db::audit_configs::get(&mut conn, config_id)
+            .await
+            .map_err(retryable)?
+            .ok_or_else(|| permanent(format!("audit configuration {config_id} not found")))?;
+        let days = db::window_days(
+            &mut conn,
+            run.scheduled_at,
+            &schedule.timezone,
+            selection.days_back.max(1),
+        )
+        .await
+        .map_err(retryable)?;
+        let (Some(from), Some(to)) = (days.first().copied(), days.last().copied()) else {
+            return Ok(RunSelection {
+                batch_id: None,
+                selected: 0,
+                ignored: vec![],
+            });
+        };
+        let groupes = (!selection.groupes.is_empty()).then_some(selection.groupes.as_slice());
+        let matching = batches::select_fiches(
+            &mut conn,
+            &Selection {
+                from,
+                to,
+                groupes,
+                only_unaudited_with: selection.only_unaudited.then_some(config.id),
+                only_with_recordings: selection.only_with_recordings,
+            },
+            MAX_RUN_FICHES,
+        )
+        .await
+        .map_err(retryable)?;
+        let counts: HashMap<String, i32> = db::recordings_counts(&mut conn, &matching)
+            .await
+            .map_err(retryable)?
+            .into_iter()
+            .collect();
+        let max = selection
+            .max_recordings_per_fiche
+            .unwrap_or(self.automation_max_recordings_per_fiche);
+        let limit = selection.limit.map_or(usize::MAX, |l| l as usize);
+        let (mut selected, mut ignored) = (Vec::new(), Vec::new());
+        for fiche_id in matching {
+            let n = counts.get(&fiche_id).copied().unwrap_or(0);
+            if max > 0 && i64::from(n) > i64::from(max) {
+                ignored.push(IgnoredFiche {
+                    reason: format!("{n} recordings, above maxRecordingsPerFiche {max}"),
+                    fiche_id,
+                });
+            } else if selected.len() >= limit {
+                ignored.push(IgnoredFiche {
+                    reason: format!("beyond ficheSelection.limit {limit}"),
+                    fiche_id,
+                });
+            } else {
+                selected.push(fiche_id);
+            }
+        }
+        let ignored_json = serde_json::to_value(&ignored).map_err(retryable)?;
+        db::set_ignored(&mut conn, run_id, &ignored_json)
+            .await
+            .map_err(retryable)?;
+        let batch_id = if selected.is_empty() {
+            None
+        } else {
+            let snapshot = serde_json::to_value(&config.spec).map_err(retryable)?;
+            let window = serde_json::json!({"from": from, "to": to, "automation_run_id": run_id});
+            let workflow_id = ids::batch(&run_id.to_string());
+            // A retried call finds the batch stored (same id): nothing twice.
+            batches::create(
+                &mut conn,
+                &NewBatch {
+                    id: run_id,
+                    audit_config_id: config.id,
+                    workflow_id: &workflow_id,
+                    use_rlm: selection.use_rlm,
+                    total: i32::try_from(selected.len()).unwrap_or(i32::MAX),
+                    window_size: i32::try_from(RUN_AUDIT_WINDOW).unwrap_or(5),
+                    selection: Some(&window),
+                    config_snapshot: &snapshot,
+                    config_version: Some(config.updated_at),
+                    created_by: None,
+                    idempotency_key: None,
+                    request_fingerprint: None,
+                },
+                &selected,
+            )
+            .await
+            .map_err(retryable)?;
+            Some(run_id.to_string())
+        };
+        tracing::info!(
+            selected = selected.len(),
+            ignored = ignored.len(),
+            "automation fiches selected"
+        );
+        Ok(RunSelection {
+            batch_id,
+            selected: u32::try_from(selected.len()).unwrap_or(u32::MAX),
+            ignored,
+        })
+    }
+
+    /// `automation.finish_run`: the status (failed on the run's own error, or on a failed
+    /// audit without `continueOnError`; partial with failed audits; completed), the
+    /// summary, and `automation/completed` or `automation/failed`.
+    #[tracing::instrument(name = "automation.finish_run", skip_all, fields(run.id = %input.run_id))]
+    pub(crate) async fn finish_run(
+        &self,
+        input: FinishRunInput,
+    ) -> Result<RunOutcome, ActivityError> {
+        let run_id = uuid("run", &input.run_id)?;
+        let mut conn = self.conn().await?;
+        let run = db::get_run(&mut conn, run_id)
+            .await
+            .map_err(retryable)?
+            .ok_or_else(|| permanent(format!("automation run {run_id} not found")))?;
+        let schedule = self.schedule_of(&mut conn, run.schedule_id).await?;
+        let controls: callaudit_domain::automation::Controls =
+            serde_json::from_value(schedule.options.clone()).unwrap_or_default();
+        let (audited, failed) = input.audits.unwrap_or((0, 0));
+        let transcribed = match input.selection.as_ref().and_then(|s| s.batch_id.as_ref()) {
+            Some(b) => db::transcribed_fiches(&mut conn, uuid("batch", b)?)
+                .await
+                .map_err(retryable)?,
+            None => 0,
+        };
+        let (status, error) = match (&input.error, failed) {
+            (Some(e), _) => ("failed", Some(e.clone())),
+            (None, 0) => ("completed", None),
+            (None, n) if controls.continue_on_error => {
+                let _ = n;
+                ("partial", None)
+            }
+            (None, n) => (
+                "failed",
+                Some(format!("{n} audit(s) failed and continueOnError is off")),
+            ),
+        };
+        let ignored = input
+            .selection
+            .as_ref()
+            .map(|s| s.ignored.clone())
+            .unwrap_or_default();
+        let duration_ms = (chrono::Utc::now() - run.started_at)
+            .num_milliseconds()
+            .max(0);
+        let summary = serde_json::json!({
+            "selected": input.selection.as_ref().map_or(0, |s| s.selected),
+            "ignored": ignored,
+            "ignoredCount": ignored.len(),
+            "transcribed": transcribed,
+            "audited": audited,
+            "failed": failed,
+            "fetch": {
+                "days": input.fetch.days,
+                "daysFailed": input.fetch.days_failed,
+                "found": input.fetch.found,
+                "fetched": input.fetch.fetched,
+                "fetchFailed": input.fetch.fetch_failed,
+            },
+            "batchId": input.selection.as_ref().and_then(|s| s.batch_id.clone()),
+            "durations": {"totalMs": duration_ms},
+        });
+        let row = db::finish_run(&mut conn, run_id, status, &summary, error.as_deref())
+            .await
+            .map_err(retryable)?;
+        drop(conn);
+        let event = match row.status.as_str() {
+            "failed" => AutomationEvent::Failed {
+                run_id: run_id.to_string(),
+                schedule_id: row.schedule_id.to_string(),
+                error: row.error.clone().unwrap_or_default(),
+                summary: row.result_summary.clone(),
+            },
+            s => AutomationEvent::Completed {
+                run_id: run_id.to_string(),
+                schedule_id: row.schedule_id.to_string(),
+                status: s.to_string(),
+                summary: row.result_summary.clone(),
+            },
+        };
+        self.publish(&event).await?;
+        tracing::info!(status = %row.status, "automation run ended");
+        Ok(RunOutcome {
+            run_id: run_id.to_string(),
+            status: row.status,
+            summary: row.result_summary,
+        })
+    }
+}
