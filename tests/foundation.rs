@@ -88,7 +88,44 @@ async fn two_migrate_runs_at_once_apply_each_migration_once() {
             .spawn()
             .expect("spawn migrate")
     };
+    // Hold the migrations' lock first, so both runs start and wait for it at the same
+    // time: the test then sees them overlap, and the lock is what orders them.
+    use diesel_async::{AsyncConnection, RunQueryDsl, SimpleAsyncConnection};
+    let mut holder = diesel_async::AsyncPgConnection::establish(&db.url)
+        .await
+        .expect("connect");
+    let key = callaudit_db::migrate::MIGRATION_LOCK_KEY;
+    holder
+        .batch_execute(&format!("SELECT pg_advisory_lock({key})"))
+        .await
+        .expect("lock");
     let (a, b) = (spawn(), spawn());
+    #[derive(diesel::QueryableByName)]
+    struct Waiting {
+        #[diesel(sql_type = diesel::sql_types::BigInt)]
+        n: i64,
+    }
+    wait_for(
+        "both migrate runs to wait for the lock",
+        std::time::Duration::from_secs(30),
+        || async {
+            let mut conn = diesel_async::AsyncPgConnection::establish(&db.url)
+                .await
+                .expect("connect");
+            let w: Waiting = diesel::sql_query(
+                "SELECT count(*) AS n FROM pg_locks WHERE locktype = 'advisory' AND NOT granted                  AND database = (SELECT oid FROM pg_database WHERE datname = current_database())",
+            )
+            .get_result(&mut conn)
+            .await
+            .expect("pg_locks");
+            (w.n == 2).then_some(())
+        },
+    )
+    .await;
+    holder
+        .batch_execute(&format!("SELECT pg_advisory_unlock({key})"))
+        .await
+        .expect("unlock");
     let (a, b) = (
         a.wait_with_output().expect("a"),
         b.wait_with_output().expect("b"),

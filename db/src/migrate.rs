@@ -9,7 +9,7 @@ use diesel_migrations::{EmbeddedMigrations, MigrationHarness, embed_migrations};
 pub const MIGRATIONS: EmbeddedMigrations = embed_migrations!("../migrations");
 
 /// Arbitrary constant naming callaudit's migration lock.
-const MIGRATION_LOCK_KEY: i64 = 0x00ca_11a0_d170_0001;
+pub const MIGRATION_LOCK_KEY: i64 = 0x00ca_11a0_d170_0001;
 
 async fn locked_connection(database_url: &str) -> DbResult<AsyncPgConnection> {
     let mut conn = crate::tls::establish(database_url).await?;
