@@ -500,7 +500,47 @@ async fn a_run_selects_the_matching_fiches_ignores_the_over_limit_ones_and_audit
         .unwrap();
     let fiches: Vec<&str> = items.iter().map(|i| i.fiche_id.as_str()).collect();
     assert_eq!(fiches, ["FICHE-1002", "FICHE-1009", "FICHE-1008"]);
-    // The event that ended it.
+    // Through the api: the run in its schedule's list, the run itself, and its stream
+    // (replayed from the start: started, then completed; then it closes).
+    let viewer = sc.api.token_for("viewer").await;
+    let (status, page) = sc
+        .api
+        .get(
+            &format!("/api/automation/runs?schedule_id={id}"),
+            Some(&viewer),
+        )
+        .await;
+    assert_eq!(status, 200);
+    assert_eq!(page["total"], 1);
+    assert_eq!(page["items"][0]["id"], run.id.to_string());
+    let (status, got) = sc
+        .api
+        .get(&format!("/api/automation/runs/{}", run.id), Some(&viewer))
+        .await;
+    assert_eq!((status, got["status"].as_str()), (200, Some("completed")));
+    assert_eq!(got["resultSummary"]["audited"], 3);
+    let (status, _) = sc
+        .api
+        .get(
+            &format!("/api/automation/runs/{}", uuid::Uuid::new_v4()),
+            Some(&viewer),
+        )
+        .await;
+    assert_eq!(status, 404);
+    let mut sse = SseClient::open(
+        &sc.api,
+        &format!("/api/automation/runs/{}/events", run.id),
+        &viewer,
+        None,
+    )
+    .await;
+    assert_eq!(sse.status, 200);
+    let events = sse.rest(Duration::from_secs(10)).await;
+    let kinds: Vec<&str> = events.iter().filter_map(|e| e.event.as_deref()).collect();
+    assert_eq!(kinds, ["automation/started", "automation/completed"]);
+    let done: Value = serde_json::from_str(&events[1].data).unwrap();
+    assert_eq!(done["payload"]["summary"]["selected"], 3, "{done}");
+    // Search attributes set by the run on itself.
     let client = sc.api.state.temporal.client().await.unwrap();
     let described = client
         .get_workflow_handle::<temporalio_common::UntypedWorkflow>(run.workflow_id.clone())
@@ -523,4 +563,79 @@ async fn a_run_selects_the_matching_fiches_ignores_the_over_limit_ones_and_audit
     };
     assert_eq!(keyword("ScheduleId"), Some(format!("\"{id}\"")));
     assert_eq!(keyword("RunKind"), Some("\"automation\"".to_string()));
+}
+
+/// Writes `tests/histories/automation_run.json` (replayed by `tests/replay.rs`):
+/// `CALLAUDIT_RECORD_HISTORIES=automation cargo test -p callaudit --test e2e
+/// automation::record -- --ignored`.
+#[tokio::test]
+#[ignore = "writes tests/histories; run on purpose"]
+async fn record() {
+    let mode = std::env::var("CALLAUDIT_RECORD_HISTORIES").unwrap_or_default();
+    assert!(
+        mode == "automation" || mode == "all",
+        "set CALLAUDIT_RECORD_HISTORIES=automation to write tests/histories"
+    );
+    let sc =
+        crate::audit_pipeline::Scenario::new("record_auto", callaudit_sim::SimConfig::default())
+            .await;
+    let _w = sc.worker(&[]);
+    let config = sc.config(1).await;
+    let (status, created) = sc
+        .api
+        .send(
+            reqwest::Method::POST,
+            "/api/automation/schedules",
+            Some(&sc.manager),
+            &json!({
+                "name": "record", "cron": "0 6 * * *", "enabled": false,
+                "auditConfigId": config,
+                "ficheSelection": {"daysBack": days_back_to_first_sale(), "groupes": ["MDP"], "limit": 1}
+            }),
+        )
+        .await;
+    assert_eq!(status, 201, "{created}");
+    let id: uuid::Uuid = created["id"].as_str().unwrap().parse().unwrap();
+    let (status, _) = sc
+        .api
+        .send(
+            reqwest::Method::POST,
+            &format!("/api/automation/schedules/{id}/run"),
+            Some(&sc.manager),
+            &json!({}),
+        )
+        .await;
+    assert_eq!(status, 202);
+    let pool = sc.api.state.pool.clone();
+    let run = wait_for("the run ended", Duration::from_secs(240), || {
+        let pool = pool.clone();
+        async move {
+            let mut conn = callaudit_db::pool::get(&pool).await.ok()?;
+            let (runs, _) = callaudit_db::automation::list_runs(&mut conn, Some(id), 10, 0)
+                .await
+                .ok()?;
+            runs.into_iter().find(|r| r.status != "running")
+        }
+    })
+    .await;
+    assert_eq!(run.status, "completed", "{}", run.result_summary);
+    let client = sc.api.state.temporal.client().await.unwrap();
+    let json = wait_for(
+        "the run's workflow to close",
+        Duration::from_secs(30),
+        || {
+            let client = client.clone();
+            let wf = run.workflow_id.clone();
+            async move {
+                let h = crate::replay::fetch(&client, &wf, None).await;
+                let text = String::from_utf8_lossy(&h).to_string();
+                (text.contains("WORKFLOW_EXECUTION_COMPLETED")
+                    || text.contains("WorkflowExecutionCompleted"))
+                .then_some(h)
+            }
+        },
+    )
+    .await;
+    std::fs::write(crate::replay::history_path("automation_run.json"), json)
+        .expect("write history");
 }

@@ -109,6 +109,13 @@ const HISTORIES: &[(&str, &str)] = &[
         "day_fetch_failed.json",
         "DayFetchWorkflow: fetch_job.search_day fails after its 4 attempts (HTTP 500)",
     ),
+    (
+        "automation_run.json",
+        "AutomationRunWorkflow started by its schedule's trigger: search attributes \
+         upserted, automation.start_run, one DayFetchWorkflow child per day of the window \
+         in a window of 5, automation.select_fiches, a BatchAuditWorkflow child (1 audit), \
+         automation.finish_run",
+    ),
     ("bare_step.json", "BareStepWorkflow"),
     ("bare_transcription.json", "BareTranscriptionWorkflow"),
 ];
@@ -144,6 +151,8 @@ fn replayer() -> WorkflowReplayer {
             .expect("register ProgressiveFetchWorkflow")
             .register_workflow::<callaudit_workflows::DayFetchWorkflow>()
             .expect("register DayFetchWorkflow")
+            .register_workflow::<callaudit_workflows::AutomationRunWorkflow>()
+            .expect("register AutomationRunWorkflow")
             .register_workflow::<BareAuditWorkflow>()
             .expect("register BareAuditWorkflow")
             .register_workflow::<BareStepWorkflow>()

@@ -60,6 +60,14 @@ impl WorkerActivities {
         )
         .await
         .map_err(retryable)?;
+        drop(conn);
+        self.publish(&AutomationEvent::Started {
+            run_id: run.id.to_string(),
+            schedule_id: schedule_id.to_string(),
+            scheduled_at: run.scheduled_at,
+            days: u32::try_from(days.len()).unwrap_or(u32::MAX),
+        })
+        .await?;
         tracing::info!(run.id = %run.id, days = days.len(), "automation run started");
         Ok(RunPlan {
             run_id: run.id.to_string(),

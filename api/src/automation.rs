@@ -12,19 +12,21 @@ pub mod mirror;
 
 pub use errors::*;
 
-use crate::auth::{ApiTags, BearerAuth};
+use crate::auth::{ApiTags, BearerAuth, StreamAuth};
 use crate::error::ApiError;
+use crate::events::{TopicStream, resume_point, topic_stream};
 use crate::state::AppState;
-use callaudit_db::automation::{self as db, ScheduleFields, ScheduleRow};
+use callaudit_db::automation::{self as db, RunRow, ScheduleFields, ScheduleRow};
 use callaudit_db::{AsyncPgConnection, pool};
 use callaudit_domain::automation::{
-    Controls, DEFAULT_TIMEZONE, FicheSelection, Notifications, temporal_schedule_id,
+    Controls, DEFAULT_TIMEZONE, FicheSelection, Notifications, RUN_STREAM_END, run_topic,
+    temporal_schedule_id,
 };
 use callaudit_domain::rbac::Permission;
 use chrono::{DateTime, Utc};
 use mirror::MirrorError;
 use poem::web::Data;
-use poem_openapi::param::{Path, Query};
+use poem_openapi::param::{Header, Path, Query};
 use poem_openapi::payload::Json;
 use poem_openapi::{ApiResponse, Object, OpenApi};
 use uuid::Uuid;
@@ -189,6 +191,69 @@ pub struct RunTriggered {
     pub schedule_id: Uuid,
     /// Its Temporal Schedule, whose recent actions name the run's workflow.
     pub temporal_schedule_id: String,
+}
+
+/// A run of a schedule.
+#[derive(Debug, Clone, Object)]
+#[oai(rename_all = "camelCase")]
+pub struct AutomationRunView {
+    /// Id (its audits are the batch with this id: `GET /api/audits/batch/{id}`).
+    pub id: Uuid,
+    /// Its schedule.
+    pub schedule_id: Uuid,
+    /// The time it was scheduled for (its start, when run now).
+    pub scheduled_at: DateTime<Utc>,
+    /// `running`, `completed`, `partial` (audits failed under `continueOnError`) or
+    /// `failed`.
+    pub status: String,
+    /// Its `AutomationRunWorkflow`.
+    pub workflow_id: String,
+    /// `selected`, `ignored` (with reasons), `ignoredCount`, `transcribed`, `audited`,
+    /// `failed`, `fetch` (days, daysFailed, found, fetched, fetchFailed), `batchId`,
+    /// `durations.totalMs`.
+    pub result_summary: serde_json::Value,
+    /// Fiches left out, with their reasons.
+    pub ignored_fiches: serde_json::Value,
+    /// Why it failed.
+    pub error: Option<String>,
+    /// Started at.
+    pub started_at: DateTime<Utc>,
+    /// Ended at.
+    pub completed_at: Option<DateTime<Utc>>,
+}
+
+/// A page of runs.
+#[derive(Debug, Clone, Object)]
+pub struct AutomationRunPage {
+    /// Runs, newest scheduled first.
+    pub items: Vec<AutomationRunView>,
+    /// How many there are.
+    pub total: i64,
+    /// Page size asked.
+    pub limit: i64,
+    /// Skipped.
+    pub offset: i64,
+}
+
+fn run_view(r: RunRow) -> AutomationRunView {
+    AutomationRunView {
+        id: r.id,
+        schedule_id: r.schedule_id,
+        scheduled_at: r.scheduled_at,
+        status: r.status,
+        workflow_id: r.workflow_id,
+        result_summary: r.result_summary,
+        ignored_fiches: r.ignored_fiches,
+        error: r.error,
+        started_at: r.started_at,
+        completed_at: r.completed_at,
+    }
+}
+
+async fn found_run(conn: &mut AsyncPgConnection, id: Uuid) -> Result<RunRow, ApiError> {
+    db::get_run(conn, id)
+        .await?
+        .ok_or_else(|| ApiError::not_found(format!("automation run {id} not found")))
 }
 
 /// Creation answer.
@@ -581,5 +646,83 @@ impl AutomationApi {
             schedule_id: row.id,
             temporal_schedule_id: row.temporal_schedule_id,
         })))
+    }
+
+    /// Runs, newest scheduled first; `schedule_id` keeps one schedule's.
+    #[oai(
+        path = "/api/automation/runs",
+        method = "get",
+        operation_id = "listAutomationRuns"
+    )]
+    #[tracing::instrument(skip_all, name = "api.automation.runs")]
+    async fn runs(
+        &self,
+        auth: BearerAuth,
+        state: Data<&AppState>,
+        schedule_id: Query<Option<Uuid>>,
+        #[oai(
+            default = "default_limit",
+            validator(minimum(value = "1"), maximum(value = "200"))
+        )]
+        limit: Query<i64>,
+        #[oai(default, validator(minimum(value = "0")))] offset: Query<i64>,
+    ) -> Result<Json<AutomationRunPage>, ListRunsError> {
+        auth.require(Permission::AUTOMATION_READ)?;
+        let mut conn = pool::get(&state.pool).await?;
+        let (rows, total) = db::list_runs(&mut conn, schedule_id.0, limit.0, offset.0).await?;
+        Ok(Json(AutomationRunPage {
+            items: rows.into_iter().map(run_view).collect(),
+            total,
+            limit: limit.0,
+            offset: offset.0,
+        }))
+    }
+
+    /// One run: its status, summary and ignored fiches.
+    #[oai(
+        path = "/api/automation/runs/:id",
+        method = "get",
+        operation_id = "getAutomationRun"
+    )]
+    #[tracing::instrument(skip_all, name = "api.automation.run_get", fields(run.id = %id.0))]
+    async fn get_run(
+        &self,
+        auth: BearerAuth,
+        state: Data<&AppState>,
+        id: Path<Uuid>,
+    ) -> Result<Json<AutomationRunView>, GetRunError> {
+        auth.require(Permission::AUTOMATION_READ)?;
+        let mut conn = pool::get(&state.pool).await?;
+        Ok(Json(run_view(found_run(&mut conn, id.0).await?)))
+    }
+
+    /// The run's events as Server-Sent Events: `automation/started` (its window's days),
+    /// then `automation/completed` (status `completed` or `partial`, the summary) or
+    /// `automation/failed`, after which the stream closes. Replays what follows
+    /// `Last-Event-ID` (or `?after=`), then follows live from any api replica, like the
+    /// other streams. Its audits' progress is on its batch's stream
+    /// (`/api/audits/batch/{id}/events`, same id).
+    #[oai(
+        path = "/api/automation/runs/:id/events",
+        method = "get",
+        operation_id = "streamAutomationRunEvents"
+    )]
+    #[tracing::instrument(skip_all, name = "api.automation.run_events", fields(run.id = %id.0))]
+    async fn run_events(
+        &self,
+        auth: StreamAuth,
+        state: Data<&AppState>,
+        id: Path<Uuid>,
+        #[oai(name = "Last-Event-ID")] last_event_id: Header<Option<String>>,
+        #[oai(validator(minimum(value = "0")))] after: Query<Option<i64>>,
+    ) -> Result<TopicStream, StreamRunEventsError> {
+        let topic = run_topic(&id.0.to_string());
+        auth.allow(&topic, Permission::AUTOMATION_READ)?;
+        let after = resume_point(last_event_id.0.as_deref(), after.0)?;
+        {
+            let mut conn = pool::get(&state.pool).await?;
+            found_run(&mut conn, id.0).await?;
+        }
+        Ok(topic_stream(&state, topic, after, RUN_STREAM_END)?)
     }
 }

@@ -100,6 +100,9 @@ const DOCUMENTED_ERRORS: &[(&str, &[u16])] = &[
     ),
     ("deleteAutomationSchedule", &[400, 401, 403, 404, 500, 503]),
     ("runAutomationSchedule", &[400, 401, 403, 404, 500, 503]),
+    ("listAutomationRuns", &[400, 401, 403, 500, 503]),
+    ("getAutomationRun", &[400, 401, 403, 404, 500, 503]),
+    ("streamAutomationRunEvents", &[400, 401, 403, 404, 500, 503]),
 ];
 
 /// Every operation of the spec: (operationId, "METHOD path", operation).

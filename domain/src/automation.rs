@@ -204,6 +204,17 @@ pub struct RunOutcome {
 /// The events of a run (topic [`run_topic`]).
 #[derive(Debug, Clone, PartialEq)]
 pub enum AutomationEvent {
+    /// `automation/started`: the run was recorded; the days of its window.
+    Started {
+        /// The run.
+        run_id: String,
+        /// Its schedule.
+        schedule_id: String,
+        /// When it was scheduled for.
+        scheduled_at: DateTime<Utc>,
+        /// Days of its window.
+        days: u32,
+    },
     /// `automation/completed`: the run ended `completed` or `partial`.
     Completed {
         /// The run.
@@ -231,20 +242,28 @@ pub enum AutomationEvent {
 /// Terminal kinds of a run's stream.
 pub const RUN_TERMINAL_KINDS: &[&str] = &["automation/completed", "automation/failed"];
 
+/// A run's stream ends with its first terminal event.
+pub const RUN_STREAM_END: crate::events::StreamEnd =
+    crate::events::StreamEnd::at(RUN_TERMINAL_KINDS);
+
 impl crate::events::DomainEvent for AutomationEvent {
     fn kind(&self) -> &'static str {
         match self {
+            Self::Started { .. } => "automation/started",
             Self::Completed { .. } => "automation/completed",
             Self::Failed { .. } => "automation/failed",
         }
     }
     fn topic(&self) -> String {
         match self {
-            Self::Completed { run_id, .. } | Self::Failed { run_id, .. } => run_topic(run_id),
+            Self::Started { run_id, .. }
+            | Self::Completed { run_id, .. }
+            | Self::Failed { run_id, .. } => run_topic(run_id),
         }
     }
     fn dedupe_key(&self) -> String {
         match self {
+            Self::Started { run_id, .. } => format!("automation-run:{run_id}:started"),
             Self::Completed { run_id, .. } | Self::Failed { run_id, .. } => {
                 format!("automation-run:{run_id}:end")
             }
@@ -252,6 +271,15 @@ impl crate::events::DomainEvent for AutomationEvent {
     }
     fn payload(&self) -> serde_json::Value {
         match self {
+            Self::Started {
+                run_id,
+                schedule_id,
+                scheduled_at,
+                days,
+            } => serde_json::json!({
+                "run_id": run_id, "schedule_id": schedule_id,
+                "scheduled_at": scheduled_at, "days": days
+            }),
             Self::Completed {
                 run_id,
                 schedule_id,

@@ -110,3 +110,53 @@ operation_errors! {
         503,
     }
 }
+
+operation_errors! {
+    /// What `listAutomationRuns` answers besides the page.
+    pub enum ListRunsError for "listAutomationRuns" {
+        /// `schedule_id` is not a UUID, or `limit` / `offset` is out of range.
+        400,
+        /// Missing, invalid or expired bearer token.
+        401,
+        /// The token lacks `automation:read`.
+        403,
+        /// Postgres is unavailable; retry later.
+        503,
+    }
+}
+
+operation_errors! {
+    /// What `getAutomationRun` answers besides the run.
+    pub enum GetRunError for "getAutomationRun" {
+        /// The id is not a UUID.
+        400,
+        /// Missing, invalid or expired bearer token.
+        401,
+        /// The token lacks `automation:read`.
+        403,
+        /// No run with this id.
+        404,
+        /// Postgres is unavailable; retry later.
+        503,
+    }
+}
+
+operation_errors! {
+    /// What `streamAutomationRunEvents` answers besides the stream.
+    pub enum StreamRunEventsError for "streamAutomationRunEvents" {
+        /// The id is not a UUID, or `Last-Event-ID` / `after` is not a non-negative event
+        /// id.
+        400,
+        /// Neither a valid bearer token nor a valid stream token (missing, forged or
+        /// expired).
+        401,
+        /// The bearer token lacks `automation:read`, or the stream token was issued for
+        /// another stream.
+        403,
+        /// No run with this id.
+        404,
+        /// This api replica serves `API_MAX_STREAMS` streams already, or Postgres is
+        /// unavailable; retry later (or on another replica).
+        503,
+    }
+}
