@@ -639,3 +639,113 @@ async fn record() {
     std::fs::write(crate::replay::history_path("automation_run.json"), json)
         .expect("write history");
 }
+
+/// Creates a schedule for `sc` (MDP, at most one recording: FICHE-1002, 1009, 1008),
+/// runs it now and waits for the run's end.
+async fn run_mdp_schedule(
+    sc: &crate::audit_pipeline::Scenario,
+    config: &Value,
+    continue_on_error: bool,
+) -> callaudit_db::automation::RunRow {
+    let (status, created) = sc
+        .api
+        .send(
+            reqwest::Method::POST,
+            "/api/automation/schedules",
+            Some(&sc.manager),
+            &json!({
+                "name": format!("continueOnError={continue_on_error}"),
+                "cron": "0 6 * * *",
+                "enabled": false,
+                "auditConfigId": config,
+                "ficheSelection": {"daysBack": days_back_to_first_sale(), "groupes": ["MDP"],
+                                   "maxRecordingsPerFiche": 1},
+                "controls": {"continueOnError": continue_on_error}
+            }),
+        )
+        .await;
+    assert_eq!(status, 201, "{created}");
+    let id: uuid::Uuid = created["id"].as_str().unwrap().parse().unwrap();
+    let (status, _) = sc
+        .api
+        .send(
+            reqwest::Method::POST,
+            &format!("/api/automation/schedules/{id}/run"),
+            Some(&sc.manager),
+            &json!({}),
+        )
+        .await;
+    assert_eq!(status, 202);
+    let pool = sc.api.state.pool.clone();
+    wait_for("the run ended", Duration::from_secs(240), || {
+        let pool = pool.clone();
+        async move {
+            let mut conn = callaudit_db::pool::get(&pool).await.ok()?;
+            let (runs, _) = callaudit_db::automation::list_runs(&mut conn, Some(id), 10, 0)
+                .await
+                .ok()?;
+            runs.into_iter().find(|r| r.status != "running")
+        }
+    })
+    .await
+}
+
+/// The kinds of a run's events, replayed to its end.
+async fn run_event_kinds(sc: &crate::audit_pipeline::Scenario, run_id: uuid::Uuid) -> Vec<String> {
+    let mut sse = SseClient::open(
+        &sc.api,
+        &format!("/api/automation/runs/{run_id}/events"),
+        &sc.manager,
+        None,
+    )
+    .await;
+    assert_eq!(sse.status, 200);
+    sse.rest(Duration::from_secs(10))
+        .await
+        .into_iter()
+        .filter_map(|e| e.event)
+        .collect()
+}
+
+#[tokio::test]
+async fn failed_audits_make_a_run_partial_with_continue_on_error_and_failed_without() {
+    let sc = crate::audit_pipeline::Scenario::new("auto_fail", callaudit_sim::SimConfig::default())
+        .await;
+    let _w = sc.worker(&[]);
+    let config = sc.config(1).await;
+    // The LLM now refuses the worker's key: every audit fails (permanently, at once).
+    crate::reruns::set_sim(
+        &sc,
+        json!({"expected_api_keys": {"crm": "sim-crm", "elevenlabs": "sim-stt", "openai": "another-key"}}),
+    )
+    .await;
+    let on = run_mdp_schedule(&sc, &config, true).await;
+    assert_eq!(on.status, "partial", "{:?} {}", on.error, on.result_summary);
+    assert_eq!(on.error, None);
+    let s = &on.result_summary;
+    assert_eq!(
+        (
+            s["selected"].as_i64(),
+            s["audited"].as_i64(),
+            s["failed"].as_i64()
+        ),
+        (Some(3), Some(0), Some(3)),
+        "{s}"
+    );
+    assert_eq!(
+        run_event_kinds(&sc, on.id).await,
+        ["automation/started", "automation/completed"]
+    );
+
+    let off = run_mdp_schedule(&sc, &config, false).await;
+    assert_eq!(off.status, "failed", "{}", off.result_summary);
+    assert_eq!(
+        off.error.as_deref(),
+        Some("3 audit(s) failed and continueOnError is off")
+    );
+    assert_eq!(off.result_summary["failed"], 3);
+    assert_eq!(
+        run_event_kinds(&sc, off.id).await,
+        ["automation/started", "automation/failed"]
+    );
+}
