@@ -7,6 +7,7 @@ mod support;
 
 mod audit_pipeline;
 mod auth_hardening;
+mod auth_matrix;
 mod automation;
 mod batches;
 mod bench_smoke;
