@@ -52,7 +52,7 @@ fn start_action(d: &ScheduleDescription) -> (String, String, String) {
     }
 }
 
-#[tokio::test]
+#[tokio::test(flavor = "multi_thread")]
 async fn a_schedule_is_mirrored_as_a_temporal_schedule() {
     let db = test_db("auto_mirror").await;
     let queue = task_queue("auto_mirror");
@@ -220,7 +220,7 @@ async fn a_schedule_is_mirrored_as_a_temporal_schedule() {
     assert_eq!(status, 404);
 }
 
-#[tokio::test]
+#[tokio::test(flavor = "multi_thread")]
 async fn bad_schedules_are_refused_with_the_reason_and_nothing_is_kept() {
     let db = test_db("auto_refused").await;
     let queue = task_queue("auto_refused");
@@ -313,7 +313,7 @@ async fn bad_schedules_are_refused_with_the_reason_and_nothing_is_kept() {
     assert_eq!(page["total"], 0);
 }
 
-#[tokio::test]
+#[tokio::test(flavor = "multi_thread")]
 async fn the_reconciler_repairs_drift() {
     let db = test_db("auto_drift").await;
     let queue = task_queue("auto_drift");
@@ -416,7 +416,7 @@ fn days_back_to_first_sale() -> i64 {
     (today_paris - chrono::NaiveDate::from_ymd_opt(2026, 11, 2).unwrap()).num_days()
 }
 
-#[tokio::test]
+#[tokio::test(flavor = "multi_thread")]
 async fn a_run_selects_the_matching_fiches_ignores_the_over_limit_ones_and_audits_the_rest() {
     let sc =
         crate::audit_pipeline::Scenario::new("auto_run", callaudit_sim::SimConfig::default()).await;
@@ -568,7 +568,7 @@ async fn a_run_selects_the_matching_fiches_ignores_the_over_limit_ones_and_audit
 /// Writes `tests/histories/automation_run.json` (replayed by `tests/replay.rs`):
 /// `CALLAUDIT_RECORD_HISTORIES=automation cargo test -p callaudit --test e2e
 /// automation::record -- --ignored`.
-#[tokio::test]
+#[tokio::test(flavor = "multi_thread")]
 #[ignore = "writes tests/histories; run on purpose"]
 async fn record() {
     let mode = std::env::var("CALLAUDIT_RECORD_HISTORIES").unwrap_or_default();
@@ -707,7 +707,7 @@ async fn run_event_kinds(sc: &crate::audit_pipeline::Scenario, run_id: uuid::Uui
         .collect()
 }
 
-#[tokio::test]
+#[tokio::test(flavor = "multi_thread")]
 async fn failed_audits_make_a_run_partial_with_continue_on_error_and_failed_without() {
     let sc = crate::audit_pipeline::Scenario::new("auto_fail", callaudit_sim::SimConfig::default())
         .await;
@@ -748,4 +748,199 @@ async fn failed_audits_make_a_run_partial_with_continue_on_error_and_failed_with
         run_event_kinds(&sc, off.id).await,
         ["automation/started", "automation/failed"]
     );
+}
+
+/// HMAC-SHA256, written here from RFC 2104 (independent of the worker's).
+fn hmac_hex(key: &[u8], msg: &[u8]) -> String {
+    use sha2::{Digest, Sha256};
+    let mut k = [0u8; 64];
+    k[..key.len()].copy_from_slice(key);
+    let ipad: Vec<u8> = k
+        .iter()
+        .map(|b| b ^ 0x36)
+        .chain(msg.iter().copied())
+        .collect();
+    let inner = Sha256::digest(&ipad);
+    let opad: Vec<u8> = k
+        .iter()
+        .map(|b| b ^ 0x5c)
+        .chain(inner.iter().copied())
+        .collect();
+    hex::encode(Sha256::digest(&opad))
+}
+
+/// What the local receiver got: (timestamp header, signature header, body).
+type Received = std::sync::Arc<std::sync::Mutex<Vec<(String, String, Vec<u8>)>>>;
+
+#[tokio::test(flavor = "multi_thread")]
+async fn webhooks_are_signed_recorded_and_refused_urls_get_nothing() {
+    use poem::EndpointExt;
+    // The receiver, on an allowlisted http origin of 127.0.0.1.
+    let port = free_port();
+    let got: Received = Default::default();
+    let store = got.clone();
+    let app = poem::Route::new()
+        .at(
+            "/hook",
+            poem::endpoint::make(move |req: poem::Request| {
+                let store = store.clone();
+                async move {
+                    let h = |n: &str| req.header(n).unwrap_or_default().to_string();
+                    let (ts, sig) = (h("x-callaudit-timestamp"), h("x-callaudit-signature"));
+                    let body = req.into_body().into_vec().await.unwrap_or_default();
+                    store.lock().unwrap().push((ts, sig, body));
+                    "ok"
+                }
+            }),
+        )
+        .data(());
+    tokio::spawn(
+        poem::Server::new(poem::listener::TcpListener::bind(format!(
+            "127.0.0.1:{port}"
+        )))
+        .run(app),
+    );
+    // A second local port nobody allowlisted: it must never see a connection.
+    let refused = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    refused.set_nonblocking(true).unwrap();
+    let refused_port = refused.local_addr().unwrap().port();
+
+    let origin = format!("http://127.0.0.1:{port}");
+    let db = test_db("auto_hooks").await;
+    let queue = task_queue("auto_hooks");
+    let (sim, _) = callaudit_sim::spawn(
+        "127.0.0.1:0",
+        callaudit_sim::SimState::new(Default::default()),
+    )
+    .await
+    .expect("sim");
+    let mut settings = api_settings(
+        &db.url,
+        temporal_settings(&temporal_address(), &queue),
+        Some(format!("http://{sim}/crm")),
+        3,
+    );
+    settings.automation.webhooks =
+        callaudit_upstream::webhook::WebhookPolicy::new(std::slice::from_ref(&origin));
+    let api = spawn_api_from(settings).await;
+    let manager = api.token_for("manager").await;
+    let auditor = api.token_for("auditor").await;
+    let config = api.sample_config().await;
+    let sc = crate::audit_pipeline::Scenario {
+        db,
+        queue,
+        sim,
+        api,
+        auditor,
+        manager: manager.clone(),
+    };
+    let _w = sc.worker(&[("WEBHOOK_ALLOWED_ORIGINS", origin.as_str())]);
+    let api = &sc.api;
+
+    let schedule = |url: String| {
+        json!({
+            "name": "hooked", "cron": "0 6 * * *", "enabled": false,
+            "auditConfigId": config["id"],
+            "ficheSelection": {"daysBack": 1, "groupes": ["NOBODY"]},
+            "notifications": {"webhookUrl": url}
+        })
+    };
+    for url in [
+        format!("https://127.0.0.1:{refused_port}/hook"),
+        format!("http://127.0.0.1:{refused_port}/hook"),
+        format!("https://localhost:{refused_port}/hook"),
+    ] {
+        let (status, answer) = api
+            .send(
+                reqwest::Method::POST,
+                "/api/automation/schedules",
+                Some(&manager),
+                &schedule(url.clone()),
+            )
+            .await;
+        assert_eq!(status, 422, "{url}: {answer}");
+    }
+    let (status, created) = api
+        .send(
+            reqwest::Method::POST,
+            "/api/automation/schedules",
+            Some(&manager),
+            &schedule(format!("{origin}/hook")),
+        )
+        .await;
+    assert_eq!(status, 201, "{created}");
+    let secret = created["webhookSecret"]
+        .as_str()
+        .expect("the secret, shown once")
+        .to_string();
+    assert_eq!(secret.len(), 64);
+    let id = created["id"].as_str().unwrap().to_string();
+    let (_, again) = api
+        .get(&format!("/api/automation/schedules/{id}"), Some(&manager))
+        .await;
+    assert!(
+        again.get("webhookSecret").is_none(),
+        "never shown again: {again}"
+    );
+    let (status, _) = api
+        .send(
+            reqwest::Method::POST,
+            &format!("/api/automation/schedules/{id}/run"),
+            Some(&manager),
+            &json!({}),
+        )
+        .await;
+    assert_eq!(status, 202);
+    // Two events (started, completed), each delivered once and correctly signed.
+    let deliveries = wait_for("two deliveries", Duration::from_secs(60), || {
+        let got = got.clone();
+        async move {
+            let g = got.lock().unwrap();
+            (g.len() >= 2).then(|| g.clone())
+        }
+    })
+    .await;
+    let mut events = vec![];
+    for (ts, sig, body) in &deliveries {
+        let mut msg = format!("{ts}.").into_bytes();
+        msg.extend_from_slice(body);
+        assert_eq!(
+            *sig,
+            format!("sha256={}", hmac_hex(secret.as_bytes(), &msg))
+        );
+        let v: Value = serde_json::from_slice(body).unwrap();
+        assert_eq!(v["schedule_id"], id);
+        events.push(v["event"].as_str().unwrap().to_string());
+    }
+    assert_eq!(events, ["automation/started", "automation/completed"]);
+    let run_id = serde_json::from_slice::<Value>(&deliveries[0].2).unwrap()["run_id"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    // Recorded on the run, with their attempts.
+    let run = wait_for("both deliveries recorded", Duration::from_secs(30), || {
+        let manager = manager.clone();
+        let run_id = run_id.clone();
+        async move {
+            let (_, run) = api
+                .get(&format!("/api/automation/runs/{run_id}"), Some(&manager))
+                .await;
+            (run["webhookDeliveries"].as_array().map(Vec::len) == Some(2)).then_some(run)
+        }
+    })
+    .await;
+    for d in run["webhookDeliveries"].as_array().unwrap() {
+        assert_eq!(
+            (
+                d["status"].as_str(),
+                d["attempts"].as_i64(),
+                d["responseStatus"].as_i64()
+            ),
+            (Some("delivered"), Some(1), Some(200)),
+            "{d}"
+        );
+    }
+    assert_eq!(run["status"], "completed");
+    // The refused port never saw a connection.
+    assert!(matches!(refused.accept(), Err(e) if e.kind() == std::io::ErrorKind::WouldBlock));
 }

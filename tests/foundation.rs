@@ -16,7 +16,7 @@ async fn migrations_apply_roll_back_and_reapply() {
         .expect("apply");
     assert_eq!(
         applied.len(),
-        15,
+        16,
         "every migration applies on an empty database"
     );
     assert!(
@@ -30,13 +30,13 @@ async fn migrations_apply_roll_back_and_reapply() {
             .await
             .expect("status")
             .len(),
-        15
+        16
     );
 
     let reverted = callaudit_db::migrate::revert_all(&db.url)
         .await
         .expect("revert");
-    assert_eq!(reverted.len(), 15, "every migration has a working down.sql");
+    assert_eq!(reverted.len(), 16, "every migration has a working down.sql");
     assert!(
         callaudit_db::migrate::applied(&db.url)
             .await
@@ -52,7 +52,7 @@ async fn migrations_apply_roll_back_and_reapply() {
     let reapplied = callaudit_db::migrate::run_pending(&db.url)
         .await
         .expect("reapply");
-    assert_eq!(reapplied.len(), 15);
+    assert_eq!(reapplied.len(), 16);
     assert!(table_count(&db.url).await >= 25);
 }
 
@@ -148,14 +148,14 @@ async fn two_migrate_runs_at_once_apply_each_migration_once() {
     counts.sort();
     assert_eq!(
         counts,
-        vec!["applied 0 migration(s)", "applied 15 migration(s)"]
+        vec!["applied 0 migration(s)", "applied 16 migration(s)"]
     );
     assert_eq!(
         callaudit_db::migrate::applied(&db.url)
             .await
             .expect("status")
             .len(),
-        15
+        16
     );
 }
 

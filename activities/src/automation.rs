@@ -7,8 +7,8 @@ use crate::state::{WorkerActivities, permanent, retryable};
 use callaudit_db::automation as db;
 use callaudit_db::batches::{self, NewBatch, Selection};
 use callaudit_domain::automation::{
-    AutomationEvent, FicheSelection, FinishRunInput, IgnoredFiche, RUN_AUDIT_WINDOW, RunOutcome,
-    RunPlan, RunSelection, SelectInput, StartRunInput,
+    AutomationEvent, FicheSelection, FinishRunInput, IgnoredFiche, Notifications, NotifyInput,
+    RUN_AUDIT_WINDOW, RunOutcome, RunPlan, RunSelection, SelectInput, StartRunInput,
 };
 use callaudit_domain::workflow_io::ids;
 use std::collections::HashMap;
@@ -289,5 +289,75 @@ impl WorkerActivities {
             status: row.status,
             summary: row.result_summary,
         })
+    }
+
+    /// `automation.notify_webhook`: one attempt of the delivery of an event to the
+    /// schedule's webhook, recorded (attempts, outcome). A URL the guard refuses is
+    /// recorded `refused` and not retried; a failed attempt is recorded `failed` and
+    /// retried by the activity's policy.
+    #[tracing::instrument(name = "automation.notify_webhook", skip_all, fields(run.id = %input.run_id, event = %input.event, attempt))]
+    pub(crate) async fn notify_webhook(
+        &self,
+        attempt: u32,
+        input: NotifyInput,
+    ) -> Result<String, ActivityError> {
+        use callaudit_upstream::webhook::{Delivery, deliver};
+        let run_id = uuid("run", &input.run_id)?;
+        let mut conn = self.conn().await?;
+        let run = db::get_run(&mut conn, run_id)
+            .await
+            .map_err(retryable)?
+            .ok_or_else(|| permanent(format!("automation run {run_id} not found")))?;
+        let schedule = self.schedule_of(&mut conn, run.schedule_id).await?;
+        let notifications: Notifications =
+            serde_json::from_value(schedule.notifications.clone()).unwrap_or_default();
+        let Some(url) = notifications.webhook_url.filter(|u| !u.trim().is_empty()) else {
+            return Ok("skipped".into());
+        };
+        let secret = db::webhook_secret(&mut conn, schedule.id)
+            .await
+            .map_err(retryable)?
+            .unwrap_or_default();
+        drop(conn);
+        let body = serde_json::to_vec(&serde_json::json!({
+            "event": input.event,
+            "run_id": input.run_id,
+            "schedule_id": schedule.id,
+            "data": input.payload,
+        }))
+        .map_err(retryable)?;
+        let outcome = deliver(
+            &url,
+            &self.webhooks,
+            &secret,
+            chrono::Utc::now().timestamp(),
+            body,
+        )
+        .await;
+        let attempts = i32::try_from(attempt).unwrap_or(i32::MAX);
+        let mut conn = self.conn().await?;
+        let (status, code, error) = match &outcome {
+            Delivery::Delivered { status } => ("delivered", Some(i32::from(*status)), None),
+            Delivery::Refused(reason) => ("refused", None, Some(reason.clone())),
+            Delivery::Failed { status, error } => {
+                ("failed", status.map(i32::from), Some(error.clone()))
+            }
+        };
+        db::record_delivery(
+            &mut conn,
+            run_id,
+            &input.event,
+            &url,
+            status,
+            attempts,
+            code,
+            error.as_deref(),
+        )
+        .await
+        .map_err(retryable)?;
+        match outcome {
+            Delivery::Failed { error, .. } => Err(retryable(error)),
+            _ => Ok(status.to_string()),
+        }
     }
 }

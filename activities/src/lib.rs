@@ -288,6 +288,16 @@ impl WorkerActivities {
         self.select_run_fiches(input).await
     }
 
+    /// `automation.notify_webhook` ([`automation`]).
+    #[activity(name = "automation.notify_webhook")]
+    pub async fn notify_automation_webhook(
+        self: Arc<Self>,
+        ctx: ActivityContext,
+        input: callaudit_domain::automation::NotifyInput,
+    ) -> Result<String, ActivityError> {
+        self.notify_webhook(ctx.info().attempt, input).await
+    }
+
     /// `automation.finish_run` ([`automation`]).
     #[activity(name = "automation.finish_run")]
     pub async fn finish_automation_run(
@@ -410,6 +420,10 @@ mod tests {
         same(
             CallauditActivities::finish_automation_run,
             WorkerActivities::finish_automation_run,
+        );
+        same(
+            CallauditActivities::notify_automation_webhook,
+            WorkerActivities::notify_automation_webhook,
         );
     }
 }

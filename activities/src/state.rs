@@ -30,6 +30,8 @@ pub struct WorkerActivities {
     /// Fiches with more recordings are left out of automation runs whose schedule names
     /// no limit (`AUTOMATION_MAX_RECORDINGS_PER_FICHE`; 0: no limit).
     pub automation_max_recordings_per_fiche: u32,
+    /// The webhook SSRF guard's allowlist (`WEBHOOK_ALLOWED_ORIGINS`).
+    pub webhooks: callaudit_upstream::webhook::WebhookPolicy,
 }
 
 impl std::fmt::Debug for WorkerActivities {

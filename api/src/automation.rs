@@ -168,6 +168,11 @@ pub struct AutomationScheduleView {
     pub created_at: DateTime<Utc>,
     /// Last change.
     pub updated_at: DateTime<Utc>,
+    /// The webhook signing secret: shown once, in the creation answer, never again.
+    /// Receivers check `X-Callaudit-Signature` = `sha256=` + hex HMAC-SHA256 of
+    /// `{X-Callaudit-Timestamp}.{body}` under it.
+    #[oai(skip_serializing_if_is_none)]
+    pub webhook_secret: Option<String>,
 }
 
 /// A page of schedules.
@@ -220,6 +225,29 @@ pub struct AutomationRunView {
     pub started_at: DateTime<Utc>,
     /// Ended at.
     pub completed_at: Option<DateTime<Utc>>,
+    /// Its webhook deliveries (in the run's own read only).
+    pub webhook_deliveries: Vec<WebhookDeliveryView>,
+}
+
+/// One webhook delivery of a run's event.
+#[derive(Debug, Clone, Object)]
+#[oai(rename_all = "camelCase")]
+pub struct WebhookDeliveryView {
+    /// The event (`automation/started`, `automation/completed`, `automation/failed`).
+    pub event: String,
+    /// Where it was sent.
+    pub url: String,
+    /// `delivered`, `failed` (its last attempt; retried with backoff, 5 attempts in all)
+    /// or `refused` (by the SSRF guard: nothing sent).
+    pub status: String,
+    /// Attempts made.
+    pub attempts: i32,
+    /// The receiver's last HTTP status.
+    pub response_status: Option<i32>,
+    /// Why the last attempt failed.
+    pub error: Option<String>,
+    /// Last attempt at.
+    pub updated_at: DateTime<Utc>,
 }
 
 /// A page of runs.
@@ -247,6 +275,7 @@ fn run_view(r: RunRow) -> AutomationRunView {
         error: r.error,
         started_at: r.started_at,
         completed_at: r.completed_at,
+        webhook_deliveries: vec![],
     }
 }
 
@@ -433,6 +462,7 @@ fn view(row: ScheduleRow) -> AutomationScheduleView {
         temporal_schedule_id: row.temporal_schedule_id,
         created_at: row.created_at,
         updated_at: row.updated_at,
+        webhook_secret: None,
     }
 }
 
@@ -481,6 +511,8 @@ impl AutomationApi {
             Some(who.user.id),
         )
         .await?;
+        let secret = format!("{}{}", Uuid::new_v4().simple(), Uuid::new_v4().simple());
+        db::set_webhook_secret(&mut conn, id, &secret).await?;
         if let Err(e) = mirror::upsert(&client, &state.temporal.settings.task_queue, &row).await {
             // Nothing half-created: the row goes, and so does a schedule created before
             // the update that set its policies failed.
@@ -488,7 +520,9 @@ impl AutomationApi {
             let _ = db::delete(&mut conn, id).await;
             return Err(mirror_error(e).into());
         }
-        Ok(ScheduleCreated::Created(Json(view(row))))
+        let mut created = view(row);
+        created.webhook_secret = Some(secret);
+        Ok(ScheduleCreated::Created(Json(created)))
     }
 
     /// Schedules, newest first.
@@ -693,7 +727,21 @@ impl AutomationApi {
     ) -> Result<Json<AutomationRunView>, GetRunError> {
         auth.require(Permission::AUTOMATION_READ)?;
         let mut conn = pool::get(&state.pool).await?;
-        Ok(Json(run_view(found_run(&mut conn, id.0).await?)))
+        let mut run = run_view(found_run(&mut conn, id.0).await?);
+        run.webhook_deliveries = db::deliveries_of(&mut conn, id.0)
+            .await?
+            .into_iter()
+            .map(|d| WebhookDeliveryView {
+                event: d.event,
+                url: d.url,
+                status: d.status,
+                attempts: d.attempts,
+                response_status: d.response_status,
+                error: d.error,
+                updated_at: d.updated_at,
+            })
+            .collect();
+        Ok(Json(run))
     }
 
     /// The run's events as Server-Sent Events: `automation/started` (its window's days),

@@ -204,5 +204,8 @@ fn build_activities(
         model_audit: up.openai_model_audit.clone(),
         pii_redaction: up.pii_redaction,
         automation_max_recordings_per_fiche: args.notify.automation_max_recordings_per_fiche,
+        webhooks: callaudit_upstream::webhook::WebhookPolicy::new(
+            &args.notify.webhook_allowed_origins,
+        ),
     })
 }

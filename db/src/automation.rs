@@ -349,3 +349,98 @@ pub async fn transcribed_fiches(conn: &mut AsyncPgConnection, batch_id: Uuid) ->
     .await?;
     Ok(row.n)
 }
+
+use crate::schema::automation_webhook_deliveries as deliveries;
+
+/// Stores the schedule's webhook signing secret.
+pub async fn set_webhook_secret(
+    conn: &mut AsyncPgConnection,
+    id: Uuid,
+    secret: &str,
+) -> DbResult<()> {
+    diesel::update(schedules::table.find(id))
+        .set(schedules::webhook_secret.eq(Some(secret)))
+        .execute(conn)
+        .await?;
+    Ok(())
+}
+
+/// The schedule's webhook signing secret.
+pub async fn webhook_secret(conn: &mut AsyncPgConnection, id: Uuid) -> DbResult<Option<String>> {
+    Ok(schedules::table
+        .find(id)
+        .select(schedules::webhook_secret)
+        .first::<Option<String>>(conn)
+        .await
+        .optional()?
+        .flatten())
+}
+
+/// One webhook delivery of a run's event.
+#[derive(Debug, Clone, diesel::Queryable, diesel::Selectable)]
+#[diesel(table_name = deliveries)]
+pub struct DeliveryRow {
+    /// The event delivered (`automation/completed`…).
+    pub event: String,
+    /// Where.
+    pub url: String,
+    /// `pending`, `delivered`, `failed` (its last attempt) or `refused` (by the guard).
+    pub status: String,
+    /// Attempts made.
+    pub attempts: i32,
+    /// The receiver's last status.
+    pub response_status: Option<i32>,
+    /// Why the last attempt failed.
+    pub error: Option<String>,
+    /// Last change.
+    pub updated_at: DateTime<Utc>,
+}
+
+/// Records an attempt of the delivery of `event` of `run_id` (one row per event).
+#[allow(clippy::too_many_arguments)]
+pub async fn record_delivery(
+    conn: &mut AsyncPgConnection,
+    run_id: Uuid,
+    event: &str,
+    url: &str,
+    status: &str,
+    attempts: i32,
+    response_status: Option<i32>,
+    error: Option<&str>,
+) -> DbResult<()> {
+    diesel::insert_into(deliveries::table)
+        .values((
+            deliveries::run_id.eq(run_id),
+            deliveries::event.eq(event),
+            deliveries::url.eq(url),
+            deliveries::status.eq(status),
+            deliveries::attempts.eq(attempts),
+            deliveries::response_status.eq(response_status),
+            deliveries::error.eq(error),
+        ))
+        .on_conflict((deliveries::run_id, deliveries::event))
+        .do_update()
+        .set((
+            deliveries::status.eq(status),
+            deliveries::attempts.eq(attempts),
+            deliveries::response_status.eq(response_status),
+            deliveries::error.eq(error),
+            deliveries::updated_at.eq(diesel::dsl::now),
+        ))
+        .execute(conn)
+        .await?;
+    Ok(())
+}
+
+/// A run's webhook deliveries, oldest first.
+pub async fn deliveries_of(
+    conn: &mut AsyncPgConnection,
+    run_id: Uuid,
+) -> DbResult<Vec<DeliveryRow>> {
+    Ok(deliveries::table
+        .filter(deliveries::run_id.eq(run_id))
+        .order(deliveries::id.asc())
+        .select(DeliveryRow::as_select())
+        .load(conn)
+        .await?)
+}

@@ -194,6 +194,22 @@ diesel::table! {
         created_by -> Nullable<Uuid>,
         created_at -> Timestamptz,
         updated_at -> Timestamptz,
+        webhook_secret -> Nullable<Text>,
+    }
+}
+
+diesel::table! {
+    automation_webhook_deliveries (id) {
+        id -> Int8,
+        run_id -> Uuid,
+        event -> Text,
+        url -> Text,
+        status -> Text,
+        attempts -> Int4,
+        response_status -> Nullable<Int4>,
+        error -> Nullable<Text>,
+        created_at -> Timestamptz,
+        updated_at -> Timestamptz,
     }
 }
 
@@ -423,6 +439,7 @@ diesel::joinable!(audit_steps -> audit_configs (audit_config_id));
 diesel::joinable!(audits -> audit_configs (audit_config_id));
 diesel::joinable!(audits -> fiches (fiche_id));
 diesel::joinable!(automation_runs -> automation_schedules (schedule_id));
+diesel::joinable!(automation_webhook_deliveries -> automation_runs (run_id));
 diesel::joinable!(chat_messages -> chat_conversations (conversation_id));
 diesel::joinable!(fiche_fetch_job_days -> fiche_fetch_jobs (job_id));
 diesel::joinable!(pii_access_log -> users (user_id));
@@ -446,6 +463,7 @@ diesel::allow_tables_to_appear_in_same_query!(
     audits,
     automation_runs,
     automation_schedules,
+    automation_webhook_deliveries,
     chat_conversations,
     chat_messages,
     crm_permit_leases,

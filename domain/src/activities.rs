@@ -180,6 +180,16 @@ impl CallauditActivities {
         unimplemented!()
     }
 
+    /// Posts one event of a run to its schedule's webhook (signed, SSRF-guarded), one
+    /// attempt per call (retried with backoff by the policy), each recorded; returns the
+    /// delivery's status (`skipped` without a webhook).
+    #[activity(name = "automation.notify_webhook")]
+    pub fn notify_automation_webhook(
+        _input: crate::automation::NotifyInput,
+    ) -> Result<String, ActivityError> {
+        unimplemented!()
+    }
+
     /// Ends the run with its summary; emits `automation/completed` or `automation/failed`.
     #[activity(name = "automation.finish_run")]
     pub fn finish_automation_run(

@@ -201,6 +201,17 @@ pub struct RunOutcome {
     pub summary: serde_json::Value,
 }
 
+/// `automation.notify_webhook` input: one event of a run, for its schedule's webhook.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct NotifyInput {
+    /// The run.
+    pub run_id: String,
+    /// The event's kind (`automation/started`…).
+    pub event: String,
+    /// The JSON body sent.
+    pub payload: serde_json::Value,
+}
+
 /// The events of a run (topic [`run_topic`]).
 #[derive(Debug, Clone, PartialEq)]
 pub enum AutomationEvent {

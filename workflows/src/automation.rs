@@ -29,7 +29,7 @@ use crate::options::db_activity;
 use crate::window::run_sliding_window;
 use callaudit_domain::activities::CallauditActivities;
 use callaudit_domain::automation::{
-    AutomationRunInput, FetchTotals, FinishRunInput, RUN_AUDIT_WINDOW, RUN_DAY_WINDOW,
+    AutomationRunInput, FetchTotals, FinishRunInput, NotifyInput, RUN_AUDIT_WINDOW, RUN_DAY_WINDOW,
     RUN_STEP_PARALLELISM, RunOutcome, RunPlan, RunSelection, SelectInput, StartRunInput,
     day_child_id, scheduled_at_of,
 };
@@ -39,8 +39,14 @@ use callaudit_domain::search::{self, RunKind};
 use callaudit_domain::workflow_io::ids;
 use chrono::{DateTime, NaiveDate, Utc};
 use std::convert::Infallible;
+use std::time::Duration;
 use temporalio_macros::{workflow, workflow_methods};
-use temporalio_workflow::{ChildWorkflowOptions, WorkflowContext, WorkflowResult};
+use temporalio_workflow::{
+    ActivityOptions, ChildWorkflowOptions, RetryPolicy, WorkflowContext, WorkflowResult,
+};
+
+/// Attempts of one webhook delivery.
+pub const WEBHOOK_ATTEMPTS: u32 = 5;
 
 /// Children one batch run starts before it continues as new.
 const BATCH_CONTINUE_AS_NEW_AFTER: u32 = 200;
@@ -74,6 +80,16 @@ impl AutomationRunWorkflow {
                 db_activity(),
             )
             .await?;
+        notify(
+            ctx,
+            &plan.run_id,
+            "automation/started",
+            serde_json::json!({
+                "run_id": plan.run_id, "schedule_id": input.schedule_id,
+                "scheduled_at": scheduled_at, "days": plan.days.len(),
+            }),
+        )
+        .await;
         let mut fetch = FetchTotals::default();
         let mut selection = None;
         let result =
@@ -96,6 +112,18 @@ impl AutomationRunWorkflow {
                 db_activity(),
             )
             .await?;
+        let kind = if outcome.status == "failed" {
+            "automation/failed"
+        } else {
+            "automation/completed"
+        };
+        notify(
+            ctx,
+            &plan.run_id,
+            kind,
+            serde_json::json!({"status": outcome.status, "summary": outcome.summary}),
+        )
+        .await;
         match error {
             Some((_, e)) => Err(e),
             None => Ok(outcome),
@@ -168,6 +196,38 @@ impl AutomationRunWorkflow {
         let out = child.result().await?;
         Ok(Some((out.counts.completed, out.counts.failed)))
     }
+}
+
+/// Delivers one event of the run to its schedule's webhook: each attempt is recorded by
+/// the activity, retried 5 times 1 s, 2 s, 4 s… apart; a delivery that never succeeds
+/// stays recorded `failed` and does not fail the run.
+async fn notify(
+    ctx: &WorkflowContext<AutomationRunWorkflow>,
+    run_id: &str,
+    event: &str,
+    payload: serde_json::Value,
+) {
+    let options = ActivityOptions::with_start_to_close_timeout(Duration::from_secs(30))
+        .retry_policy(
+            RetryPolicy::builder()
+                .initial_interval(Duration::from_secs(1))
+                .backoff_coefficient(2.0)
+                .maximum_interval(Duration::from_secs(30))
+                .maximum_attempts(WEBHOOK_ATTEMPTS)
+                .build(),
+        )
+        .build();
+    let _ = ctx
+        .execute_activity(
+            CallauditActivities::notify_automation_webhook,
+            NotifyInput {
+                run_id: run_id.to_string(),
+                event: event.to_string(),
+                payload,
+            },
+            options,
+        )
+        .await;
 }
 
 /// One day of the window as its `DayFetchWorkflow` child; `None` when the day failed
