@@ -647,6 +647,15 @@ async fn run_mdp_schedule(
     config: &Value,
     continue_on_error: bool,
 ) -> callaudit_db::automation::RunRow {
+    run_mdp_schedule_with(sc, config, json!({"continueOnError": continue_on_error})).await
+}
+
+/// Like [`run_mdp_schedule`], with `controls`.
+async fn run_mdp_schedule_with(
+    sc: &crate::audit_pipeline::Scenario,
+    config: &Value,
+    controls: Value,
+) -> callaudit_db::automation::RunRow {
     let (status, created) = sc
         .api
         .send(
@@ -654,13 +663,13 @@ async fn run_mdp_schedule(
             "/api/automation/schedules",
             Some(&sc.manager),
             &json!({
-                "name": format!("continueOnError={continue_on_error}"),
+                "name": format!("controls {controls}"),
                 "cron": "0 6 * * *",
                 "enabled": false,
                 "auditConfigId": config,
                 "ficheSelection": {"daysBack": days_back_to_first_sale(), "groupes": ["MDP"],
                                    "maxRecordingsPerFiche": 1},
-                "controls": {"continueOnError": continue_on_error}
+                "controls": controls
             }),
         )
         .await;
@@ -943,4 +952,51 @@ async fn webhooks_are_signed_recorded_and_refused_urls_get_nothing() {
     assert_eq!(run["status"], "completed");
     // The refused port never saw a connection.
     assert!(matches!(refused.accept(), Err(e) if e.kind() == std::io::ErrorKind::WouldBlock));
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn retry_failed_dispatches_the_failed_audits_again_max_retries_times() {
+    use diesel::{ExpressionMethods, QueryDsl};
+    use diesel_async::RunQueryDsl;
+    let sc =
+        crate::audit_pipeline::Scenario::new("auto_retry", callaudit_sim::SimConfig::default())
+            .await;
+    let _w = sc.worker(&[]);
+    let config = sc.config(1).await;
+    crate::reruns::set_sim(
+        &sc,
+        json!({"expected_api_keys": {"crm": "sim-crm", "elevenlabs": "sim-stt", "openai": "another-key"}}),
+    )
+    .await;
+    let run = run_mdp_schedule_with(
+        &sc,
+        &config,
+        json!({"continueOnError": true, "retryFailed": true, "maxRetries": 2}),
+    )
+    .await;
+    assert_eq!(run.status, "partial", "{}", run.result_summary);
+    let s = &run.result_summary;
+    assert_eq!(
+        (
+            s["selected"].as_i64(),
+            s["failed"].as_i64(),
+            s["retries"].as_i64()
+        ),
+        (Some(3), Some(3), Some(2)),
+        "{s}"
+    );
+    // Each selected fiche was audited three times: once, then twice again.
+    let config_id: uuid::Uuid = config.as_str().unwrap().parse().unwrap();
+    let mut conn = callaudit_db::pool::get(&sc.api.state.pool).await.unwrap();
+    for fiche in ["FICHE-1002", "FICHE-1009", "FICHE-1008"] {
+        use callaudit_db::schema::audits::dsl as a;
+        let n: i64 = a::audits
+            .filter(a::fiche_id.eq(fiche))
+            .filter(a::audit_config_id.eq(config_id))
+            .count()
+            .get_result(&mut conn)
+            .await
+            .unwrap();
+        assert_eq!(n, 3, "{fiche}");
+    }
 }

@@ -6,6 +6,7 @@
 use crate::state::{WorkerActivities, permanent, retryable};
 use callaudit_db::automation as db;
 use callaudit_db::batches::{self, NewBatch, Selection};
+use callaudit_domain::automation::RetryInput;
 use callaudit_domain::automation::{
     AutomationEvent, FicheSelection, FinishRunInput, IgnoredFiche, Notifications, NotifyInput,
     RUN_AUDIT_WINDOW, RunOutcome, RunPlan, RunSelection, SelectInput, StartRunInput,
@@ -17,6 +18,11 @@ use uuid::Uuid;
 
 /// Most fiches one run selects.
 const MAX_RUN_FICHES: i64 = 5000;
+
+/// The batch id of retry `round` of run `run_id` (round 0: the run's own id).
+fn retry_batch_id(run_id: Uuid, round: u32) -> Uuid {
+    Uuid::from_u128(run_id.as_u128() ^ (u128::from(round) << 64))
+}
 
 fn uuid(what: &str, s: &str) -> Result<Uuid, ActivityError> {
     Uuid::parse_str(s).map_err(|_| permanent(format!("invalid {what} id {s}")))
@@ -75,6 +81,8 @@ impl WorkerActivities {
             groupes: selection.groupes,
             use_rlm: selection.use_rlm,
             continue_on_error: controls.continue_on_error,
+            retry_failed: controls.retry_failed,
+            max_retries: controls.max_retries,
         })
     }
 
@@ -254,6 +262,7 @@ impl WorkerActivities {
             "transcribed": transcribed,
             "audited": audited,
             "failed": failed,
+            "retries": input.retries,
             "fetch": {
                 "days": input.fetch.days,
                 "daysFailed": input.fetch.days_failed,
@@ -359,5 +368,62 @@ impl WorkerActivities {
             Delivery::Failed { error, .. } => Err(retryable(error)),
             _ => Ok(status.to_string()),
         }
+    }
+
+    /// `automation.retry_failed`: the fiches whose audit failed in `failed_batch_id`, as
+    /// a new batch (id [`retry_batch_id`] of the run and the round: a retried call finds
+    /// it stored).
+    #[tracing::instrument(name = "automation.retry_failed", skip_all, fields(run.id = %input.run_id, round = input.round))]
+    pub(crate) async fn retry_failed(
+        &self,
+        input: RetryInput,
+    ) -> Result<Option<String>, ActivityError> {
+        let run_id = uuid("run", &input.run_id)?;
+        let failed_batch = uuid("batch", &input.failed_batch_id)?;
+        let mut conn = self.conn().await?;
+        let previous = batches::get(&mut conn, failed_batch)
+            .await
+            .map_err(retryable)?
+            .ok_or_else(|| permanent(format!("batch {failed_batch} not found")))?;
+        let failed: Vec<String> = batches::items(&mut conn, failed_batch, 5000, 0)
+            .await
+            .map_err(retryable)?
+            .into_iter()
+            .filter(|i| i.status.as_str() == "failed")
+            .map(|i| i.fiche_id)
+            .collect();
+        if failed.is_empty() {
+            return Ok(None);
+        }
+        let config = callaudit_db::audit_configs::get(&mut conn, previous.audit_config_id)
+            .await
+            .map_err(retryable)?
+            .ok_or_else(|| permanent("the run's audit configuration was deleted"))?;
+        let snapshot = serde_json::to_value(&config.spec).map_err(retryable)?;
+        let id = retry_batch_id(run_id, input.round);
+        let workflow_id = ids::batch(&id.to_string());
+        let selection = serde_json::json!({"automation_run_id": run_id, "retry": input.round});
+        batches::create(
+            &mut conn,
+            &NewBatch {
+                id,
+                audit_config_id: previous.audit_config_id,
+                workflow_id: &workflow_id,
+                use_rlm: previous.use_rlm,
+                total: i32::try_from(failed.len()).unwrap_or(i32::MAX),
+                window_size: previous.window_size,
+                selection: Some(&selection),
+                config_snapshot: &snapshot,
+                config_version: Some(config.updated_at),
+                created_by: None,
+                idempotency_key: None,
+                request_fingerprint: None,
+            },
+            &failed,
+        )
+        .await
+        .map_err(retryable)?;
+        tracing::info!(fiches = failed.len(), "failed audits dispatched again");
+        Ok(Some(id.to_string()))
     }
 }

@@ -298,6 +298,16 @@ impl WorkerActivities {
         self.notify_webhook(ctx.info().attempt, input).await
     }
 
+    /// `automation.retry_failed` ([`automation`]).
+    #[activity(name = "automation.retry_failed")]
+    pub async fn retry_automation_failed(
+        self: Arc<Self>,
+        _ctx: ActivityContext,
+        input: callaudit_domain::automation::RetryInput,
+    ) -> Result<Option<String>, ActivityError> {
+        self.retry_failed(input).await
+    }
+
     /// `automation.finish_run` ([`automation`]).
     #[activity(name = "automation.finish_run")]
     pub async fn finish_automation_run(
@@ -424,6 +434,10 @@ mod tests {
         same(
             CallauditActivities::notify_automation_webhook,
             WorkerActivities::notify_automation_webhook,
+        );
+        same(
+            CallauditActivities::retry_automation_failed,
+            WorkerActivities::retry_automation_failed,
         );
     }
 }

@@ -190,6 +190,15 @@ impl CallauditActivities {
         unimplemented!()
     }
 
+    /// Stores a new batch of the fiches whose audit failed in a batch of the run (retry
+    /// `round`); returns its id, or None when none failed.
+    #[activity(name = "automation.retry_failed")]
+    pub fn retry_automation_failed(
+        _input: crate::automation::RetryInput,
+    ) -> Result<Option<String>, ActivityError> {
+        unimplemented!()
+    }
+
     /// Ends the run with its summary; emits `automation/completed` or `automation/failed`.
     #[activity(name = "automation.finish_run")]
     pub fn finish_automation_run(

@@ -131,6 +131,24 @@ pub struct RunPlan {
     pub use_rlm: bool,
     /// `continueOnError`.
     pub continue_on_error: bool,
+    /// `retryFailed`.
+    #[serde(default)]
+    pub retry_failed: bool,
+    /// `maxRetries`.
+    #[serde(default)]
+    pub max_retries: u32,
+}
+
+/// `automation.retry_failed` input: a new batch of the fiches whose audit failed in
+/// batch `failed_batch_id`, as retry `round` of the run.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct RetryInput {
+    /// The run.
+    pub run_id: String,
+    /// The batch whose failed audits are dispatched again.
+    pub failed_batch_id: String,
+    /// 1 for the first retry.
+    pub round: u32,
 }
 
 /// `automation.select_fiches` input.
@@ -184,8 +202,12 @@ pub struct FinishRunInput {
     pub fetch: FetchTotals,
     /// What was selected (None when the run failed before).
     pub selection: Option<RunSelection>,
-    /// The audits' counts: (completed, failed) (None: no batch ran).
+    /// The audits' counts: (completed over every round, failed in the last round)
+    /// (None: no batch ran).
     pub audits: Option<(u32, u32)>,
+    /// Retry rounds run (`retryFailed`).
+    #[serde(default)]
+    pub retries: u32,
     /// The run's own failure.
     pub error: Option<String>,
 }

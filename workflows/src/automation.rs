@@ -30,8 +30,8 @@ use crate::window::run_sliding_window;
 use callaudit_domain::activities::CallauditActivities;
 use callaudit_domain::automation::{
     AutomationRunInput, FetchTotals, FinishRunInput, NotifyInput, RUN_AUDIT_WINDOW, RUN_DAY_WINDOW,
-    RUN_STEP_PARALLELISM, RunOutcome, RunPlan, RunSelection, SelectInput, StartRunInput,
-    day_child_id, scheduled_at_of,
+    RUN_STEP_PARALLELISM, RetryInput, RunOutcome, RunPlan, RunSelection, SelectInput,
+    StartRunInput, day_child_id, scheduled_at_of,
 };
 use callaudit_domain::batch::BatchWorkflowInput;
 use callaudit_domain::fetch_job::{DayCounts, DayFetchInput};
@@ -92,8 +92,17 @@ impl AutomationRunWorkflow {
         .await;
         let mut fetch = FetchTotals::default();
         let mut selection = None;
-        let result =
-            Self::steps(ctx, &input, &workflow_id, &plan, &mut fetch, &mut selection).await;
+        let mut retries = 0;
+        let result = Self::steps(
+            ctx,
+            &input,
+            &workflow_id,
+            &plan,
+            &mut fetch,
+            &mut selection,
+            &mut retries,
+        )
+        .await;
         let (audits, error) = match result {
             Ok(audits) => (audits, None),
             Err(e) if can_record_failure(&e) => (None, Some((failure_chain(&e), e))),
@@ -107,6 +116,7 @@ impl AutomationRunWorkflow {
                     fetch,
                     selection,
                     audits,
+                    retries,
                     error: error.as_ref().map(|(chain, _)| chain.clone()),
                 },
                 db_activity(),
@@ -138,6 +148,7 @@ impl AutomationRunWorkflow {
         plan: &RunPlan,
         fetch: &mut FetchTotals,
         selection: &mut Option<RunSelection>,
+        retries: &mut u32,
     ) -> WorkflowResult<Option<(u32, u32)>> {
         fetch.days = u32::try_from(plan.days.len()).unwrap_or(u32::MAX);
         let day_ctx = ctx.clone();
@@ -170,32 +181,66 @@ impl AutomationRunWorkflow {
         let Some(batch_id) = batch_id else {
             return Ok(Some((0, 0)));
         };
-        let child = ctx
-            .start_child_workflow(
-                BatchAuditWorkflow::run,
-                BatchWorkflowInput {
-                    batch_id: batch_id.clone(),
-                    use_rlm: plan.use_rlm,
-                    window: RUN_AUDIT_WINDOW,
-                    step_parallelism: RUN_STEP_PARALLELISM,
-                    continue_as_new_after: BATCH_CONTINUE_AS_NEW_AFTER,
-                    cursor: 0,
-                    counts: None,
-                    run: 0,
-                },
-                ChildWorkflowOptions::builder()
-                    .workflow_id(ids::batch(&batch_id))
-                    .search_attributes(search::of_automation_child(
-                        &input.schedule_id,
-                        &batch_id,
-                        RunKind::Batch,
-                    ))
-                    .build(),
-            )
-            .await?;
-        let out = child.result().await?;
-        Ok(Some((out.counts.completed, out.counts.failed)))
+        let out = run_batch(ctx, input, plan, &batch_id).await?;
+        let (mut completed, mut failed) = (out.counts.completed, out.counts.failed);
+        // retryFailed: the failed audits dispatched again, maxRetries times at most, each
+        // round a batch of its own.
+        let (mut last, mut round) = (batch_id, 0);
+        while failed > 0 && plan.retry_failed && round < plan.max_retries {
+            round += 1;
+            let next = ctx
+                .execute_activity(
+                    CallauditActivities::retry_automation_failed,
+                    RetryInput {
+                        run_id: plan.run_id.clone(),
+                        failed_batch_id: last.clone(),
+                        round,
+                    },
+                    db_activity(),
+                )
+                .await?;
+            let Some(next) = next else { break };
+            let out = run_batch(ctx, input, plan, &next).await?;
+            completed += out.counts.completed;
+            failed = out.counts.failed;
+            last = next;
+        }
+        *retries = round;
+        Ok(Some((completed, failed)))
     }
+}
+
+/// Audits batch `batch_id` as a `BatchAuditWorkflow` child (`batch:{batch_id}`).
+async fn run_batch(
+    ctx: &WorkflowContext<AutomationRunWorkflow>,
+    input: &AutomationRunInput,
+    plan: &RunPlan,
+    batch_id: &str,
+) -> WorkflowResult<callaudit_domain::batch::BatchWorkflowOutput> {
+    let child = ctx
+        .start_child_workflow(
+            BatchAuditWorkflow::run,
+            BatchWorkflowInput {
+                batch_id: batch_id.to_string(),
+                use_rlm: plan.use_rlm,
+                window: RUN_AUDIT_WINDOW,
+                step_parallelism: RUN_STEP_PARALLELISM,
+                continue_as_new_after: BATCH_CONTINUE_AS_NEW_AFTER,
+                cursor: 0,
+                counts: None,
+                run: 0,
+            },
+            ChildWorkflowOptions::builder()
+                .workflow_id(ids::batch(batch_id))
+                .search_attributes(search::of_automation_child(
+                    &input.schedule_id,
+                    batch_id,
+                    RunKind::Batch,
+                ))
+                .build(),
+        )
+        .await?;
+    Ok(child.result().await?)
 }
 
 /// Delivers one event of the run to its schedule's webhook: each attempt is recorded by
