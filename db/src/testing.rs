@@ -91,7 +91,20 @@ pub async fn create_test_database(admin_url: &str, label: &str) -> DbResult<Test
             admin
                 .batch_execute(&format!("CREATE DATABASE {building}"))
                 .await?;
-            migrate::run_pending(&url_with_database(admin_url, &building)).await?;
+            // The migration harness blocks, which only a multi-threaded runtime allows:
+            // run it on one of its own, so a test on a current-thread runtime may be the
+            // first to build the template.
+            let building_url = url_with_database(admin_url, &building);
+            tokio::task::spawn_blocking(move || {
+                tokio::runtime::Builder::new_multi_thread()
+                    .worker_threads(1)
+                    .enable_all()
+                    .build()
+                    .map_err(|e| DbError::Migration(e.to_string()))?
+                    .block_on(migrate::run_pending(&building_url))
+            })
+            .await
+            .map_err(|e| DbError::Migration(e.to_string()))??;
             admin
                 .batch_execute(&format!("ALTER DATABASE {building} RENAME TO {template}"))
                 .await?;
