@@ -40,6 +40,20 @@ impl WorkerActivities {
             .ok_or_else(|| permanent(format!("automation schedule {id} not found")))
     }
 
+    /// A run and its schedule (either missing is permanent).
+    async fn run_with_schedule(
+        &self,
+        conn: &mut callaudit_db::AsyncPgConnection,
+        run_id: Uuid,
+    ) -> Result<(db::RunRow, db::ScheduleRow), ActivityError> {
+        let run = db::get_run(conn, run_id)
+            .await
+            .map_err(retryable)?
+            .ok_or_else(|| permanent(format!("automation run {run_id} not found")))?;
+        let schedule = self.schedule_of(conn, run.schedule_id).await?;
+        Ok((run, schedule))
+    }
+
     /// `automation.start_run`: the run's row (created once) and its plan.
     #[tracing::instrument(name = "automation.start_run", skip_all, fields(schedule.id = %input.schedule_id, run.scheduled_at = %input.scheduled_at))]
     pub(crate) async fn start_run(&self, input: StartRunInput) -> Result<RunPlan, ActivityError> {
@@ -97,11 +111,7 @@ impl WorkerActivities {
     ) -> Result<RunSelection, ActivityError> {
         let run_id = uuid("run", &input.run_id)?;
         let mut conn = self.conn().await?;
-        let run = db::get_run(&mut conn, run_id)
-            .await
-            .map_err(retryable)?
-            .ok_or_else(|| permanent(format!("automation run {run_id} not found")))?;
-        let schedule = self.schedule_of(&mut conn, run.schedule_id).await?;
+        let (run, schedule) = self.run_with_schedule(&mut conn, run_id).await?;
         let selection: FicheSelection =
             serde_json::from_value(schedule.fiche_selection.clone()).unwrap_or_default();
         let config_id = schedule
@@ -221,11 +231,7 @@ impl WorkerActivities {
     ) -> Result<RunOutcome, ActivityError> {
         let run_id = uuid("run", &input.run_id)?;
         let mut conn = self.conn().await?;
-        let run = db::get_run(&mut conn, run_id)
-            .await
-            .map_err(retryable)?
-            .ok_or_else(|| permanent(format!("automation run {run_id} not found")))?;
-        let schedule = self.schedule_of(&mut conn, run.schedule_id).await?;
+        let (run, schedule) = self.run_with_schedule(&mut conn, run_id).await?;
         let controls: callaudit_domain::automation::Controls =
             serde_json::from_value(schedule.options.clone()).unwrap_or_default();
         let (audited, failed) = input.audits.unwrap_or((0, 0));
@@ -313,11 +319,7 @@ impl WorkerActivities {
         use callaudit_upstream::webhook::{Delivery, deliver};
         let run_id = uuid("run", &input.run_id)?;
         let mut conn = self.conn().await?;
-        let run = db::get_run(&mut conn, run_id)
-            .await
-            .map_err(retryable)?
-            .ok_or_else(|| permanent(format!("automation run {run_id} not found")))?;
-        let schedule = self.schedule_of(&mut conn, run.schedule_id).await?;
+        let (_, schedule) = self.run_with_schedule(&mut conn, run_id).await?;
         let notifications: Notifications =
             serde_json::from_value(schedule.notifications.clone()).unwrap_or_default();
         let Some(url) = notifications.webhook_url.filter(|u| !u.trim().is_empty()) else {
