@@ -110,19 +110,10 @@ pub(crate) async fn audit_with_config(
         .await
         .map_err(retryable)?
         .ok_or_else(|| permanent(format!("audit {id} not found")))?;
-    let spec = match &audit.config_snapshot {
-        Some(snapshot) => serde_json::from_value(snapshot.clone()).map_err(|e| {
-            permanent(format!(
-                "the audit's configuration snapshot is unreadable: {e}"
-            ))
-        })?,
-        None => {
-            callaudit_db::audit_configs::get(conn, audit.audit_config_id)
-                .await
-                .map_err(retryable)?
-                .ok_or_else(|| permanent("audit configuration deleted"))?
-                .spec
-        }
-    };
+    let spec = audits::config_of(conn, &audit).await.map_err(|e| match e {
+        audits::AuditConfigError::Db(e) => retryable(e),
+        audits::AuditConfigError::Deleted => permanent("audit configuration deleted"),
+        unreadable => permanent(unreadable.to_string()),
+    })?;
     Ok((audit, spec))
 }

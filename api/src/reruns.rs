@@ -385,21 +385,18 @@ async fn start(
     let audit = audit_rows::get(&mut conn, t.audit_id)
         .await?
         .ok_or_else(|| ApiError::not_found(format!("audit {} not found", t.audit_id)))?;
-    let spec: AuditConfigSpec = match &audit.config_snapshot {
-        Some(s) => serde_json::from_value(s.clone()).map_err(ApiError::internal)?,
-        None => {
-            callaudit_db::audit_configs::get(&mut conn, audit.audit_config_id)
-                .await?
-                .ok_or_else(|| {
-                    ApiError::conflict(format!(
-                        "audit {} has no configuration snapshot and its configuration was \
-                         deleted: it cannot be rerun",
-                        audit.id
-                    ))
-                })?
-                .spec
-        }
-    };
+    let spec: AuditConfigSpec =
+        audit_rows::config_of(&mut conn, &audit)
+            .await
+            .map_err(|e| match e {
+                audit_rows::AuditConfigError::Db(e) => ApiError::from(e),
+                audit_rows::AuditConfigError::Deleted => ApiError::conflict(format!(
+                    "audit {} has no configuration snapshot and its configuration was deleted: \
+                 it cannot be rerun",
+                    audit.id
+                )),
+                unreadable => ApiError::internal(unreadable),
+            })?;
     check_target(audit.id, &spec, t)?;
     let use_rlm = body.use_rlm.or(body.use_rlm_camel).unwrap_or(audit.use_rlm);
     let audit_key = audit.id.to_string();

@@ -279,3 +279,34 @@ pub async fn delete_pending(conn: &mut AsyncPgConnection, id: Uuid) -> DbResult<
     .await?;
     Ok(())
 }
+
+/// Why the configuration an audit applies cannot be had.
+#[derive(Debug, thiserror::Error)]
+pub enum AuditConfigError {
+    /// The snapshot stored on the audit does not parse.
+    #[error("the audit's configuration snapshot is unreadable: {0}")]
+    Unreadable(String),
+    /// No snapshot (an audit from before snapshots) and the configuration is gone.
+    #[error("the audit has no configuration snapshot and its configuration was deleted")]
+    Deleted,
+    /// The database failed.
+    #[error(transparent)]
+    Db(#[from] crate::DbError),
+}
+
+/// The configuration `audit` applies: the snapshot taken when it started (so editing the
+/// configuration meanwhile changes nothing), or, for audits created before snapshots
+/// existed, the live configuration. Audits, reruns and chat read it here.
+pub async fn config_of(
+    conn: &mut AsyncPgConnection,
+    audit: &AuditRow,
+) -> Result<callaudit_domain::audit_config::AuditConfigSpec, AuditConfigError> {
+    match &audit.config_snapshot {
+        Some(snapshot) => serde_json::from_value(snapshot.clone())
+            .map_err(|e| AuditConfigError::Unreadable(e.to_string())),
+        None => crate::audit_configs::get(conn, audit.audit_config_id)
+            .await?
+            .map(|c| c.spec)
+            .ok_or(AuditConfigError::Deleted),
+    }
+}

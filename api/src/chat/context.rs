@@ -31,17 +31,13 @@ pub(crate) async fn of_audit(
     conn: &mut AsyncPgConnection,
     audit: &AuditRow,
 ) -> Result<String, ApiError> {
-    let spec: AuditConfigSpec = match &audit.config_snapshot {
-        Some(snapshot) => serde_json::from_value(snapshot.clone()).map_err(|e| {
-            ApiError::internal(format!("audit {}: unreadable snapshot: {e}", audit.id))
-        })?,
-        None => callaudit_db::audit_configs::get(conn, audit.audit_config_id)
-            .await?
-            .map(|c| c.spec)
-            .ok_or_else(|| {
-                ApiError::internal(format!("audit {}: configuration deleted", audit.id))
-            })?,
-    };
+    let spec: AuditConfigSpec =
+        callaudit_db::audits::config_of(conn, audit)
+            .await
+            .map_err(|e| match e {
+                callaudit_db::audits::AuditConfigError::Db(e) => ApiError::from(e),
+                other => ApiError::internal(format!("audit {}: {other}", audit.id)),
+            })?;
     let stored = step_results::of_audit(conn, audit.id).await?;
     // An unreadable stored step is shown as not analysed rather than failing the chat.
     let analyses: Vec<(i32, f64, _, Option<StepAnalysis>)> = stored
