@@ -7,6 +7,10 @@ use poem::http::StatusCode;
 use poem::web::headers::{ContentLength, HeaderMapExt};
 use poem::{Body, Endpoint, IntoResponse, Request, Response};
 
+/// A chunked body past the cap is still read (and dropped) up to this many times the cap
+/// before the 413 is answered.
+const DRAIN_FACTOR: usize = 8;
+
 fn too_large(max: usize) -> poem::Error {
     poem::Error::from_string(
         format!("request body larger than {max} bytes (API_MAX_BODY_BYTES)"),
@@ -34,6 +38,17 @@ pub async fn limit_body<E: Endpoint>(
             while let Some(chunk) = stream.next().await {
                 let chunk = chunk.map_err(|e| poem::Error::new(e, StatusCode::BAD_REQUEST))?;
                 if buffered.len() + chunk.len() > max {
+                    // Read (and drop) what the client is still sending, up to a bound, so
+                    // it has finished sending when the 413 comes: answering and closing
+                    // mid-upload resets the connection under the client, which then
+                    // often loses the answer. Past the bound the connection just closes.
+                    let mut drained = buffered.len() + chunk.len();
+                    while drained <= max.saturating_mul(DRAIN_FACTOR) {
+                        match stream.next().await {
+                            Some(Ok(more)) => drained += more.len(),
+                            _ => break,
+                        }
+                    }
                     return Err(too_large(max));
                 }
                 buffered.extend_from_slice(&chunk);
