@@ -18,6 +18,7 @@ pub mod login_throttle;
 pub mod migrate;
 pub mod personal_data;
 pub mod pool;
+pub mod realtime;
 pub mod recordings;
 pub mod reruns;
 pub mod schema;

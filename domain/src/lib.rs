@@ -24,6 +24,7 @@ pub(crate) mod numbers;
 pub mod personal_data;
 pub mod pii;
 pub mod prompts;
+pub mod realtime;
 pub mod rerun;
 pub mod scoring;
 pub mod step_result;

@@ -20,6 +20,8 @@ pub use http::MAX_ANSWER_BYTES;
 pub mod leases;
 pub mod metrics;
 pub mod openai;
+pub mod pusher;
+pub mod realtime;
 pub mod webhook;
 
 pub use error::UpstreamError;
