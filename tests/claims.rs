@@ -200,3 +200,75 @@ async fn the_readme_fiches_score_as_it_says_with_the_sample_configuration() {
         }
     }
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_configuration_is_replaced_and_deleted_through_the_api_and_bad_edits_change_nothing() {
+    let db = test_db("config_put_delete").await;
+    let api = spawn_api(&db.url, temporal_settings(&temporal_address(), "unused")).await;
+    let manager = api.token_for("manager").await;
+    let config = api.sample_config().await;
+    let path = format!("/api/audit-configs/{}", config["id"].as_str().unwrap());
+
+    let mut edited: serde_json::Value =
+        serde_json::from_str(callaudit_sim::SAMPLE_AUDIT_CONFIG_JSON).unwrap();
+    edited["name"] = "Deux étapes".into();
+    edited["steps"].as_array_mut().unwrap().truncate(2);
+    edited["steps"][1]["weight"] = 35.into();
+    edited["steps"][1]["critical"] = false.into();
+    let (status, put) = api
+        .send(reqwest::Method::PUT, &path, Some(&manager), &edited)
+        .await;
+    assert_eq!(status, 200, "{put}");
+    let (status, read) = api.get(&path, Some(&manager)).await;
+    assert_eq!(status, 200);
+    assert_eq!(read["name"], "Deux étapes", "{read}");
+    let steps = read["steps"].as_array().unwrap();
+    assert_eq!(steps.len(), 2, "{read}");
+    assert_eq!(steps[1]["weight"].as_f64(), Some(35.0), "{read}");
+    assert_eq!(steps[1]["critical"], false, "{read}");
+
+    // An invalid replacement is a 422 naming the field, and the stored one is unchanged.
+    let mut bad = edited.clone();
+    bad["name"] = "Never stored".into();
+    bad["steps"][0]["weight"] = (-1).into();
+    let (status, body) = api
+        .send(reqwest::Method::PUT, &path, Some(&manager), &bad)
+        .await;
+    assert_eq!(status, 422, "{body}");
+    assert!(
+        body["error"]["message"]
+            .as_str()
+            .unwrap()
+            .contains("steps[0].weight"),
+        "{body}"
+    );
+    assert_eq!(api.get(&path, Some(&manager)).await.1, read);
+    let missing = format!("/api/audit-configs/{}", uuid::Uuid::new_v4());
+    let (status, body) = api
+        .send(reqwest::Method::PUT, &missing, Some(&manager), &edited)
+        .await;
+    assert_eq!(status, 404, "{body}");
+
+    // Unused, it is deleted: gone from the list and its URL, and a second delete is a 404.
+    let (status, _) = api
+        .send(
+            reqwest::Method::DELETE,
+            &path,
+            Some(&manager),
+            &serde_json::Value::Null,
+        )
+        .await;
+    assert_eq!(status, 204);
+    assert_eq!(api.get(&path, Some(&manager)).await.0, 404);
+    let (_, list) = api.get("/api/audit-configs", Some(&manager)).await;
+    assert_eq!(list, serde_json::json!([]));
+    let (status, body) = api
+        .send(
+            reqwest::Method::DELETE,
+            &path,
+            Some(&manager),
+            &serde_json::Value::Null,
+        )
+        .await;
+    assert_eq!(status, 404, "{body}");
+}

@@ -15,6 +15,7 @@ mod browser;
 mod chat;
 mod claims;
 mod events_stream;
+mod faults;
 mod fetch_jobs;
 mod fiches;
 mod foundation;
