@@ -27,6 +27,8 @@ mod auditor;
 mod crm;
 mod dataset;
 mod llm;
+pub mod pusher;
+pub mod smtp;
 mod stt;
 mod text;
 mod transcripts;
@@ -103,6 +105,10 @@ pub struct SimConfig {
     /// Days (`YYYY-MM-DD`) whose sales search always answers 500, as a CRM failing on
     /// one day would (to fail one day of a progressive fetch).
     pub fail_sales_dates: Vec<String>,
+    /// When true, every chat completion request answers 401 `invalid_api_key`, as the
+    /// real API does for a revoked key: a permanent vendor failure, whatever the key sent
+    /// (the CRM and speech-to-text keep answering).
+    pub llm_unauthorized: bool,
 }
 
 impl Default for SimConfig {
@@ -123,6 +129,7 @@ impl Default for SimConfig {
             seed: 0,
             expected_api_keys: None,
             fail_sales_dates: Vec::new(),
+            llm_unauthorized: false,
         }
     }
 }
@@ -244,6 +251,11 @@ pub struct SimStats {
     pub crm_recording_requests: u64,
     /// Speech-to-text requests received.
     pub stt_requests: u64,
+    /// Speech-to-text requests per recording they named (faulted ones included; a request
+    /// naming no valid recording is counted in `stt_requests` only).
+    pub stt_requests_by_recording: std::collections::BTreeMap<String, u64>,
+    /// Speech-to-text requests answered with a transcript, per recording.
+    pub stt_transcripts_by_recording: std::collections::BTreeMap<String, u64>,
     /// Chat completion requests received.
     pub llm_requests: u64,
     /// Tool calls emitted by the simulated model.
@@ -283,6 +295,15 @@ pub struct SimState {
     llm_log: Mutex<std::collections::VecDeque<Value>>,
     /// Sales searches per searched day.
     sales_by_date: Mutex<std::collections::BTreeMap<String, u64>>,
+    /// Speech-to-text requests and transcripts answered, per recording.
+    stt_by_recording: Mutex<SttByRecording>,
+}
+
+/// Speech-to-text requests and transcripts answered, per recording.
+#[derive(Default)]
+struct SttByRecording {
+    requests: std::collections::BTreeMap<String, u64>,
+    transcripts: std::collections::BTreeMap<String, u64>,
 }
 
 /// Chat completion requests `GET /_sim/llm/requests` keeps (the latest ones).
@@ -348,6 +369,7 @@ impl SimState {
             seq: AtomicU64::new(0),
             llm_log: Mutex::new(std::collections::VecDeque::new()),
             sales_by_date: Mutex::new(std::collections::BTreeMap::new()),
+            stt_by_recording: Mutex::new(SttByRecording::default()),
         })
     }
 
@@ -376,6 +398,13 @@ impl SimState {
     pub fn stats(&self) -> SimStats {
         let c = &self.counters;
         let l = |a: &AtomicU64| a.load(Ordering::SeqCst);
+        let (stt_requests_by_recording, stt_transcripts_by_recording) = {
+            let stt = self
+                .stt_by_recording
+                .lock()
+                .unwrap_or_else(PoisonError::into_inner);
+            (stt.requests.clone(), stt.transcripts.clone())
+        };
         SimStats {
             crm_detail_requests: l(&c.crm_detail_requests),
             crm_detail_max_in_flight: l(&c.crm_detail_max_in_flight),
@@ -390,6 +419,8 @@ impl SimState {
                 .clone(),
             crm_recording_requests: l(&c.crm_recording_requests),
             stt_requests: l(&c.stt_requests),
+            stt_requests_by_recording,
+            stt_transcripts_by_recording,
             llm_requests: l(&c.llm_requests),
             llm_tool_calls: l(&c.llm_tool_calls),
             llm_tool_requests: l(&c.llm_tool_requests),
@@ -428,6 +459,10 @@ impl SimState {
             .lock()
             .unwrap_or_else(PoisonError::into_inner)
             .clear();
+        *self
+            .stt_by_recording
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner) = SttByRecording::default();
         let c = &self.counters;
         let z = |a: &AtomicU64| a.store(0, Ordering::SeqCst);
         z(&c.crm_detail_requests);
@@ -527,6 +562,21 @@ impl SimState {
 
     pub(crate) fn count_stt(&self) {
         self.counters.stt_requests.fetch_add(1, Ordering::SeqCst);
+    }
+
+    /// Counts a speech-to-text request naming `recording_id`, and whether it is answered
+    /// with its transcript.
+    pub(crate) fn count_stt_recording(&self, recording_id: &str, answered: bool) {
+        let mut stt = self
+            .stt_by_recording
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner);
+        let map = if answered {
+            &mut stt.transcripts
+        } else {
+            &mut stt.requests
+        };
+        *map.entry(recording_id.to_owned()).or_insert(0) += 1;
     }
 
     pub(crate) fn count_llm(&self) {

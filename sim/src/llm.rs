@@ -72,10 +72,21 @@ fn fault_response(f: Fault) -> Response {
     }
 }
 
-/// 401 when key checks are on; the message echoes the key like the real API
-/// does (partially), so callers must sanitise upstream error bodies.
+/// 401 when key checks are on (or always, with `llm_unauthorized`); the message echoes
+/// the key like the real API does (partially), so callers must sanitise upstream error
+/// bodies.
 fn check_key(state: &SimState, req: &Request) -> Option<Response> {
-    let expected = state.config().expected_api_keys?;
+    let cfg = state.config();
+    if cfg.llm_unauthorized {
+        return Some(openai_error(
+            StatusCode::UNAUTHORIZED,
+            "Incorrect API key provided. You can find your API key at https://platform.openai.com/account/api-keys.",
+            "invalid_request_error",
+            None,
+            Some("invalid_api_key"),
+        ));
+    }
+    let expected = cfg.expected_api_keys?;
     let provided = header(req, "authorization").and_then(|v| {
         v.strip_prefix("Bearer ")
             .or_else(|| v.strip_prefix("bearer "))

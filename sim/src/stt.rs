@@ -230,9 +230,6 @@ pub(crate) async fn speech_to_text(
     if let Some(r) = check_key(state, req) {
         return r;
     }
-    if let Some(f) = state.fault() {
-        return fault_response(f);
-    }
     let Ok(mp) = multipart else {
         return invalid("Expected a multipart/form-data body");
     };
@@ -274,11 +271,18 @@ pub(crate) async fn speech_to_text(
             }
         },
     };
+    // Faults come after the form is read, so that a faulted request is counted against
+    // the recording it named (how many calls a recording cost, retries included).
+    state.count_stt_recording(&recording_id, false);
+    if let Some(f) = state.fault() {
+        return fault_response(f);
+    }
     let Some((_, rec)) = state.dataset().recording(&recording_id) else {
         return invalid(&format!(
             "Could not fetch or decode audio for recording '{recording_id}'"
         ));
     };
+    state.count_stt_recording(&recording_id, true);
     let (language_code, probability) = match form.language_code.as_deref() {
         None | Some("") => ("fra".to_owned(), 0.98),
         Some("fr") | Some("fra") | Some("fr-FR") => ("fra".to_owned(), 1.0),

@@ -1257,3 +1257,48 @@ async fn invalid_chat_requests_get_openai_shaped_400s() {
     assert_eq!(r.status, 400);
     assert!(r.json()["error"]["message"].is_string());
 }
+
+// ---------------------------------------------------------------- chaos knobs
+
+#[tokio::test]
+async fn speech_to_text_calls_are_counted_per_recording_faulted_ones_included() {
+    let (addr, state) = start(SimConfig {
+        error_rate: 1.0,
+        ..SimConfig::default()
+    })
+    .await;
+    let parts = [
+        Part::Text("model_id", "scribe_v1"),
+        Part::Text(
+            "cloud_storage_url",
+            "http://h/crm/recordings/REC-1001-2.mp3",
+        ),
+    ];
+    assert_eq!(stt(addr, None, &parts).await.status, 500);
+    state.set_config(SimConfig::default());
+    assert_eq!(stt(addr, None, &parts).await.status, 200);
+    let s = stats(addr).await;
+    assert_eq!(s.stt_requests, 2);
+    assert_eq!(
+        s.stt_requests_by_recording,
+        [("REC-1001-2".to_owned(), 2)].into()
+    );
+    assert_eq!(
+        s.stt_transcripts_by_recording,
+        [("REC-1001-2".to_owned(), 1)].into()
+    );
+}
+
+#[tokio::test]
+async fn llm_unauthorized_answers_every_completion_with_a_401_invalid_api_key() {
+    let (addr, _) = start(SimConfig {
+        llm_unauthorized: true,
+        ..SimConfig::default()
+    })
+    .await;
+    let r = chat(addr, &prompt_request("FICHE-1001", 1)).await;
+    assert_eq!(r.status, 401, "{}", r.text());
+    assert_eq!(r.json()["error"]["code"], "invalid_api_key");
+    // The other vendors keep answering.
+    assert_eq!(get(addr, "/crm/fiches/FICHE-1001").await.status, 200);
+}
