@@ -10,6 +10,7 @@ mod auth_hardening;
 mod auth_matrix;
 mod automation;
 mod batches;
+mod bench_load_smoke;
 mod bench_smoke;
 mod browser;
 mod chat;

@@ -12,19 +12,29 @@ pub struct BenchArgs {
     #[arg(short = 'c', long, env = "BENCH_CONCURRENCY", default_value_t = 10)]
     pub concurrency: usize,
     /// Steps analysed at once per audit, in both runs (as the api's AUDIT_STEP_PARALLELISM).
-    #[arg(long, env = "AUDIT_STEP_PARALLELISM", default_value_t = 3, value_parser = clap::value_parser!(u32).range(1..=50))]
+    #[arg(long, env = "AUDIT_STEP_PARALLELISM", default_value_t = 3, value_parser = clap::value_parser!(u32).range(1..=50), global = true)]
     pub step_parallelism: u32,
     /// Server-level Postgres URL: the bench creates its own database there and drops it.
-    #[arg(long, env = "DATABASE_URL", hide_env_values = true)]
+    #[arg(long, env = "DATABASE_URL", hide_env_values = true, global = true)]
     pub database_url: Option<String>,
     /// Temporal frontend (an in-memory dev server: see temporal-dev/bench.sh).
-    #[arg(long, env = "TEMPORAL_ADDRESS", default_value = "127.0.0.1:7233")]
+    #[arg(
+        long,
+        env = "TEMPORAL_ADDRESS",
+        default_value = "127.0.0.1:7233",
+        global = true
+    )]
     pub temporal_address: String,
     /// Namespace.
-    #[arg(long, env = "TEMPORAL_NAMESPACE", default_value = "default")]
+    #[arg(
+        long,
+        env = "TEMPORAL_NAMESPACE",
+        default_value = "default",
+        global = true
+    )]
     pub temporal_namespace: String,
     /// Pid of the Temporal server, to report its CPU per audit too (Linux /proc).
-    #[arg(long, env = "BENCH_TEMPORAL_PID")]
+    #[arg(long, env = "BENCH_TEMPORAL_PID", global = true)]
     pub temporal_pid: Option<u32>,
     /// Skip the bare baseline (no ratio).
     #[arg(long)]
@@ -36,9 +46,13 @@ pub struct BenchArgs {
     #[arg(long)]
     pub single_baseline: bool,
     /// Give up on a run after this many seconds.
-    #[arg(long, default_value_t = 600)]
+    #[arg(long, default_value_t = 600, global = true)]
     pub timeout_s: u64,
     /// Print the figures as JSON instead of a table.
-    #[arg(long)]
+    #[arg(long, global = true)]
     pub json: bool,
+    /// A load mode (issue 12) instead of the throughput comparison. Of the flags above it
+    /// takes the connection ones, `--step-parallelism`, `--json` and `--timeout-s`.
+    #[command(subcommand)]
+    pub load: Option<crate::LoadMode>,
 }

@@ -25,6 +25,11 @@
 //! `callaudit-workflows`), `bare_worker` (its no-op activities), `run` (the command),
 //! `stack` (the simulators, the in-process api and the worker processes of a run),
 //! `report` (the figures), `procstat` (`/proc` readings), `args` (its command line).
+//!
+//! Load modes (`callaudit bench api | sse | worker | scale | long`, issue 12): `load_args`
+//! (their command lines), `load_run` (dispatch and printing), `load_stack` (a database,
+//! the simulators, the api and the worker as child processes, an api client),
+//! `load_machine` (the machine described), one `load_*` file per mode.
 
 mod args;
 pub mod bare;
@@ -38,6 +43,24 @@ pub mod report;
 mod run;
 #[allow(clippy::disallowed_methods)]
 mod stack;
+// The load modes (issue 12): drivers too, timed on the wall clock.
+#[allow(clippy::disallowed_methods)]
+pub mod load_api;
+mod load_args;
+#[allow(clippy::disallowed_methods)]
+pub mod load_long;
+pub mod load_machine;
+mod load_run;
+#[allow(clippy::disallowed_methods)]
+pub mod load_scale;
+#[allow(clippy::disallowed_methods)]
+pub mod load_sse;
+#[allow(clippy::disallowed_methods)]
+mod load_stack;
 
 pub use args::BenchArgs;
+pub use load_args::{
+    ApiLoadArgs, LoadMode, LongLoadArgs, ScaleLoadArgs, SseLoadArgs, WorkerLoadArgs,
+};
+pub use load_run::run as run_load;
 pub use run::run;

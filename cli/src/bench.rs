@@ -4,9 +4,14 @@
 use crate::config::BareWorkerArgs;
 use callaudit_bench::BenchArgs;
 
-/// Runs the bench (its api is built by `AppState::build`, as `callaudit api` builds it).
-pub async fn run(args: BenchArgs) -> anyhow::Result<()> {
-    callaudit_bench::run(args).await
+/// Runs the bench (its api is built by `AppState::build`, as `callaudit api` builds it),
+/// or one of its load modes (`bench api | sse | worker | scale | long`: the api and the
+/// worker as child processes of this executable).
+pub async fn run(mut args: BenchArgs) -> anyhow::Result<()> {
+    match args.load.take() {
+        Some(mode) => callaudit_bench::run_load(args, mode).await,
+        None => callaudit_bench::run(args).await,
+    }
 }
 
 /// Serves the bare baseline's workflows and no-op activities with the worker options of
