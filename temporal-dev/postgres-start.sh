@@ -12,7 +12,9 @@
 #
 # Env: PG_PORT (55432), PG_EXTRA_OPTS (extra server options, e.g. "-c fsync=off"),
 #      PG_OS_USER (OS user that runs the server when invoked as root; embedded_postgres),
-#      PYTHON (python3).
+#      PYTHON (python3); PG_DATA, PG_RUN, PG_META, PG_ENV_FILE (a cluster of one's own:
+#      data dir, socket/log dir, meta file, env file; default .tmp/dev/pg, pg-run,
+#      pg.meta, pg.env).
 set -euo pipefail
 # shellcheck source-path=SCRIPTDIR source=lib.sh
 source "$(dirname -- "${BASH_SOURCE[0]}")/lib.sh"
@@ -124,8 +126,9 @@ fi
 
 write_env() { # PORT
   local url="postgres://postgres@127.0.0.1:$1/postgres"
-  printf 'export DATABASE_URL=%q\n' "$url" >"$STATE/pg.env.tmp"
-  mv -f -- "$STATE/pg.env.tmp" "$STATE/pg.env"
+  local env_file=${PG_ENV_FILE:-"$STATE/pg.env"}
+  printf 'export DATABASE_URL=%q\n' "$url" >"$env_file.tmp"
+  mv -f -- "$env_file.tmp" "$env_file"
   printf '%s\n' "$url"
 }
 

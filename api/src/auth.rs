@@ -71,12 +71,62 @@ async fn check_stream_token(
 
 /// Who may open an event stream: a bearer token (with the read permission), or a stream
 /// token issued for that very stream.
-#[derive(SecurityScheme)]
 pub enum StreamAuth {
     /// `Authorization: Bearer …`.
     Bearer(BearerAuth),
     /// `?token=…`.
     Token(StreamTokenAuth),
+}
+
+/// Written by hand rather than derived: the derived enum answers with the error of the
+/// scheme tried last, so while Postgres was unreachable a client sending a valid bearer
+/// token got the 401 of the missing `?token=` (seen under `temporal-dev/chaos.sh`: a
+/// stream resuming during a Postgres restart was refused as unauthenticated). Here a
+/// failure that is not about the credentials (503) wins, then the error of the scheme the
+/// client used.
+impl<'a> poem_openapi::ApiExtractor<'a> for StreamAuth {
+    const TYPES: &'static [poem_openapi::ApiExtractorType] =
+        &[poem_openapi::ApiExtractorType::SecurityScheme];
+    type ParamType = ();
+    type ParamRawType = ();
+
+    fn register(registry: &mut poem_openapi::registry::Registry) {
+        <BearerAuth as poem_openapi::ApiExtractor>::register(registry);
+        <StreamTokenAuth as poem_openapi::ApiExtractor>::register(registry);
+    }
+
+    fn security_schemes() -> Vec<&'static str> {
+        let mut schemes = <BearerAuth as poem_openapi::ApiExtractor>::security_schemes();
+        schemes.extend(<StreamTokenAuth as poem_openapi::ApiExtractor>::security_schemes());
+        schemes
+    }
+
+    async fn from_request(
+        req: &'a Request,
+        body: &mut poem::RequestBody,
+        param_opts: poem_openapi::ExtractParamOptions<Self::ParamType>,
+    ) -> poem::Result<Self> {
+        let bearer = match BearerAuth::from_request(req, body, param_opts.clone()).await {
+            Ok(b) => return Ok(Self::Bearer(b)),
+            Err(e) => e,
+        };
+        let token = match StreamTokenAuth::from_request(req, body, param_opts).await {
+            Ok(t) => return Ok(Self::Token(t)),
+            Err(e) => e,
+        };
+        let unauthorized = poem::http::StatusCode::UNAUTHORIZED;
+        Err(if bearer.status() != unauthorized {
+            bearer
+        } else if token.status() != unauthorized
+            || !req
+                .headers()
+                .contains_key(poem::http::header::AUTHORIZATION)
+        {
+            token
+        } else {
+            bearer
+        })
+    }
 }
 
 impl StreamAuth {
