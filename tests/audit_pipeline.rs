@@ -8,7 +8,12 @@ use std::process::{Command, Stdio};
 use std::time::Duration;
 
 /// A worker process wired to the simulators at `sim`, with extra environment.
-fn spawn_worker_with(db_url: &str, queue: &str, sim: &str, env: &[(&str, &str)]) -> ChildGuard {
+pub(crate) fn spawn_worker_with(
+    db_url: &str,
+    queue: &str,
+    sim: &str,
+    env: &[(&str, &str)],
+) -> ChildGuard {
     spawn_worker_logged(db_url, queue, sim, env, None)
 }
 

@@ -411,7 +411,7 @@ async fn the_reconciler_repairs_drift() {
 /// Days from 2026-11-02 (the simulator's first built-in sale day) to yesterday in
 /// Europe/Paris (UTC+1 in winter), so a run's window holds every built-in sale but
 /// FICHE-1011 (2026-10-15).
-fn days_back_to_first_sale() -> i64 {
+pub(crate) fn days_back_to_first_sale() -> i64 {
     let today_paris = (chrono::Utc::now() + chrono::Duration::hours(1)).date_naive();
     (today_paris - chrono::NaiveDate::from_ymd_opt(2026, 11, 2).unwrap()).num_days()
 }
@@ -651,7 +651,7 @@ async fn run_mdp_schedule(
 }
 
 /// Like [`run_mdp_schedule`], with `controls`.
-async fn run_mdp_schedule_with(
+pub(crate) async fn run_mdp_schedule_with(
     sc: &crate::audit_pipeline::Scenario,
     config: &Value,
     controls: Value,

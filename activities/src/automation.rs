@@ -97,6 +97,7 @@ impl WorkerActivities {
             continue_on_error: controls.continue_on_error,
             retry_failed: controls.retry_failed,
             max_retries: controls.max_retries,
+            skip_if_transcribed: controls.skip_if_transcribed,
         })
     }
 
@@ -134,6 +135,7 @@ impl WorkerActivities {
                 batch_id: None,
                 selected: 0,
                 ignored: vec![],
+                transcription: None,
             });
         };
         let groupes = (!selection.groupes.is_empty()).then_some(selection.groupes.as_slice());
@@ -218,6 +220,7 @@ impl WorkerActivities {
             batch_id,
             selected: u32::try_from(selected.len()).unwrap_or(u32::MAX),
             ignored,
+            transcription: None,
         })
     }
 
@@ -235,19 +238,33 @@ impl WorkerActivities {
         let controls: callaudit_domain::automation::Controls =
             serde_json::from_value(schedule.options.clone()).unwrap_or_default();
         let (audited, failed) = input.audits.unwrap_or((0, 0));
-        let transcribed = match input.selection.as_ref().and_then(|s| s.batch_id.as_ref()) {
-            Some(b) => db::transcribed_fiches(&mut conn, uuid("batch", b)?)
+        let phase = input
+            .selection
+            .as_ref()
+            .and_then(|s| s.transcription.clone());
+        let transcribed = match (
+            &phase,
+            input.selection.as_ref().and_then(|s| s.batch_id.as_ref()),
+        ) {
+            (Some(t), _) => i64::from(t.transcribed),
+            (None, Some(b)) => db::transcribed_fiches(&mut conn, uuid("batch", b)?)
                 .await
                 .map_err(retryable)?,
-            None => 0,
+            (None, None) => 0,
         };
+        // A fiche whose transcription failed is a failed fiche, as one whose audit failed.
+        let untranscribed = phase.as_ref().map_or(0, |t| t.failed.len());
+        let failed = failed + u32::try_from(untranscribed).unwrap_or(u32::MAX);
         let (status, error) = match (&input.error, failed) {
             (Some(e), _) => ("failed", Some(e.clone())),
             (None, 0) => ("completed", None),
-            (None, n) if controls.continue_on_error => {
-                let _ = n;
-                ("partial", None)
-            }
+            (None, _) if controls.continue_on_error => ("partial", None),
+            (None, _) if untranscribed > 0 => (
+                "failed",
+                Some(format!(
+                    "{untranscribed} fiche(s) failed transcription and continueOnError is off"
+                )),
+            ),
             (None, n) => (
                 "failed",
                 Some(format!("{n} audit(s) failed and continueOnError is off")),
@@ -266,6 +283,16 @@ impl WorkerActivities {
             "ignored": ignored,
             "ignoredCount": ignored.len(),
             "transcribed": transcribed,
+            "transcriptionSkipped": phase.as_ref().map_or(0, |t| t.skipped),
+            "transcriptionFailed": untranscribed,
+            "transcription": phase.as_ref().map(|t| serde_json::json!({
+                "failedFiches": t.failed.iter().map(|f| serde_json::json!({
+                    "fiche_id": f.fiche_id, "error": f.error,
+                })).collect::<Vec<_>>(),
+                "recordingsSent": t.recordings_sent,
+                "recordingsReused": t.recordings_reused,
+                "retries": t.retries,
+            })),
             "audited": audited,
             "failed": failed,
             "retries": input.retries,
@@ -277,7 +304,10 @@ impl WorkerActivities {
                 "fetchFailed": input.fetch.fetch_failed,
             },
             "batchId": input.selection.as_ref().and_then(|s| s.batch_id.clone()),
-            "durations": {"totalMs": duration_ms},
+            "durations": {
+                "totalMs": duration_ms,
+                "transcriptionMs": phase.as_ref().map(|t| t.duration_ms),
+            },
         });
         let row = db::finish_run(&mut conn, run_id, status, &summary, error.as_deref())
             .await

@@ -10,6 +10,7 @@
 pub mod analyze;
 mod audit;
 mod automation;
+mod automation_transcription;
 mod batch;
 mod fetch_job;
 mod fiche;
@@ -308,6 +309,26 @@ impl WorkerActivities {
         self.retry_failed(input).await
     }
 
+    /// `automation.transcription_plan` ([`automation_transcription`]).
+    #[activity(name = "automation.transcription_plan")]
+    pub async fn plan_automation_transcription(
+        self: Arc<Self>,
+        _ctx: ActivityContext,
+        input: callaudit_domain::automation::TranscriptionPlanInput,
+    ) -> Result<Vec<callaudit_domain::automation::FicheToTranscribe>, ActivityError> {
+        self.transcription_plan(input).await
+    }
+
+    /// `automation.settle_transcriptions` ([`automation_transcription`]).
+    #[activity(name = "automation.settle_transcriptions")]
+    pub async fn settle_automation_transcriptions(
+        self: Arc<Self>,
+        _ctx: ActivityContext,
+        input: callaudit_domain::automation::SettleTranscriptionsInput,
+    ) -> Result<Option<String>, ActivityError> {
+        self.settle_transcriptions(input).await
+    }
+
     /// `automation.finish_run` ([`automation`]).
     #[activity(name = "automation.finish_run")]
     pub async fn finish_automation_run(
@@ -426,6 +447,14 @@ mod tests {
         same(
             CallauditActivities::select_automation_fiches,
             WorkerActivities::select_automation_fiches,
+        );
+        same(
+            CallauditActivities::plan_automation_transcription,
+            WorkerActivities::plan_automation_transcription,
+        );
+        same(
+            CallauditActivities::settle_automation_transcriptions,
+            WorkerActivities::settle_automation_transcriptions,
         );
         same(
             CallauditActivities::finish_automation_run,

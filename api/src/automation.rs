@@ -9,9 +9,11 @@
 
 mod errors;
 pub mod mirror;
+mod reconcile;
 mod views;
 
 pub use errors::*;
+pub(crate) use reconcile::reconcile_sweep_once;
 pub use views::*;
 
 use crate::auth::{ApiTags, BearerAuth, StreamAuth};

@@ -282,6 +282,37 @@ pub async fn finish_run(
         .await?)
 }
 
+/// Runs still `running` that started before `before`, oldest first, at most `limit`
+/// (the reconcile sweep checks them against their workflows).
+pub async fn unsettled_runs(
+    conn: &mut AsyncPgConnection,
+    before: DateTime<Utc>,
+    limit: i64,
+) -> DbResult<Vec<RunRow>> {
+    Ok(runs::table
+        .filter(runs::status.eq("running"))
+        .filter(runs::started_at.lt(before))
+        .order(runs::started_at.asc())
+        .limit(limit)
+        .select(RunRow::as_select())
+        .load(conn)
+        .await?)
+}
+
+/// Records a run still `running` failed with `reason` (its summary kept); false when it
+/// had ended (nothing changed).
+pub async fn fail_run(conn: &mut AsyncPgConnection, run_id: Uuid, reason: &str) -> DbResult<bool> {
+    let n = diesel::update(runs::table.find(run_id).filter(runs::status.eq("running")))
+        .set((
+            runs::status.eq("failed"),
+            runs::error.eq(reason),
+            runs::completed_at.eq(diesel::dsl::now),
+        ))
+        .execute(conn)
+        .await?;
+    Ok(n > 0)
+}
+
 /// A run.
 pub async fn get_run(conn: &mut AsyncPgConnection, id: Uuid) -> DbResult<Option<RunRow>> {
     Ok(runs::table
@@ -348,6 +379,65 @@ pub async fn transcribed_fiches(conn: &mut AsyncPgConnection, batch_id: Uuid) ->
     .get_result(conn)
     .await?;
     Ok(row.n)
+}
+
+/// Takes `fiche_ids` out of pending batch `batch_id` (a run's fiches whose transcription
+/// failed, before its audits start) and lowers its total; a batch left empty is removed.
+/// Returns the items left (a batch no longer pending is not touched: its item count).
+pub async fn drop_from_pending_batch(
+    conn: &mut AsyncPgConnection,
+    batch_id: Uuid,
+    fiche_ids: &[String],
+) -> DbResult<i64> {
+    use diesel_async::AsyncConnection;
+    conn.transaction::<_, crate::DbError, _>(async |conn| {
+        let pending: Option<Count> = diesel::sql_query(
+            "SELECT total::bigint AS n FROM audit_batches WHERE id = $1 AND status = 'pending' \
+             FOR UPDATE",
+        )
+        .bind::<diesel::sql_types::Uuid, _>(batch_id)
+        .get_result(&mut *conn)
+        .await
+        .optional()?;
+        if pending.is_none() {
+            let left: Count = diesel::sql_query(
+                "SELECT count(*) AS n FROM audit_batch_items WHERE batch_id = $1",
+            )
+            .bind::<diesel::sql_types::Uuid, _>(batch_id)
+            .get_result(&mut *conn)
+            .await?;
+            return Ok(left.n);
+        }
+        diesel::sql_query(
+            "DELETE FROM audit_batch_items WHERE batch_id = $1 AND fiche_id = ANY($2) \
+               AND status = 'pending'",
+        )
+        .bind::<diesel::sql_types::Uuid, _>(batch_id)
+        .bind::<diesel::sql_types::Array<diesel::sql_types::Text>, _>(fiche_ids)
+        .execute(&mut *conn)
+        .await?;
+        let left: Count =
+            diesel::sql_query("SELECT count(*) AS n FROM audit_batch_items WHERE batch_id = $1")
+                .bind::<diesel::sql_types::Uuid, _>(batch_id)
+                .get_result(&mut *conn)
+                .await?;
+        if left.n == 0 {
+            diesel::sql_query("DELETE FROM audit_batches WHERE id = $1")
+                .bind::<diesel::sql_types::Uuid, _>(batch_id)
+                .execute(&mut *conn)
+                .await?;
+        } else {
+            diesel::sql_query(
+                "UPDATE audit_batches SET total = $2, updated_at = now() WHERE id = $1",
+            )
+            .bind::<diesel::sql_types::Uuid, _>(batch_id)
+            .bind::<diesel::sql_types::Integer, _>(i32::try_from(left.n).unwrap_or(i32::MAX))
+            .execute(&mut *conn)
+            .await?;
+        }
+        Ok(left.n)
+    })
+    .await
 }
 
 use crate::schema::automation_webhook_deliveries as deliveries;

@@ -199,6 +199,24 @@ impl CallauditActivities {
         unimplemented!()
     }
 
+    /// The selected fiches of a run with the recordings its transcription phase
+    /// dispatches (`skipIfTranscribed` applied).
+    #[activity(name = "automation.transcription_plan")]
+    pub fn plan_automation_transcription(
+        _input: crate::automation::TranscriptionPlanInput,
+    ) -> Result<Vec<crate::automation::FicheToTranscribe>, ActivityError> {
+        unimplemented!()
+    }
+
+    /// Takes the fiches whose transcription failed out of the run's pending batch (the
+    /// batch dropped without `continueOnError`); returns the batch left to audit.
+    #[activity(name = "automation.settle_transcriptions")]
+    pub fn settle_automation_transcriptions(
+        _input: crate::automation::SettleTranscriptionsInput,
+    ) -> Result<Option<String>, ActivityError> {
+        unimplemented!()
+    }
+
     /// Ends the run with its summary; emits `automation/completed` or `automation/failed`.
     #[activity(name = "automation.finish_run")]
     pub fn finish_automation_run(

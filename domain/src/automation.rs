@@ -137,6 +137,9 @@ pub struct RunPlan {
     /// `maxRetries`.
     #[serde(default)]
     pub max_retries: u32,
+    /// `skipIfTranscribed`.
+    #[serde(default)]
+    pub skip_if_transcribed: bool,
 }
 
 /// `automation.retry_failed` input: a new batch of the fiches whose audit failed in
@@ -176,6 +179,77 @@ pub struct RunSelection {
     pub selected: u32,
     /// Fiches left out with their reasons.
     pub ignored: Vec<IgnoredFiche>,
+    /// How the transcription phase went (None: it did not run — nothing selected, or a
+    /// run recorded before the phase existed).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub transcription: Option<TranscriptionTotals>,
+}
+
+/// Recordings a run's transcription phase has being transcribed at once.
+pub const RUN_TRANSCRIPTION_WINDOW: u32 = 10;
+
+/// `automation.transcription_plan` input: the run and its batch.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct TranscriptionPlanInput {
+    /// The run.
+    pub run_id: String,
+    /// Its batch (the selected fiches).
+    pub batch_id: String,
+    /// `skipIfTranscribed`: a fiche whose every recording is transcribed is skipped.
+    pub skip_if_transcribed: bool,
+}
+
+/// One selected fiche in the transcription phase.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct FicheToTranscribe {
+    /// Fiche id.
+    pub fiche_id: String,
+    /// Recordings a `TranscriptionWorkflow` is started for (empty: the fiche is skipped —
+    /// it has no recording, or every one is transcribed and `skipIfTranscribed` is on).
+    pub recordings: Vec<String>,
+}
+
+/// `automation.settle_transcriptions` input: the fiches whose transcription failed are
+/// taken out of the run's (not yet started) batch; without `continueOnError` the batch
+/// is dropped.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SettleTranscriptionsInput {
+    /// The run.
+    pub run_id: String,
+    /// Its batch.
+    pub batch_id: String,
+    /// Fiches whose transcription failed.
+    pub failed: Vec<String>,
+    /// `continueOnError`: the other fiches are audited.
+    pub go_on: bool,
+}
+
+/// A fiche whose transcription failed, and the first error.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct FailedTranscription {
+    /// Fiche id.
+    pub fiche_id: String,
+    /// The error of its first failed recording (last round).
+    pub error: String,
+}
+
+/// How a run's transcription phase went (fiches, then recordings).
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct TranscriptionTotals {
+    /// Fiches whose every dispatched recording has its transcript.
+    pub transcribed: u32,
+    /// Fiches skipped (no recording, or all transcribed with `skipIfTranscribed`).
+    pub skipped: u32,
+    /// Fiches with a recording whose transcription failed (after the retries).
+    pub failed: Vec<FailedTranscription>,
+    /// Recordings sent to speech-to-text in this phase.
+    pub recordings_sent: u32,
+    /// Recordings whose stored transcript was reused (transcribed before or meanwhile).
+    pub recordings_reused: u32,
+    /// Retry rounds run for failed transcriptions (`retryFailed`).
+    pub retries: u32,
+    /// Duration of the phase, in ms (workflow time).
+    pub duration_ms: u64,
 }
 
 /// How the selection's fetch went.

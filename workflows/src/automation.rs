@@ -13,15 +13,20 @@
 //!    `automation.select_fiches` applies `onlyUnaudited`, `onlyWithRecordings` (on the
 //!    fetched details), the recordings limit and `limit`, lists the ignored fiches with
 //!    their reasons and stores the rest as the run's batch.
-//! 3. Audits: a `BatchAuditWorkflow` child (`batch:{run id}`), the batch audit's
-//!    sliding window of `AuditWorkflow`s — each transcribes its recordings (a recording
-//!    already transcribed is reused, not sent again) and audits with `use_rlm` from
-//!    `ficheSelection.useRlm`. Every wait is a child's result; nothing polls.
-//! 4. `automation.finish_run` stores the summary and the status (`partial` when audits
+//! 3. Transcription ([`crate::automation_transcription`]): the selected recordings
+//!    through the shared `TranscriptionWorkflow` children (`transcribe:{recording id}`)
+//!    in a sliding window; `skipIfTranscribed`, `retryFailed`; the fiches still failed
+//!    leave the batch (without `continueOnError` the run stops there).
+//! 4. Audits: a `BatchAuditWorkflow` child (`batch:{run id}`), the batch audit's
+//!    sliding window of `AuditWorkflow`s — each finds its transcripts stored and audits
+//!    with `use_rlm` from `ficheSelection.useRlm`. Every wait is a child's result;
+//!    nothing polls.
+//! 5. `automation.finish_run` stores the summary and the status (`partial` when audits
 //!    failed under `continueOnError`, `failed` without it) and emits
 //!    `automation/completed` or `automation/failed`. A failure of the run itself is
 //!    recorded the same way before the workflow fails.
 
+use crate::automation_transcription::{AUTOMATION_TRANSCRIPTION_PATCH, transcription_phase};
 use crate::batch::BatchAuditWorkflow;
 use crate::day_fetch::DayFetchWorkflow;
 use crate::failure::{can_record_failure, failure_chain};
@@ -178,9 +183,22 @@ impl AutomationRunWorkflow {
             .await?;
         let batch_id = selected.batch_id.clone();
         *selection = Some(selected);
-        let Some(batch_id) = batch_id else {
+        let Some(mut batch_id) = batch_id else {
             return Ok(Some((0, 0)));
         };
+        if ctx.patched(AUTOMATION_TRANSCRIPTION_PATCH) {
+            // The transcription phase; the fiches it failed leave the batch.
+            let (totals, left) =
+                transcription_phase(ctx, &input.schedule_id, plan, &batch_id).await?;
+            if let Some(s) = selection.as_mut() {
+                s.transcription = Some(totals);
+                s.batch_id.clone_from(&left);
+            }
+            let Some(left) = left else {
+                return Ok(Some((0, 0)));
+            };
+            batch_id = left;
+        }
         let out = run_batch(ctx, input, plan, &batch_id).await?;
         let (mut completed, mut failed) = (out.counts.completed, out.counts.failed);
         // retryFailed: the failed audits dispatched again, maxRetries times at most, each

@@ -9,6 +9,7 @@
 
 mod audit;
 mod automation;
+mod automation_transcription;
 mod batch;
 mod day_fetch;
 mod failure;
@@ -22,6 +23,7 @@ pub mod window;
 
 pub use audit::{AuditWorkflow, STEP_SLIDING_WINDOW_PATCH};
 pub use automation::AutomationRunWorkflow;
+pub use automation_transcription::AUTOMATION_TRANSCRIPTION_PATCH;
 pub use batch::BatchAuditWorkflow;
 pub use day_fetch::{DayFetchWorkflow, JOB_CRM_ATTEMPTS};
 pub use failure::failure_chain;

@@ -83,6 +83,8 @@ pub async fn sweep(state: AppState, every: std::time::Duration) {
         crate::batches::reconcile_sweep_once(&state, &mut conn, idle_since).await;
         // Progressive fetch jobs too: every started job reaches a recorded end.
         crate::fetch_jobs::reconcile_sweep_once(&state, &mut conn, idle_since).await;
+        // Automation runs too: one whose workflow was terminated would stay running.
+        crate::automation::reconcile_sweep_once(&state, &mut conn, idle_since).await;
         // Reruns too: one whose workflow ended without recording it, or never started,
         // would leave its audit's stream open forever.
         let Ok(reruns) = callaudit_db::reruns::unsettled(&mut conn, idle_since, SWEEP_BATCH).await
