@@ -19,6 +19,7 @@ pub mod idempotency;
 pub mod limits;
 pub mod metrics;
 pub mod personal_data;
+pub mod realtime;
 pub mod reruns;
 pub mod reviews;
 pub mod sse;
@@ -47,6 +48,7 @@ pub type Apis = (
     chat::ChatApi,
     batches::BatchesApi,
     automation::AutomationApi,
+    realtime::RealtimeApi,
 );
 
 /// The OpenAPI service with every route.
@@ -65,6 +67,7 @@ pub fn openapi() -> OpenApiService<Apis, ()> {
             chat::ChatApi,
             batches::BatchesApi,
             automation::AutomationApi,
+            realtime::RealtimeApi,
         ),
         "callaudit",
         env!("CARGO_PKG_VERSION"),

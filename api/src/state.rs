@@ -48,11 +48,15 @@ pub struct AppState {
     pub automation: AutomationSettings,
 }
 
-/// How automation schedules are checked on write.
+/// How automation schedules are checked on write, and how their realtime channels are
+/// signed.
 #[derive(Debug, Clone, Default)]
 pub struct AutomationSettings {
     /// The SSRF guard's allowlist (`WEBHOOK_ALLOWED_ORIGINS`).
     pub webhooks: callaudit_upstream::webhook::WebhookPolicy,
+    /// Pusher's credentials (`PUSHER_*`): `POST /api/realtime/pusher/auth` signs with
+    /// them; none, it answers 503.
+    pub pusher: Option<callaudit_upstream::pusher::PusherSettings>,
 }
 
 /// How the batch audits this api starts run.

@@ -103,6 +103,10 @@ const DOCUMENTED_ERRORS: &[(&str, &[u16])] = &[
     ("listAutomationRuns", &[400, 401, 403, 500, 503]),
     ("getAutomationRun", &[400, 401, 403, 404, 500, 503]),
     ("streamAutomationRunEvents", &[400, 401, 403, 404, 500, 503]),
+    (
+        "authorizePusherChannel",
+        &[400, 401, 403, 404, 413, 415, 500, 503],
+    ),
 ];
 
 /// Every operation of the spec: (operationId, "METHOD path", operation).

@@ -54,6 +54,8 @@ Environment variables (each also a flag of the subcommands that use it):
   AUTOMATION_MAX_RECORDINGS_PER_FICHE  skip fiches with more recordings (0 = no limit)
   WEBHOOK_ALLOWED_ORIGINS           comma-separated origins webhooks may target
   PUSHER_APP_ID, PUSHER_KEY, PUSHER_SECRET, PUSHER_CLUSTER   realtime (secret: PUSHER_SECRET)
+  PUSHER_BASE_URL                   Pusher HTTP API base URL instead of https://api-{PUSHER_CLUSTER}.pusher.com
+  PUSHER_TIMEOUT_MS                 timeout of one call to Pusher (default 10000)
   SMTP_HOST, SMTP_PORT, SMTP_SECURE, SMTP_USER, SMTP_PASS, SMTP_FROM, SMTP_TIMEOUT_MS   e-mail (secret: SMTP_PASS)
   AUTH_SEED_ADMIN_EMAIL, AUTH_SEED_ADMIN_PASSWORD   admin user upserted at start (password secret)
   AUTH_TOKEN_TTL_HOURS              bearer token lifetime (default 12)
@@ -224,6 +226,9 @@ pub struct ApiArgs {
     #[command(flatten)]
     #[allow(missing_docs)]
     pub chat: ChatLlmArgs,
+    #[command(flatten)]
+    #[allow(missing_docs)]
+    pub pusher: PusherArgs,
     /// Steps analysed at once per audit (set on the workflows this api starts).
     #[arg(long, env = "AUDIT_STEP_PARALLELISM", default_value_t = 3, value_parser = clap::value_parser!(u32).range(1..=50))]
     pub audit_step_parallelism: u32,
@@ -417,6 +422,45 @@ impl RetentionArgs {
     }
 }
 
+/// Pusher Channels (realtime): the worker relays events to it, the api signs
+/// subscriptions to its private channels. Off unless app id, key and secret are set.
+#[derive(Debug, Clone, Args)]
+pub struct PusherArgs {
+    /// Pusher app id.
+    #[arg(long, env = "PUSHER_APP_ID")]
+    pub pusher_app_id: Option<String>,
+    /// Pusher key.
+    #[arg(long, env = "PUSHER_KEY")]
+    pub pusher_key: Option<String>,
+    /// Pusher secret.
+    #[arg(long, env = "PUSHER_SECRET", hide_env_values = true, value_parser = secret)]
+    pub pusher_secret: Option<Secret>,
+    /// Pusher cluster: the HTTP API is https://api-{cluster}.pusher.com (default mt1).
+    #[arg(long, env = "PUSHER_CLUSTER")]
+    pub pusher_cluster: Option<String>,
+    /// Base URL of the HTTP API instead of the cluster's (a Pusher-compatible endpoint,
+    /// e.g. a local one in tests), e.g. http://127.0.0.1:9091.
+    #[arg(long, env = "PUSHER_BASE_URL")]
+    pub pusher_base_url: Option<String>,
+    /// Timeout of one call to Pusher, ms.
+    #[arg(long, env = "PUSHER_TIMEOUT_MS", default_value_t = 10_000, value_parser = clap::value_parser!(u64).range(100..=120_000))]
+    pub pusher_timeout_ms: u64,
+}
+
+impl PusherArgs {
+    /// The settings, when app id, key and secret are all set.
+    pub fn settings(&self) -> Option<callaudit_upstream::pusher::PusherSettings> {
+        callaudit_upstream::pusher::PusherSettings::from_parts(
+            self.pusher_app_id.as_deref(),
+            self.pusher_key.as_deref(),
+            self.pusher_secret.as_ref(),
+            self.pusher_cluster.as_deref(),
+            self.pusher_base_url.as_deref(),
+            std::time::Duration::from_millis(self.pusher_timeout_ms),
+        )
+    }
+}
+
 /// Notification settings (automation; used by later workflows).
 #[derive(Debug, Clone, Args)]
 pub struct NotifyArgs {
@@ -429,18 +473,9 @@ pub struct NotifyArgs {
     /// Origins webhooks may target (comma-separated).
     #[arg(long, env = "WEBHOOK_ALLOWED_ORIGINS", value_delimiter = ',')]
     pub webhook_allowed_origins: Vec<String>,
-    /// Pusher app id.
-    #[arg(long, env = "PUSHER_APP_ID")]
-    pub pusher_app_id: Option<String>,
-    /// Pusher key.
-    #[arg(long, env = "PUSHER_KEY")]
-    pub pusher_key: Option<String>,
-    /// Pusher secret.
-    #[arg(long, env = "PUSHER_SECRET", hide_env_values = true, value_parser = secret)]
-    pub pusher_secret: Option<Secret>,
-    /// Pusher cluster.
-    #[arg(long, env = "PUSHER_CLUSTER")]
-    pub pusher_cluster: Option<String>,
+    #[command(flatten)]
+    #[allow(missing_docs)]
+    pub pusher: PusherArgs,
     /// SMTP host.
     #[arg(long, env = "SMTP_HOST")]
     pub smtp_host: Option<String>,

@@ -168,6 +168,7 @@ async fn api(args: ApiArgs) -> anyhow::Result<()> {
             webhooks: callaudit_upstream::webhook::WebhookPolicy::new(
                 &args.webhook_allowed_origins,
             ),
+            pusher: args.pusher.settings(),
         },
     })?;
     let listener = poem::listener::TcpListener::bind(args.api_addr.clone());

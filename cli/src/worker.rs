@@ -33,6 +33,26 @@ pub async fn run(args: WorkerArgs) -> anyhow::Result<()> {
         client.clone(),
         settings.task_queue.clone(),
     ));
+    // Realtime: this worker's relay carries the events to Pusher while it holds the
+    // relay's lease (one relay across all workers; another takes over if it stops).
+    match args.notify.pusher.settings() {
+        Some(pusher) => {
+            let holder = format!(
+                "worker-{}-{}",
+                std::process::id(),
+                uuid::Uuid::new_v4().simple()
+            );
+            tokio::spawn(callaudit_upstream::realtime::run(
+                callaudit_db::connect_pool(&database_url, 2)?,
+                database_url.clone(),
+                callaudit_upstream::pusher::PusherClient::new(pusher),
+                callaudit_upstream::realtime::RelaySettings::new(holder),
+            ));
+        }
+        None => tracing::info!(
+            "realtime off: PUSHER_APP_ID, PUSHER_KEY and PUSHER_SECRET are not all set"
+        ),
+    }
 
     let metrics = match args.worker_metrics_addr {
         Some(addr) => Some(crate::worker_metrics::serve(addr).await?),
