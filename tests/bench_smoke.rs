@@ -30,8 +30,14 @@ fn a_bench_of_three_audits_prints_positive_figures_for_every_run_and_their_ratio
         .unwrap_or_else(|e| panic!("bench did not print JSON ({e}): {stderr}"));
 
     assert_eq!(report["audits"], 3);
-    assert_eq!(report["workflow_executions_per_audit"], 9, "{report}");
+    // 6 steps, 2 recordings: the project's audits run 1 + 6 executions (transcriptions
+    // are activities of the audit, start and finalize local), the default baseline the
+    // older shape's 1 + 2 + 6.
+    assert_eq!(report["workflow_executions_per_audit"], 7, "{report}");
     assert_eq!(report["activities_per_audit"], 11, "{report}");
+    assert_eq!(report["local_activities_per_audit"], 2, "{report}");
+    assert_eq!(report["bare_form"], "children", "{report}");
+    assert_eq!(report["bare_workflow_executions_per_audit"], 9, "{report}");
     for run in ["project", "bare", "bare_after"] {
         let r = &report[run];
         assert_eq!(r["audits"], 3, "{run}: {report}");

@@ -12,8 +12,8 @@ use callaudit_bench::bare::{
 };
 use callaudit_domain::workflow_io::{AuditWorkflowInput, AuditWorkflowOutput};
 use callaudit_workflows::{
-    AuditRerunWorkflow, AuditStepWorkflow, AuditWorkflow, STEP_SLIDING_WINDOW_PATCH,
-    TranscriptionWorkflow,
+    AuditRerunWorkflow, AuditStepWorkflow, AuditWorkflow, FEWER_ROUND_TRIPS_PATCH,
+    STEP_SLIDING_WINDOW_PATCH, TranscriptionWorkflow,
 };
 use std::collections::BTreeSet;
 use std::path::PathBuf;
@@ -21,6 +21,7 @@ use std::time::Duration;
 use temporalio_client::{WorkflowExecutionInfo, WorkflowFetchHistoryOptions, WorkflowHistory};
 use temporalio_common::protos::coresdk::common::{
     build_has_change_marker_details, decode_change_marker_details,
+    extract_local_activity_marker_data,
 };
 use temporalio_common::protos::temporal::api::history::v1::history_event::Attributes;
 use temporalio_common::protos::temporal::api::history::v1::{History, HistoryEvent};
@@ -41,8 +42,20 @@ const HISTORIES: &[(&str, &str)] = &[
          children in a sliding window of 2, finalize",
     ),
     (
+        "audit_fewer_round_trips.json",
+        "AuditWorkflow with the audit-fewer-round-trips patch: audit.start local, each \
+         recording transcribed by an activity of the audit, 4 step children in a sliding \
+         window of 2, audit.finalize local",
+    ),
+    (
         "audit_failed.json",
-        "AuditWorkflow: unknown fiche, failure recorded by audit.fail",
+        "AuditWorkflow before the audit-fewer-round-trips patch: unknown fiche, failure \
+         recorded by audit.fail",
+    ),
+    (
+        "audit_failed_lean.json",
+        "AuditWorkflow with the audit-fewer-round-trips patch: unknown fiche, failure \
+         recorded by audit.fail as a local activity",
     ),
     ("audit_step.json", "AuditStepWorkflow"),
     ("transcription.json", "TranscriptionWorkflow"),
@@ -55,6 +68,11 @@ const HISTORIES: &[(&str, &str)] = &[
         "bare_audit_sliding_window.json",
         "BareAuditWorkflow with the step-sliding-window patch: 2 transcription children, 4 \
          step children in a sliding window of 2",
+    ),
+    (
+        "bare_audit_lean.json",
+        "BareAuditWorkflow, lean form (audit-fewer-round-trips patch): start local, 2 \
+         transcription activities, 4 step children in a sliding window of 2, finalize local",
     ),
     (
         "rerun_completed.json",
@@ -341,6 +359,128 @@ async fn the_sliding_window_history_does_not_replay_through_the_chunked_path() {
     );
 }
 
+/// The activity types of the history's local activity markers, in order.
+fn local_activities(events: &[HistoryEvent]) -> Vec<String> {
+    events
+        .iter()
+        .filter_map(|e| match &e.attributes {
+            Some(Attributes::MarkerRecordedEventAttributes(m)) => {
+                extract_local_activity_marker_data(&m.details).map(|d| d.activity_type)
+            }
+            _ => None,
+        })
+        .collect()
+}
+
+/// The activity types the history scheduled as (normal) activities, in order.
+fn scheduled_activities(events: &[HistoryEvent]) -> Vec<String> {
+    events
+        .iter()
+        .filter_map(|e| match &e.attributes {
+            Some(Attributes::ActivityTaskScheduledEventAttributes(a)) => {
+                a.activity_type.as_ref().map(|t| t.name.clone())
+            }
+            _ => None,
+        })
+        .collect()
+}
+
+/// The workflow ids of the children the history started.
+fn children(events: &[HistoryEvent]) -> Vec<String> {
+    events
+        .iter()
+        .filter_map(|e| match &e.attributes {
+            Some(Attributes::StartChildWorkflowExecutionInitiatedEventAttributes(a)) => {
+                Some(a.workflow_id.clone())
+            }
+            _ => None,
+        })
+        .collect()
+}
+
+/// What the `audit-fewer-round-trips` patch changed, as recorded: its one patch marker
+/// (no step-sliding-window marker), the database activities as local activity markers,
+/// the transcriptions as activities of the audit and no transcription child, the steps
+/// still children in a sliding window.
+#[tokio::test]
+async fn the_fewer_round_trips_histories_run_database_activities_locally_and_no_transcription_child()
+ {
+    let patched = vec![(FEWER_ROUND_TRIPS_PATCH.to_string(), false)];
+    for file in [
+        "audit_fewer_round_trips.json",
+        "audit_failed_lean.json",
+        "bare_audit_lean.json",
+    ] {
+        let events = events(file).await;
+        assert_eq!(patch_markers(&events), patched, "{file}");
+        assert!(
+            children(&events).iter().all(|id| id.contains(":step:")),
+            "{file}: {:?}",
+            children(&events)
+        );
+    }
+    let audit = events("audit_fewer_round_trips.json").await;
+    assert_eq!(local_activities(&audit), ["audit.start", "audit.finalize"]);
+    // FICHE-1005 has one recording.
+    assert_eq!(
+        scheduled_activities(&audit),
+        ["fiche.ensure_details", "transcription.transcribe"]
+    );
+    assert_eq!(children(&audit).len(), 4);
+    assert!(
+        a_step_started_before_its_chunk_could(&audit, RECORDED_WINDOW),
+        "audit_fewer_round_trips.json shows no step starting while an earlier chunk ran"
+    );
+    let failed = events("audit_failed_lean.json").await;
+    assert_eq!(local_activities(&failed), ["audit.start", "audit.fail"]);
+    assert_eq!(scheduled_activities(&failed), ["fiche.ensure_details"]);
+    let bare = events("bare_audit_lean.json").await;
+    assert_eq!(
+        local_activities(&bare),
+        ["bare.audit.start", "bare.audit.finalize"]
+    );
+    assert_eq!(
+        scheduled_activities(&bare),
+        [
+            "bare.fiche.ensure_details",
+            "bare.transcription.transcribe",
+            "bare.transcription.transcribe"
+        ]
+    );
+    assert_eq!(children(&bare).len(), 4);
+}
+
+/// Without its patch marker, the fewer-round-trips history replays through the older
+/// path (`audit.start` a normal activity), which must not match it.
+#[tokio::test]
+async fn the_fewer_round_trips_history_does_not_replay_through_the_older_path() {
+    let mut events = events("audit_fewer_round_trips.json").await;
+    let mut withdrawn = 0;
+    for e in &mut events {
+        if let Some(Attributes::MarkerRecordedEventAttributes(m)) = &mut e.attributes
+            && decode_change_marker_details(&m.details)
+                .is_some_and(|(id, _)| id == FEWER_ROUND_TRIPS_PATCH)
+        {
+            m.details = build_has_change_marker_details("audit-fewer-round-trips-withdrawn", true)
+                .expect("marker details");
+            withdrawn += 1;
+        }
+    }
+    assert_eq!(withdrawn, 1, "one patch marker");
+    let result = replayer()
+        .replay_workflow(WorkflowHistory::from(History { events }))
+        .await;
+    assert!(
+        matches!(
+            &result,
+            Err(WorkflowReplayError::Replay(
+                WorkflowReplayFailure::Nondeterminism { .. }
+            ))
+        ),
+        "expected a nondeterminism error, got {result:?}"
+    );
+}
+
 pub(crate) async fn fetch(
     client: &temporalio_client::Client,
     workflow_id: &str,
@@ -361,14 +501,20 @@ pub(crate) async fn fetch(
 /// Records histories from real runs (the audit's children are pinned by run id), with
 /// `CALLAUDIT_RECORD_HISTORIES` set:
 ///
-/// * `1`: only the histories of the current step window, `audit_sliding_window.json` and
-///   `bare_audit_sliding_window.json` (4 steps, 2 at once; the audit is run again, up to
-///   [`RECORD_ATTEMPTS`] times, until a step starts before its chunk could have);
-/// * `all`: also those the `step-sliding-window` patch does not change (a failed audit,
-///   the children, the bare children).
+/// * `1`: only the histories of the current (`audit-fewer-round-trips`) shape,
+///   `audit_fewer_round_trips.json`, `audit_failed_lean.json` and `bare_audit_lean.json`
+///   (4 steps, 2 at once; the audit is run again, up to [`RECORD_ATTEMPTS`] times, until
+///   a step starts before its chunk could have);
+/// * `all`: also the step children (`audit_step.json`, `bare_step.json`), which that
+///   patch does not change.
 ///
-/// `audit_completed.json` and `bare_audit.json` are never rewritten: recorded before the
-/// patch, they keep the chunked path replaying, and today's code would record the window.
+/// The histories of the older paths are never rewritten: recorded before their patch,
+/// they keep those paths replaying, and today's code would record the new one —
+/// `audit_completed.json` and `bare_audit.json` (chunks), `audit_sliding_window.json`,
+/// `bare_audit_sliding_window.json` and `audit_failed.json` (transcription children,
+/// normal database activities). Nor are `transcription.json` and
+/// `bare_transcription.json`: audits no longer start transcription children (the api's
+/// `POST /api/fiches/{id}/transcribe` does) and their workflows are unchanged.
 #[tokio::test(flavor = "multi_thread")]
 #[ignore = "records tests/histories; run deliberately (see the module docs)"]
 async fn record() {
@@ -437,6 +583,7 @@ async fn record() {
                     steps: 4,
                     recordings: 2,
                     step_parallelism: window,
+                    lean: true,
                 },
                 temporalio_client::WorkflowStartOptions::new(
                     bare_queue.clone(),
@@ -459,41 +606,31 @@ async fn record() {
     }
     let (bare_id, bare_parent) = bare.expect("a bare audit");
 
+    let failed = sc.run("FICHE-0000", &config).await;
+    wait_for("the audit to fail", Duration::from_secs(60), || async {
+        (sc.audit(&failed).await["status"] == "failed").then_some(())
+    })
+    .await;
     let mut files = vec![
-        ("audit_sliding_window.json", parent.clone()),
-        ("bare_audit_sliding_window.json", bare_parent.clone()),
+        ("audit_fewer_round_trips.json", parent.clone()),
+        ("bare_audit_lean.json", bare_parent.clone()),
+        (
+            "audit_failed_lean.json",
+            fetch(&client, &format!("audit:{failed}"), None).await,
+        ),
     ];
     if mode == "all" {
-        let failed = sc.run("FICHE-0000", &config).await;
-        wait_for("the audit to fail", Duration::from_secs(60), || async {
-            (sc.audit(&failed).await["status"] == "failed").then_some(())
-        })
-        .await;
         let (step_id, step_run) = started_child(&parent, &format!("audit:{ok}:step:")).await;
-        let (tr_id, tr_run) = started_child(&parent, "transcribe:").await;
         let (bare_step_id, bare_step_run) =
             started_child(&bare_parent, &format!("audit:{bare_id}:step:")).await;
-        let (bare_tr_id, bare_tr_run) = started_child(&bare_parent, "transcribe:").await;
         files.extend([
-            (
-                "audit_failed.json",
-                fetch(&client, &format!("audit:{failed}"), None).await,
-            ),
             (
                 "audit_step.json",
                 fetch(&client, &step_id, Some(step_run)).await,
             ),
             (
-                "transcription.json",
-                fetch(&client, &tr_id, Some(tr_run)).await,
-            ),
-            (
                 "bare_step.json",
                 fetch(&client, &bare_step_id, Some(bare_step_run)).await,
-            ),
-            (
-                "bare_transcription.json",
-                fetch(&client, &bare_tr_id, Some(bare_tr_run)).await,
             ),
         ]);
     }

@@ -42,6 +42,12 @@ pub struct BenchArgs {
     /// Skip the project run (baseline only, no ratio).
     #[arg(long, conflicts_with = "skip_bare")]
     pub skip_project: bool,
+    /// The baseline's form: `children`, the audit's shape before its
+    /// `audit-fewer-round-trips` patch (one transcription child per recording, normal
+    /// database activities: issue 12's target is measured against it), or `lean`, the
+    /// shape the project's audits take now (what Temporal costs for them).
+    #[arg(long, value_enum, default_value_t = crate::report::Form::Children)]
+    pub bare_shape: crate::report::Form,
     /// Run the baseline once, before the project run (default: before and after).
     #[arg(long)]
     pub single_baseline: bool,

@@ -7,15 +7,22 @@
 //! Kept in step with [`callaudit_workflows::AuditWorkflow`]: when the audit gains an
 //! activity, a child or a new way of running them, this gains it too (behind its own
 //! `ctx.patched`, so recorded histories still replay), or the ratio lies.
+//!
+//! Two forms, chosen by [`BareAuditInput::lean`]: the audit's shape before
+//! [`FEWER_ROUND_TRIPS_PATCH`] (the default, the baseline issue 12's target is measured
+//! against: one `BareTranscriptionWorkflow` child per recording, every database activity
+//! a normal one), and the shape after it (`--bare-shape lean`: the same patch marker, the
+//! database activities local, each transcription an activity of the parent), which says
+//! what Temporal costs for the audit as it runs now.
 
 use callaudit_domain::scoring::AuditSummary;
 use callaudit_domain::workflow_io::{
     AnalyzeStepInput, AuditPlan, AuditRef, AuditWorkflowOutput, FicheRecordings, StepOutcome,
     TranscribeInput, TranscribeOutput, ids,
 };
-use callaudit_workflows::STEP_SLIDING_WINDOW_PATCH;
-use callaudit_workflows::options::{db_activity, upstream_activity};
+use callaudit_workflows::options::{db_activity, db_local_activity, upstream_activity};
 use callaudit_workflows::window::run_sliding_window;
+use callaudit_workflows::{FEWER_ROUND_TRIPS_PATCH, STEP_SLIDING_WINDOW_PATCH};
 use serde::{Deserialize, Serialize};
 use std::time::Duration;
 use temporalio_common::ActivityError;
@@ -37,6 +44,10 @@ pub struct BareAuditInput {
     pub recordings: u32,
     /// Steps run at once, as `AuditWorkflowInput::step_parallelism`.
     pub step_parallelism: u32,
+    /// The audit's shape since [`FEWER_ROUND_TRIPS_PATCH`] (absent in histories recorded
+    /// before it: the older shape).
+    #[serde(default)]
+    pub lean: bool,
 }
 
 /// Input of `bare.audit.start`: the real one reads the step count from Postgres.
@@ -110,16 +121,19 @@ impl BareAuditWorkflow {
         ctx: &mut WorkflowContext<Self>,
         input: BareAuditInput,
     ) -> WorkflowResult<AuditWorkflowOutput> {
-        let plan = ctx
-            .execute_activity(
-                BareActivities::start_audit,
-                BareStartInput {
-                    audit_id: input.audit_id.clone(),
-                    steps: input.steps,
-                },
-                db_activity(),
-            )
-            .await?;
+        // The same patch id as AuditWorkflow's, asked first as there.
+        let lean = input.lean && ctx.patched(FEWER_ROUND_TRIPS_PATCH);
+        let start = BareStartInput {
+            audit_id: input.audit_id.clone(),
+            steps: input.steps,
+        };
+        let plan = if lean {
+            ctx.execute_local_activity(BareActivities::start_audit, start, db_local_activity())
+                .await?
+        } else {
+            ctx.execute_activity(BareActivities::start_audit, start, db_activity())
+                .await?
+        };
         let fiche = ctx
             .execute_activity(
                 BareActivities::ensure_fiche,
@@ -137,6 +151,16 @@ impl BareAuditWorkflow {
                 let input = TranscribeInput {
                     recording_id: recording.recording_id,
                 };
+                if lean {
+                    let out = ctx
+                        .execute_activity(
+                            BareActivities::transcribe,
+                            input,
+                            upstream_activity(Duration::from_secs(600)),
+                        )
+                        .await?;
+                    return Ok::<_, WorkflowTermination>(out);
+                }
                 let child = ctx
                     .start_child_workflow(
                         BareTranscriptionWorkflow::run,
@@ -161,7 +185,7 @@ impl BareAuditWorkflow {
             use_rlm: false,
         };
         // The same patch id as AuditWorkflow's: the same marker in both histories.
-        if ctx.patched(STEP_SLIDING_WINDOW_PATCH) {
+        if lean || ctx.patched(STEP_SLIDING_WINDOW_PATCH) {
             run_sliding_window(
                 plan.step_positions.iter().copied(),
                 window,
@@ -181,15 +205,16 @@ impl BareAuditWorkflow {
             }
         }
 
-        let summary = ctx
-            .execute_activity(
-                BareActivities::finalize_audit,
-                AuditRef {
-                    audit_id: input.audit_id.clone(),
-                },
-                db_activity(),
-            )
-            .await?;
+        let audit = AuditRef {
+            audit_id: input.audit_id.clone(),
+        };
+        let summary = if lean {
+            ctx.execute_local_activity(BareActivities::finalize_audit, audit, db_local_activity())
+                .await?
+        } else {
+            ctx.execute_activity(BareActivities::finalize_audit, audit, db_activity())
+                .await?
+        };
         Ok(AuditWorkflowOutput {
             audit_id: input.audit_id,
             summary,

@@ -14,15 +14,39 @@ pub struct Shape {
     pub step_parallelism: u32,
 }
 
+/// How an audit of a [`Shape`] runs in Temporal: the two forms of `AuditWorkflow`, before
+/// and after its `audit-fewer-round-trips` patch. The project's new audits always take
+/// the lean form; the bare baseline takes either (`--bare-shape`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, clap::ValueEnum)]
+#[serde(rename_all = "snake_case")]
+pub enum Form {
+    /// One transcription child per recording, every database activity a normal one.
+    Children,
+    /// Transcriptions as activities of the parent, start and finalize local activities.
+    Lean,
+}
+
 impl Shape {
-    /// Parent + one child per recording + one child per step.
-    pub fn workflow_executions(&self) -> u32 {
-        1 + self.recordings + self.steps
+    /// Parent + one child per step, + one child per recording in the `Children` form.
+    pub fn workflow_executions(&self, form: Form) -> u32 {
+        match form {
+            Form::Children => 1 + self.recordings + self.steps,
+            Form::Lean => 1 + self.steps,
+        }
     }
 
-    /// start + ensure fiche + one per recording + one per step + finalize.
+    /// start + ensure fiche + one per recording + one per step + finalize, local ones
+    /// included.
     pub fn activities(&self) -> u32 {
         3 + self.recordings + self.steps
+    }
+
+    /// Of which local activities (start and finalize in the `Lean` form).
+    pub fn local_activities(&self, form: Form) -> u32 {
+        match form {
+            Form::Children => 0,
+            Form::Lean => 2,
+        }
     }
 }
 
@@ -50,6 +74,8 @@ pub struct Measured {
 /// The figures of one run.
 #[derive(Debug, Clone, Serialize)]
 pub struct RunFigures {
+    /// The form its audits took.
+    pub form: Form,
     /// Audits completed.
     pub audits: usize,
     /// Batch wall time, s.
@@ -102,19 +128,20 @@ fn round(x: f64, decimals: i32) -> f64 {
 }
 
 impl RunFigures {
-    /// Figures of a run of audits of `shape`.
-    pub fn from_measured(shape: Shape, m: &Measured) -> Self {
+    /// Figures of a run of audits of `shape` in `form`.
+    pub fn from_measured(shape: Shape, form: Form, m: &Measured) -> Self {
         let n = m.latencies.len();
         let mut sorted = m.latencies.clone();
         sorted.sort();
         let wall_s = m.wall.as_secs_f64().max(1e-9);
         let per_audit = |x: f64| round(x / n.max(1) as f64, 4);
         RunFigures {
+            form,
             audits: n,
             wall_s: round(wall_s, 2),
             audits_per_s: round(n as f64 / wall_s, 3),
             workflow_executions_per_s: round(
-                (n * shape.workflow_executions() as usize) as f64 / wall_s,
+                (n * shape.workflow_executions(form) as usize) as f64 / wall_s,
                 2,
             ),
             activities_per_s: round((n * shape.activities() as usize) as f64 / wall_s, 2),
@@ -141,10 +168,18 @@ pub struct BenchReport {
     pub concurrency: usize,
     /// The audit shape.
     pub shape: Shape,
-    /// Parent + children per audit.
+    /// Parent + children per audit, project run (the lean form).
     pub workflow_executions_per_audit: u32,
-    /// Activities per audit.
+    /// Activities per audit (local ones included).
     pub activities_per_audit: u32,
+    /// Of which local activities, project run.
+    pub local_activities_per_audit: u32,
+    /// The form the bare runs took (`--bare-shape`), when one ran.
+    pub bare_form: Option<Form>,
+    /// Parent + children per audit, bare runs.
+    pub bare_workflow_executions_per_audit: Option<u32>,
+    /// Local activities per audit, bare runs.
+    pub bare_local_activities_per_audit: Option<u32>,
     /// Temporal frontend used.
     pub temporal_address: String,
     /// Logical CPUs of this machine.
@@ -187,6 +222,7 @@ impl BenchReport {
             .collect();
         let baseline_audits_per_s = (!baselines.is_empty())
             .then(|| round(baselines.iter().sum::<f64>() / baselines.len() as f64, 3));
+        let bare_form = bare.as_ref().or(bare_after.as_ref()).map(|b| b.form);
         let ratio = match (&project, baseline_audits_per_s) {
             (Some(p), Some(b)) if b > 0.0 => Some(round(p.audits_per_s / b, 3)),
             _ => None,
@@ -195,8 +231,12 @@ impl BenchReport {
             audits,
             concurrency,
             shape,
-            workflow_executions_per_audit: shape.workflow_executions(),
+            workflow_executions_per_audit: shape.workflow_executions(Form::Lean),
             activities_per_audit: shape.activities(),
+            local_activities_per_audit: shape.local_activities(Form::Lean),
+            bare_form,
+            bare_workflow_executions_per_audit: bare_form.map(|f| shape.workflow_executions(f)),
+            bare_local_activities_per_audit: bare_form.map(|f| shape.local_activities(f)),
             temporal_address,
             cpus: std::thread::available_parallelism().map_or(1, usize::from),
             project,
@@ -216,15 +256,23 @@ impl BenchReport {
         let _ = writeln!(
             out,
             "callaudit bench: {} audits per run, {} in flight, {} steps ({} at once) + {} \
-             recordings per audit = {} workflow executions and {} activities; Temporal {}; \
-             {} CPUs",
+             recordings per audit = {} activities; project: {} workflow executions, {} of \
+             the activities local; bare ({} form): {} workflow executions, {} local; \
+             Temporal {}; {} CPUs",
             self.audits,
             self.concurrency,
             self.shape.steps,
             self.shape.step_parallelism,
             self.shape.recordings,
-            self.workflow_executions_per_audit,
             self.activities_per_audit,
+            self.workflow_executions_per_audit,
+            self.local_activities_per_audit,
+            self.bare_form
+                .map_or("-", |f| if f == Form::Lean { "lean" } else { "children" }),
+            self.bare_workflow_executions_per_audit
+                .map_or("-".into(), |n| n.to_string()),
+            self.bare_local_activities_per_audit
+                .map_or("-".into(), |n| n.to_string()),
             self.temporal_address,
             self.cpus
         );
@@ -330,7 +378,11 @@ mod tests {
             recordings: 2,
             step_parallelism: 3,
         };
-        assert_eq!(shape.workflow_executions(), 9);
+        assert_eq!(shape.workflow_executions(Form::Children), 9);
+        assert_eq!(shape.local_activities(Form::Children), 0);
+        // Lean: no transcription children; start and finalize local.
+        assert_eq!(shape.workflow_executions(Form::Lean), 7);
+        assert_eq!(shape.local_activities(Form::Lean), 2);
         assert_eq!(shape.activities(), 11);
     }
 
@@ -344,6 +396,7 @@ mod tests {
         let run = |wall_s: u64| {
             RunFigures::from_measured(
                 shape,
+                Form::Children,
                 &Measured {
                     wall: Duration::from_secs(wall_s),
                     latencies: secs(&[100; 10]),
@@ -374,6 +427,8 @@ mod tests {
         assert_eq!(report.baseline_audits_per_s, Some(1.042));
         assert_eq!(report.ratio, Some(0.96));
         assert_eq!(report.target_met, Some(true));
+        assert_eq!(report.bare_form, Some(Form::Children));
+        assert_eq!(report.bare_workflow_executions_per_audit, Some(9));
         assert!(report.table().contains("MET"));
         let alone = BenchReport::new(10, 2, shape, "x".into(), None, Some(run(8)), None);
         assert_eq!((alone.ratio, alone.target_met), (None, None));

@@ -3,7 +3,7 @@
 use crate::BenchArgs;
 use crate::bare::{BareAuditInput, BareAuditWorkflow};
 use crate::procstat;
-use crate::report::{BenchReport, Measured, RunFigures, Shape};
+use crate::report::{BenchReport, Form, Measured, RunFigures, Shape};
 use crate::stack::{InProcessApi, SimServer, WorkerProcess, seed_admin};
 use anyhow::{Context, bail};
 use callaudit_api::state::ApiSettings;
@@ -48,6 +48,7 @@ pub async fn run(args: BenchArgs) -> anyhow::Result<()> {
         );
         Some(RunFigures::from_measured(
             shape,
+            args.bare_shape,
             &bare_run(&args, shape).await.context("bare run")?,
         ))
     };
@@ -60,6 +61,7 @@ pub async fn run(args: BenchArgs) -> anyhow::Result<()> {
         );
         Some(RunFigures::from_measured(
             shape,
+            Form::Lean,
             &project_run(&args, &admin_url, shape, sim)
                 .await
                 .context("project run")?,
@@ -71,6 +73,7 @@ pub async fn run(args: BenchArgs) -> anyhow::Result<()> {
         eprintln!("bench: bare run again (the baseline brackets the project run)");
         Some(RunFigures::from_measured(
             shape,
+            args.bare_shape,
             &bare_run(&args, shape).await.context("second bare run")?,
         ))
     };
@@ -259,6 +262,7 @@ async fn bare_run(args: &BenchArgs, shape: Shape) -> anyhow::Result<Measured> {
     let client = callaudit_api::temporal::connect(&settings, Duration::from_secs(10)).await?;
 
     let probe = Probe::start(worker.pid, args.temporal_pid, None, None)?;
+    let bare_shape = args.bare_shape;
     let result = batch(
         args.audits,
         args.concurrency,
@@ -275,6 +279,7 @@ async fn bare_run(args: &BenchArgs, shape: Shape) -> anyhow::Result<Measured> {
                     steps: shape.steps,
                     recordings: shape.recordings,
                     step_parallelism: shape.step_parallelism,
+                    lean: bare_shape == Form::Lean,
                 };
                 let t0 = Instant::now();
                 let handle = client

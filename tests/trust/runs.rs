@@ -229,9 +229,9 @@ async fn an_audit_and_its_children_are_found_in_temporal_by_fiche_audit_and_run_
         }
     };
     // Visibility is eventually consistent: wait for the expected counts. The audit and
-    // its 2 steps carry its id; FICHE-1004's 2 recordings were transcribed by runs that
-    // carry the fiche (this audit's children, or those of a concurrent test's audit of
-    // the same fiche, whose transcriptions this one then shares).
+    // its 2 steps carry its id, all three the fiche; FICHE-1004's 2 recordings are
+    // transcribed by activities of the audit itself (audit-fewer-round-trips patch), so
+    // no transcription run carries the audit.
     wait_for(
         "the runs to be visible",
         std::time::Duration::from_secs(60),
@@ -239,11 +239,11 @@ async fn an_audit_and_its_children_are_found_in_temporal_by_fiche_audit_and_run_
             let ours = (
                 count(format!("AuditId = '{id}' AND RunKind = 'audit'")).await,
                 count(format!("AuditId = '{id}' AND RunKind = 'step'")).await,
+                count(format!("AuditId = '{id}' AND FicheId = 'FICHE-1004'")).await,
                 count(format!("AuditId = '{id}' AND FicheId != 'FICHE-1004'")).await,
+                count(format!("AuditId = '{id}' AND RunKind = 'transcription'")).await,
             );
-            let transcriptions =
-                count("FicheId = 'FICHE-1004' AND RunKind = 'transcription'".to_string()).await;
-            (ours == (1, 2, 0) && transcriptions >= 2).then_some(())
+            (ours == (1, 2, 3, 0, 0)).then_some(())
         },
     )
     .await;

@@ -1,7 +1,7 @@
 //! `AuditWorkflow`: one audit, from its prerequisites to its summary.
 
 use crate::failure::{can_record_failure, failure_chain};
-use crate::options::{db_activity, upstream_activity};
+use crate::options::{db_activity, db_local_activity, upstream_activity};
 use crate::step::AuditStepWorkflow;
 use crate::transcription::TranscriptionWorkflow;
 use crate::window::run_sliding_window;
@@ -25,6 +25,14 @@ use temporalio_workflow::{
 /// through that code path, every newer run takes the window.
 pub const STEP_SLIDING_WINDOW_PATCH: &str = "step-sliding-window";
 
+/// Patch id of the audit with fewer server round trips (issue 12): `audit.start`,
+/// `audit.finalize` and `audit.fail` run as local activities, each recording's
+/// transcription is a `transcription.transcribe` activity of the audit itself (not a
+/// `TranscriptionWorkflow` child), and the steps take the sliding window without asking
+/// for [`STEP_SLIDING_WINDOW_PATCH`] (one patch marker per audit, as before). Checked
+/// first thing, so every run started before it replays through the older paths.
+pub const FEWER_ROUND_TRIPS_PATCH: &str = "audit-fewer-round-trips";
+
 /// One audit: prerequisites, one child per step, then the summary.
 #[workflow]
 #[derive(Default)]
@@ -40,7 +48,8 @@ impl AuditWorkflow {
         ctx: &mut WorkflowContext<Self>,
         input: AuditWorkflowInput,
     ) -> WorkflowResult<AuditWorkflowOutput> {
-        match Self::audit(ctx, &input).await {
+        let lean = ctx.patched(FEWER_ROUND_TRIPS_PATCH);
+        match Self::audit(ctx, &input, lean).await {
             Ok(out) => Ok(out),
             Err(e) => {
                 if can_record_failure(&e) {
@@ -49,8 +58,23 @@ impl AuditWorkflow {
                         audit_id: input.audit_id.clone(),
                         error: failure_chain(&e),
                     };
-                    ctx.execute_activity(CallauditActivities::fail_audit, failure, db_activity())
+                    // Idempotent: a repeat re-records the same error and its event is
+                    // deduplicated by key.
+                    if lean {
+                        ctx.execute_local_activity(
+                            CallauditActivities::fail_audit,
+                            failure,
+                            db_local_activity(),
+                        )
                         .await?;
+                    } else {
+                        ctx.execute_activity(
+                            CallauditActivities::fail_audit,
+                            failure,
+                            db_activity(),
+                        )
+                        .await?;
+                    }
                 }
                 Err(e)
             }
@@ -63,21 +87,34 @@ impl AuditWorkflow {
         self.progress.clone()
     }
 
+    /// The audit; `lean` when [`FEWER_ROUND_TRIPS_PATCH`] applies.
     async fn audit(
         ctx: &mut WorkflowContext<Self>,
         input: &AuditWorkflowInput,
+        lean: bool,
     ) -> WorkflowResult<AuditWorkflowOutput> {
         let audit = AuditRef {
             audit_id: input.audit_id.clone(),
         };
         ctx.state_mut(|s| s.progress.phase = AuditPhase::Starting);
-        let plan = ctx
-            .execute_activity(
+        // Idempotent, so it may run again as a local activity: marking the audit running
+        // only moves it out of `pending`, `audit.started` is deduplicated by key and the
+        // plan is read from the audit's configuration snapshot.
+        let plan = if lean {
+            ctx.execute_local_activity(
+                CallauditActivities::start_audit,
+                audit.clone(),
+                db_local_activity(),
+            )
+            .await?
+        } else {
+            ctx.execute_activity(
                 CallauditActivities::start_audit,
                 audit.clone(),
                 db_activity(),
             )
-            .await?;
+            .await?
+        };
         let steps_total = u32::try_from(plan.step_positions.len()).unwrap_or(u32::MAX);
         ctx.state_mut(|s| {
             s.progress.steps_total = steps_total;
@@ -108,13 +145,22 @@ impl AuditWorkflow {
             s.progress.phase = AuditPhase::Transcription;
         });
 
-        // One TranscriptionWorkflow per recording, all at once (ElevenLabs is the limit,
-        // not us); concurrent audits of one fiche share the child by its id.
+        // Every pending recording at once (ElevenLabs is the limit, not us). Concurrent
+        // audits of one fiche send each recording to speech-to-text once either way: the
+        // activity queues on the recording's one-slot lease and reuses what is stored.
+        // Lean: as activities of this workflow; before: one TranscriptionWorkflow child
+        // per recording, shared by its id.
         let transcriptions = pending.into_iter().map(|recording_id| {
             let ctx = ctx.clone();
             let attrs =
                 search::of_audit_run(&input.fiche_id, &input.audit_id, RunKind::Transcription);
-            async move { transcribe_once(&ctx, recording_id, attrs).await }
+            async move {
+                if lean {
+                    transcribe_here(&ctx, recording_id).await
+                } else {
+                    transcribe_once(&ctx, recording_id, attrs).await
+                }
+            }
         });
         for result in join_all(transcriptions).await {
             result?;
@@ -128,7 +174,7 @@ impl AuditWorkflow {
             position,
             use_rlm: input.use_rlm,
         };
-        if ctx.patched(STEP_SLIDING_WINDOW_PATCH) {
+        if lean || ctx.patched(STEP_SLIDING_WINDOW_PATCH) {
             // At most `window` steps at once, the next one started as soon as any finishes.
             run_sliding_window(
                 plan.step_positions.iter().copied(),
@@ -151,9 +197,19 @@ impl AuditWorkflow {
         }
 
         ctx.state_mut(|s| s.progress.phase = AuditPhase::Finalizing);
-        let summary = ctx
-            .execute_activity(CallauditActivities::finalize_audit, audit, db_activity())
-            .await?;
+        // Idempotent: the summary is computed again from the same stored steps, and
+        // `audit.completed` is deduplicated by key (a repeat moves `completed_at`).
+        let summary = if lean {
+            ctx.execute_local_activity(
+                CallauditActivities::finalize_audit,
+                audit,
+                db_local_activity(),
+            )
+            .await?
+        } else {
+            ctx.execute_activity(CallauditActivities::finalize_audit, audit, db_activity())
+                .await?
+        };
         ctx.state_mut(|s| s.progress.phase = AuditPhase::Completed);
         Ok(AuditWorkflowOutput {
             audit_id: input.audit_id.clone(),
@@ -187,7 +243,22 @@ async fn analyze_step(
     Ok(child.result().await?)
 }
 
-/// Starts the recording's `TranscriptionWorkflow`; when another audit already runs it
+/// Transcribes the recording with the audit's own `transcription.transcribe` activity
+/// (heartbeating, vendor retries): one-slot lease per recording, stored transcript reused.
+async fn transcribe_here(
+    ctx: &WorkflowContext<AuditWorkflow>,
+    recording_id: String,
+) -> WorkflowResult<TranscribeOutput> {
+    Ok(ctx
+        .execute_activity(
+            CallauditActivities::transcribe,
+            TranscribeInput { recording_id },
+            upstream_activity(Duration::from_secs(600)),
+        )
+        .await?)
+}
+
+/// Before [`FEWER_ROUND_TRIPS_PATCH`]: starts the recording's `TranscriptionWorkflow`; when another audit already runs it
 /// (same deterministic id), falls back to the idempotent activity, which reuses the
 /// stored transcript once that audit's child has finished it.
 async fn transcribe_once(

@@ -21,7 +21,7 @@ mod step;
 mod transcription;
 pub mod window;
 
-pub use audit::{AuditWorkflow, STEP_SLIDING_WINDOW_PATCH};
+pub use audit::{AuditWorkflow, FEWER_ROUND_TRIPS_PATCH, STEP_SLIDING_WINDOW_PATCH};
 pub use automation::AutomationRunWorkflow;
 pub use automation_transcription::AUTOMATION_TRANSCRIPTION_PATCH;
 pub use batch::BatchAuditWorkflow;

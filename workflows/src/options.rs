@@ -2,7 +2,7 @@
 //! twins, so both are measured with the same options).
 
 use std::time::Duration;
-use temporalio_workflow::{ActivityOptions, RetryPolicy};
+use temporalio_workflow::{ActivityOptions, LocalActivityOptions, RetryPolicy};
 
 /// Retries for calls to upstream vendors: backoff up to a minute, then give up after 8
 /// attempts (permanent failures are non-retryable and stop at once).
@@ -29,6 +29,22 @@ pub fn db_retry() -> RetryPolicy {
 /// Options of an activity that only talks to Postgres: 30 s per attempt, [`db_retry`].
 pub fn db_activity() -> ActivityOptions {
     ActivityOptions::with_start_to_close_timeout(Duration::from_secs(30))
+        .retry_policy(db_retry())
+        .build()
+}
+
+/// Options of a database activity run as a **local** activity (in the worker that runs the
+/// workflow task: no activity task, no round trip through the server, one marker in the
+/// history instead of three events and a workflow task). For short, idempotent database
+/// work only: a local activity that completed runs again if its workflow task is lost
+/// (worker crash) before the server records it. 30 s per attempt, [`db_retry`] in
+/// process (its 10 s ceiling stays under the SDK's 1-minute threshold for timer
+/// backoffs), within 5 minutes in all — [`db_retry`]'s 20 attempts fit in it, and the
+/// SDK's default would cut them at 100 s. The workflow task is kept alive meanwhile.
+pub fn db_local_activity() -> LocalActivityOptions {
+    LocalActivityOptions::builder()
+        .start_to_close_timeout(Duration::from_secs(30))
+        .schedule_to_close_timeout(Duration::from_secs(300))
         .retry_policy(db_retry())
         .build()
 }
