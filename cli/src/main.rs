@@ -89,8 +89,31 @@ async fn run(command: Command) -> anyhow::Result<()> {
 }
 
 /// Applies migrations and seeds RBAC (+ the admin user when configured): what `api` and
-/// `worker` do at start, safe with many replicas starting at once.
+/// `worker` do at start, safe with many replicas starting at once. A database that does
+/// not answer yet (restarting, failing over) is retried for a minute, as Temporal is
+/// (`worker::connect_with_retry`): under `temporal-dev/chaos.sh` a worker restarted while
+/// Postgres restarted exited on "connection closed" instead of waiting for it.
 pub(crate) async fn prepare_database(url: &str, auth: &AuthArgs) -> anyhow::Result<()> {
+    if auth.auth_seed_admin_email.is_some()
+        && config::present(&auth.auth_seed_admin_password).is_none()
+    {
+        // A configuration error: not worth a minute of retries.
+        anyhow::bail!("AUTH_SEED_ADMIN_EMAIL is set but AUTH_SEED_ADMIN_PASSWORD is missing")
+    }
+    let deadline = tokio::time::Instant::now() + std::time::Duration::from_secs(60);
+    loop {
+        match prepare_database_once(url, auth).await {
+            Ok(()) => return Ok(()),
+            Err(e) if tokio::time::Instant::now() < deadline => {
+                tracing::warn!(error = %format!("{e:#}"), "database not ready; retrying in 1 s");
+                tokio::time::sleep(std::time::Duration::from_secs(1)).await;
+            }
+            Err(e) => return Err(e),
+        }
+    }
+}
+
+async fn prepare_database_once(url: &str, auth: &AuthArgs) -> anyhow::Result<()> {
     let applied = callaudit_db::migrate::run_pending(url)
         .await
         .context("applying migrations")?;
