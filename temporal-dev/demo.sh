@@ -7,7 +7,8 @@
 #   - `callaudit worker` and `callaudit api` (http://127.0.0.1:8080, Swagger UI at /docs);
 #   - `callaudit demo`: loads the sample audit configuration and audits a sample fiche
 #     through the real API, worker and workflows, then prints the summary; with the
-#     simulators, then a batch audit of three fiches with its progress (`--batch`).
+#     simulators, then a batch audit of three fiches with its progress (`--batch`) and an
+#     automation schedule run now and followed to its summary (`--automation`).
 # Everything keeps running afterwards for exploration; stop it with temporal-dev/stop.sh.
 set -euo pipefail
 # shellcheck source=temporal-dev/lib.sh
@@ -54,9 +55,10 @@ start worker
 start api
 wait_for "the api on $API_ADDR" 120 curl -fs "http://$API_ADDR/health" -o /dev/null
 
-# With the simulators the demo ends with a batch audit of three sample fiches (their ids
-# exist only in the simulated CRM); extra arguments go to `callaudit demo`.
+# With the simulators the demo ends with a batch audit of three sample fiches and an
+# automation schedule over the simulated CRM's sales (their ids exist only there); extra
+# arguments go to `callaudit demo`.
 demo_args=(--api-url "http://$API_ADDR")
-((start_sim)) && demo_args+=(--batch)
+((start_sim)) && demo_args+=(--batch --automation)
 "$BIN" demo "${demo_args[@]}" "$@"
 log "still running: api http://$API_ADDR (docs /docs), Temporal UI http://localhost:8233; stop with temporal-dev/stop.sh"

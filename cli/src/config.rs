@@ -595,9 +595,19 @@ pub struct DemoArgs {
     /// and print its progress as it streams.
     #[arg(long)]
     pub batch: bool,
+    /// Then create an automation schedule (MDP sales of the simulated CRM, two fiches),
+    /// run it now, follow its run and read its Temporal Schedule back from Temporal.
+    #[arg(long)]
+    pub automation: bool,
     /// Temporal UI base URL.
     #[arg(long, env = "TEMPORAL_UI_URL", default_value = "http://localhost:8233")]
     pub temporal_ui_url: String,
+    /// Temporal frontend address (with `--automation`: the schedule is read back there).
+    #[arg(long, env = "TEMPORAL_ADDRESS", default_value = "127.0.0.1:7233")]
+    pub temporal_address: String,
+    /// Temporal namespace.
+    #[arg(long, env = "TEMPORAL_NAMESPACE", default_value = "default")]
+    pub temporal_namespace: String,
 }
 
 /// `gate` arguments.

@@ -2,7 +2,8 @@
 //! logs in, loads the sample audit configuration, runs one audit of a sample fiche and
 //! prints its summary with a link to the run in the Temporal UI, then reruns and reviews
 //! one of its control points ([`crate::demo_after`]); with `--batch`, audits three more
-//! fiches as a batch ([`crate::demo_batch`]).
+//! fiches as a batch ([`crate::demo_batch`]); with `--automation`, creates an automation
+//! schedule, runs it now and follows its run ([`crate::demo_automation`]).
 
 use crate::config::DemoArgs;
 use anyhow::{Context, bail};
@@ -174,6 +175,17 @@ pub async fn run(args: DemoArgs) -> anyhow::Result<()> {
     crate::demo_after::rerun_and_review(&http, base, &token, &audit).await?;
     if args.batch {
         crate::demo_batch::run(&http, base, &token, &created["id"]).await?;
+    }
+    if args.automation {
+        let temporal = callaudit_api::temporal::TemporalSettings {
+            address: args.temporal_address.clone(),
+            namespace: args.temporal_namespace.clone(),
+            task_queue: String::new(),
+            api_key: None,
+            tls: false,
+            ui_url: args.temporal_ui_url.clone(),
+        };
+        crate::demo_automation::run(&http, base, &token, &created["id"], &temporal).await?;
     }
     println!(
         "\nTemporal UI: {}/namespaces/default/workflows/{}",

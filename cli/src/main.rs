@@ -5,6 +5,7 @@ mod bench;
 mod config;
 mod demo;
 mod demo_after;
+mod demo_automation;
 mod demo_batch;
 mod pii_eval;
 mod retention;
