@@ -272,3 +272,23 @@ async fn a_configuration_is_replaced_and_deleted_through_the_api_and_bad_edits_c
         .await;
     assert_eq!(status, 404, "{body}");
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_nul_character_in_stored_text_is_a_400_with_a_message_not_a_500() {
+    // Found by temporal-dev/fuzz.sh: Postgres text cannot hold U+0000.
+    let db = test_db("nul_text").await;
+    let api = spawn_api(&db.url, temporal_settings(&temporal_address(), "unused")).await;
+    let (status, body) = api
+        .send(
+            reqwest::Method::POST,
+            "/api/auth/login",
+            None,
+            &serde_json::json!({"email": "a\u{0}b@example.test", "password": "x\u{0}y"}),
+        )
+        .await;
+    assert_eq!(status, 400, "{body}");
+    assert!(
+        body["error"]["message"].as_str().unwrap().contains("NUL"),
+        "{body}"
+    );
+}

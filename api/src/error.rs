@@ -339,6 +339,14 @@ impl From<callaudit_db::DbError> for ApiError {
                 tracing::warn!(error = %e, "database unavailable");
                 Self::unavailable("database unavailable; retry later")
             }
+            // Postgres text cannot hold U+0000 (SQLSTATE 22021 on a bound parameter): the
+            // request sent one, so it is the request that is wrong (found by fuzzing
+            // POST /api/auth/login with a NUL in the e-mail).
+            callaudit_db::DbError::Query(diesel::result::Error::DatabaseError(_, ref info))
+                if info.message().contains("0x00") =>
+            {
+                Self::bad_request("text must not contain NUL (U+0000) characters")
+            }
             other => Self::internal(other),
         }
     }

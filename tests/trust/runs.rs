@@ -171,9 +171,20 @@ async fn two_audits_of_one_fiche_at_once_send_each_recording_to_speech_to_text_o
     let _b = sc.worker(&[]);
     let first = sc.run("FICHE-1001", &config).await;
     let second = sc.run("FICHE-1001", &config).await;
-    sc.completed(&first).await;
-    sc.completed(&second).await;
+    assert_ne!(first, second);
+    // Each audit gets its own verdict from the shared transcripts: FICHE-1001's step 1
+    // (weight 10, every point found) CONFORME at 10, so 100.0 EXCELLENT, one row each.
+    for id in [&first, &second] {
+        let audit = sc.completed(id).await;
+        assert_eq!(audit["score"].as_f64(), Some(100.0), "{audit}");
+        assert_eq!(audit["niveau"], "EXCELLENT", "{audit}");
+        assert_eq!(audit["steps_done"], 1, "{audit}");
+        assert_eq!(audit["steps"][0]["conforme"], "CONFORME", "{audit}");
+        let rows = format!("SELECT count(*) AS n FROM audit_step_results WHERE audit_id = '{id}'");
+        assert_eq!(count(&sc.db.url, &rows).await, 1);
+    }
     let stats = sc.sim_stats().await;
+    assert_eq!(stats["llm_requests"], 2, "one analysis per audit: {stats}");
     // FICHE-1001 has 2 recordings.
     assert_eq!(stats["stt_requests"], 2, "{stats}");
     assert_eq!(
