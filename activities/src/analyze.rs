@@ -10,7 +10,8 @@ use callaudit_domain::analysis::{
 };
 use callaudit_domain::audit_config::StepSpec;
 use callaudit_domain::evidence::{
-    GatingOptions, NOT_ASSESSED_REASON, cover_control_points, gate_step,
+    GatingOptions, NOT_ASSESSED_REASON, TranscriptIndex, TranscriptIndexCache,
+    cover_control_points, gate_step_indexed,
 };
 use callaudit_domain::personal_data::redact_transcripts;
 use callaudit_domain::pii::Redactor;
@@ -18,12 +19,18 @@ use callaudit_domain::prompts::{step_prompt, step_tools_prompt};
 use callaudit_domain::scoring::{StepScore, score_step};
 use callaudit_domain::step_result::{AnalysisMode, StepResult};
 use callaudit_domain::transcript::Transcript;
-use callaudit_domain::transcript_tools::{ToolLoopLimits, TranscriptTools, tool_definitions};
+use callaudit_domain::transcript_tools::{ToolLoopLimits, tool_definitions};
 use callaudit_upstream::openai::chat::JsonRequest;
 use callaudit_upstream::openai::{OpenAiClient, ToolsRequest, Usage};
 use serde_json::Value;
 use temporalio_common::ActivityError;
 use temporalio_sdk::activities::ActivityContext;
+
+/// The transcripts' indexes (gating and transcript tools) of the last fiches analysed by
+/// this worker: the steps of an audit load the same transcripts, so all but the first
+/// reuse the index (found by content: new or re-redacted transcripts get their own).
+/// Four entries cover a few audits in flight; a 5-hour call's index is a few MB.
+static TRANSCRIPT_INDEXES: TranscriptIndexCache = TranscriptIndexCache::new(4);
 
 /// Analyses steps with one LLM and model.
 #[derive(Debug, Clone, Copy)]
@@ -91,8 +98,9 @@ impl StepAnalyzer<'_> {
         } else {
             (step, transcripts)
         };
+        let index = TRANSCRIPT_INDEXES.get(transcripts);
         let (answer, usage, mode) = if use_rlm {
-            self.with_tools(ctx, step, transcripts).await?
+            self.with_tools(ctx, step, &index).await?
         } else {
             self.in_prompt(ctx, step, transcripts).await?
         };
@@ -115,7 +123,7 @@ impl StepAnalyzer<'_> {
                 "the model did not answer once for each control point"
             );
         }
-        let gated = gate_step(analysis, transcripts, &GatingOptions::default());
+        let gated = gate_step_indexed(analysis, &index, &GatingOptions::default());
         let score = score_step(step.weight, &gated.points_controle);
         Ok(AnalyzedStep {
             result: StepResult {
@@ -155,11 +163,11 @@ impl StepAnalyzer<'_> {
         &self,
         ctx: &ActivityContext,
         step: &StepSpec,
-        transcripts: &[Transcript],
+        index: &TranscriptIndex,
     ) -> Result<(Value, Usage, AnalysisMode), ActivityError> {
-        let tools = TranscriptTools::new(transcripts);
+        let tools = index.tools();
         let limits = ToolLoopLimits::default();
-        let (system, user) = step_tools_prompt(step, &tools, limits);
+        let (system, user) = step_tools_prompt(step, tools, limits);
         let schema = step_analysis_json_schema();
         let done = heartbeating(
             ctx,

@@ -95,6 +95,8 @@ pub enum Command {
     Demo(DemoArgs),
     /// Re-verify an analysis against a transcript and print why each claim stands or falls.
     Gate(GateArgs),
+    /// Measure evidence gating on generated long calls: indexed against exhaustive search.
+    GateBench(GateBenchArgs),
     /// Print the OpenAPI document.
     Openapi,
     /// Measure the personal-data detector on the labelled set: recall and precision per
@@ -622,6 +624,26 @@ pub struct GateArgs {
     /// Step weight, to print the recomputed score.
     #[arg(long, default_value_t = 1.0)]
     pub weight: f64,
+}
+
+/// `gate-bench` arguments.
+#[derive(Debug, Clone, Args)]
+pub struct GateBenchArgs {
+    /// Call lengths to generate, in minutes.
+    #[arg(long, value_delimiter = ',', default_values_t = [16.0, 83.0, 120.0, 330.0])]
+    pub minutes: Vec<f64>,
+    /// Citations checked per call.
+    #[arg(long, default_value_t = 36)]
+    pub citations: usize,
+    /// Seed of the generated calls and citations.
+    #[arg(long, default_value_t = 1)]
+    pub seed: u64,
+    /// Measure the indexed search only (the exhaustive one takes seconds on long calls).
+    #[arg(long)]
+    pub new_only: bool,
+    /// Print each citation's kind, verdict and quote.
+    #[arg(long)]
+    pub verbose: bool,
 }
 
 /// `pii-eval` arguments.

@@ -7,6 +7,7 @@ mod demo;
 mod demo_after;
 mod demo_automation;
 mod demo_batch;
+mod gate_bench;
 mod pii_eval;
 mod retention;
 mod worker;
@@ -79,6 +80,7 @@ async fn run(command: Command) -> anyhow::Result<()> {
         Command::Sim(args) => sim(args).await,
         Command::Demo(args) => demo::run(args).await,
         Command::Gate(args) => gate(args),
+        Command::GateBench(args) => gate_bench::run_bench(args),
         Command::PiiEval(args) => pii_eval::run(args),
         Command::Openapi => {
             println!("{}", callaudit_api::openapi_json());

@@ -9,6 +9,13 @@
 //! gating like a quote copied from a prompt. Each result is bounded (number of utterances
 //! and characters of text) and says when it was cut; malformed arguments and unknown
 //! recordings come back as an `error` the model can read and correct, never a panic.
+//!
+//! The tools are built once per fiche and kept with the gating's index
+//! ([`crate::evidence::TranscriptIndex::tools`], cached per worker): a search looks its
+//! terms up in each recording's vocabulary of distinct words, so its cost follows the
+//! vocabulary and the matches, not the number of words of a long call.
+
+use std::collections::{BTreeMap, HashMap};
 
 use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
@@ -167,8 +174,9 @@ struct IndexedRecording {
     recording_id: String,
     duration_s: f64,
     utterances: Vec<Utterance>,
-    /// Normalised words of each utterance.
-    words: Vec<Vec<String>>,
+    /// Each distinct normalised word of the recording → the utterances holding it, in
+    /// order: a search looks its terms up in the vocabulary, not in every utterance.
+    vocabulary: HashMap<String, Vec<usize>>,
     /// Normalised text of each utterance, padded with one space on each side.
     padded: Vec<String>,
 }
@@ -234,19 +242,28 @@ fn query_terms(query: &str) -> Vec<String> {
 impl TranscriptTools {
     /// Indexes the transcripts of a fiche.
     pub fn new(transcripts: &[Transcript]) -> Self {
+        Self::build(transcripts.iter())
+    }
+
+    /// [`TranscriptTools::new`] over shared transcripts (those of a cached
+    /// [`crate::evidence::TranscriptIndex`]).
+    pub fn new_shared(transcripts: &[std::sync::Arc<Transcript>]) -> Self {
+        Self::build(transcripts.iter().map(|t| &**t))
+    }
+
+    fn build<'t>(transcripts: impl Iterator<Item = &'t Transcript>) -> Self {
         let recordings = transcripts
-            .iter()
             .map(|t| {
                 let utterances = t.utterances();
-                let words = utterances
-                    .iter()
-                    .map(|u| {
-                        normalize(&u.text)
-                            .split_whitespace()
-                            .map(str::to_string)
-                            .collect()
-                    })
-                    .collect();
+                let mut vocabulary: HashMap<String, Vec<usize>> = HashMap::new();
+                for (i, u) in utterances.iter().enumerate() {
+                    for w in normalize(&u.text).split_whitespace() {
+                        let holders = vocabulary.entry(w.to_string()).or_default();
+                        if holders.last() != Some(&i) {
+                            holders.push(i);
+                        }
+                    }
+                }
                 let padded = utterances
                     .iter()
                     .map(|u| format!(" {} ", normalize(&u.text)))
@@ -255,7 +272,7 @@ impl TranscriptTools {
                     recording_id: t.recording_id.clone(),
                     duration_s: round2(t.words.iter().map(|w| w.end_s).fold(0.0, f64::max)),
                     utterances,
-                    words,
+                    vocabulary,
                     padded,
                 }
             })
@@ -331,15 +348,24 @@ impl TranscriptTools {
         // (whole phrase found, distinct terms matched, recording, utterance)
         let mut hits: Vec<(bool, usize, usize, usize)> = Vec::new();
         for (r, rec) in scope.iter().enumerate() {
-            for (i, words) in rec.words.iter().enumerate() {
-                let matched = terms
+            // Utterance → distinct terms it matches.
+            let mut matched: BTreeMap<usize, usize> = BTreeMap::new();
+            for t in &terms {
+                let mut holders: Vec<usize> = rec
+                    .vocabulary
                     .iter()
-                    .filter(|t| words.iter().any(|w| term_matches(t, w)))
-                    .count();
-                if matched > 0 {
-                    let whole = several_words && rec.padded[i].contains(&phrase);
-                    hits.push((whole, matched, r, i));
+                    .filter(|(w, _)| term_matches(t, w))
+                    .flat_map(|(_, us)| us.iter().copied())
+                    .collect();
+                holders.sort_unstable();
+                holders.dedup();
+                for i in holders {
+                    *matched.entry(i).or_insert(0) += 1;
                 }
+            }
+            for (i, count) in matched {
+                let whole = several_words && rec.padded[i].contains(&phrase);
+                hits.push((whole, count, r, i));
             }
         }
         hits.sort_by(|a, b| {

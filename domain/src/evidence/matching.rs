@@ -1,6 +1,9 @@
 //! Finding a quote in a recording: the recording's normalised token sequence and the
 //! bounded edit-distance search over its windows (see the module doc of `evidence`).
 
+use std::collections::HashMap;
+use std::sync::Arc;
+
 use super::figures::{FigureToken, ends_phrase, figures};
 use crate::text::{levenshtein, normalize};
 use crate::transcript::{Transcript, join_words};
@@ -14,9 +17,26 @@ pub(super) struct Token {
     pub(super) word: Option<usize>,
 }
 
-/// A recording's normalised token sequence, built once per gating run.
+/// The transcript an index reads: borrowed for one gating run, shared when cached.
+pub(super) enum TranscriptRef<'a> {
+    Borrowed(&'a Transcript),
+    Shared(Arc<Transcript>),
+}
+
+impl std::ops::Deref for TranscriptRef<'_> {
+    type Target = Transcript;
+    fn deref(&self) -> &Transcript {
+        match self {
+            Self::Borrowed(t) => t,
+            Self::Shared(t) => t,
+        }
+    }
+}
+
+/// A recording's normalised token sequence, built once per gating run (or once per
+/// worker and transcript, see `EvidenceIndex`).
 pub(super) struct RecordingIndex<'a> {
-    pub(super) transcript: &'a Transcript,
+    pub(super) transcript: TranscriptRef<'a>,
     /// Normalised tokens joined by single spaces.
     pub(super) chars: Vec<char>,
     pub(super) tokens: Vec<Token>,
@@ -24,17 +44,33 @@ pub(super) struct RecordingIndex<'a> {
     figures: Vec<String>,
     /// For each token, the index in `figures` of the figure it belongs to.
     token_figure: Vec<Option<usize>>,
+    /// Each char of `chars` as its code in `alphabet` (for the bit-parallel search).
+    pub(super) codes: Vec<u32>,
+    /// The distinct chars of `chars`, numbered in order of first appearance.
+    pub(super) alphabet: HashMap<char, u32>,
+    /// Anchors: where each char 4-gram of `chars` starts (see `indexed`); None until
+    /// [`RecordingIndex::with_anchors`].
+    pub(super) grams: Option<HashMap<u64, Vec<u32>>>,
 }
 
 impl<'a> RecordingIndex<'a> {
     pub(super) fn new(transcript: &'a Transcript) -> Self {
-        let mut index = Self {
-            transcript,
-            chars: Vec::new(),
-            tokens: Vec::new(),
-            figures: Vec::new(),
-            token_figure: Vec::new(),
-        };
+        Self::build(TranscriptRef::Borrowed(transcript))
+    }
+
+    /// [`RecordingIndex::new`] with its anchors, for the indexed search.
+    pub(super) fn anchored(transcript: &'a Transcript) -> Self {
+        Self::new(transcript).with_anchors()
+    }
+
+    /// An index sharing its transcript, for caching.
+    pub(super) fn shared(transcript: Arc<Transcript>) -> RecordingIndex<'static> {
+        RecordingIndex::build(TranscriptRef::Shared(transcript))
+    }
+
+    fn build(transcript: TranscriptRef<'a>) -> Self {
+        let mut chars: Vec<char> = Vec::new();
+        let mut tokens: Vec<Token> = Vec::new();
         // Whether a phrase boundary precedes each token: figures in words never run
         // across punctuation or from one speaker to the next.
         let mut boundaries: Vec<bool> = Vec::new();
@@ -44,22 +80,56 @@ impl<'a> RecordingIndex<'a> {
             let label = word.speaker_label();
             pending |= speaker.is_some_and(|s| s != label);
             speaker = Some(label);
-            if index.push_tokens(&normalize(&word.text), Some(i), pending, &mut boundaries) {
+            let normalized = normalize(&word.text);
+            if push_tokens(
+                &mut chars,
+                &mut tokens,
+                &normalized,
+                Some(i),
+                pending,
+                &mut boundaries,
+            ) {
                 pending = false;
             }
             pending |= ends_phrase(&word.text);
         }
-        if index.tokens.is_empty() {
+        if tokens.is_empty() {
             // No usable words: fall back to the plain text (no times, no speakers).
             boundaries.clear();
             let mut pending = false;
             for piece in transcript.text.split_whitespace() {
-                if index.push_tokens(&normalize(piece), None, pending, &mut boundaries) {
+                let normalized = normalize(piece);
+                if push_tokens(
+                    &mut chars,
+                    &mut tokens,
+                    &normalized,
+                    None,
+                    pending,
+                    &mut boundaries,
+                ) {
                     pending = false;
                 }
                 pending |= ends_phrase(piece);
             }
         }
+        let mut alphabet: HashMap<char, u32> = HashMap::new();
+        let codes: Vec<u32> = chars
+            .iter()
+            .map(|c| {
+                let next = u32::try_from(alphabet.len()).unwrap_or(u32::MAX);
+                *alphabet.entry(*c).or_insert(next)
+            })
+            .collect();
+        let mut index = Self {
+            transcript,
+            chars,
+            tokens,
+            figures: Vec::new(),
+            token_figure: Vec::new(),
+            codes,
+            alphabet,
+            grams: None,
+        };
         let texts: Vec<String> = index
             .tokens
             .iter()
@@ -85,30 +155,10 @@ impl<'a> RecordingIndex<'a> {
         index
     }
 
-    /// Appends the tokens of one word (or piece of text), the first one preceded by a
-    /// phrase boundary when `boundary`; true when some token was added.
-    fn push_tokens(
-        &mut self,
-        normalized: &str,
-        word: Option<usize>,
-        boundary: bool,
-        boundaries: &mut Vec<bool>,
-    ) -> bool {
-        let before = self.tokens.len();
-        for token in normalized.split(' ').filter(|t| !t.is_empty()) {
-            boundaries.push(boundary && self.tokens.len() == before);
-            if !self.chars.is_empty() {
-                self.chars.push(' ');
-            }
-            let start = self.chars.len();
-            self.chars.extend(token.chars());
-            self.tokens.push(Token {
-                start,
-                end: self.chars.len(),
-                word,
-            });
-        }
-        self.tokens.len() > before
+    /// Builds the anchors of the indexed search (`indexed::find_accepted`).
+    pub(super) fn with_anchors(mut self) -> Self {
+        self.grams = Some(super::indexed::gram_postings(&self.codes));
+        self
     }
 
     pub(super) fn recording_id(&self) -> &str {
@@ -219,8 +269,35 @@ impl<'a> RecordingIndex<'a> {
     }
 }
 
+/// Appends the tokens of one word (or piece of text), the first one preceded by a
+/// phrase boundary when `boundary`; true when some token was added.
+fn push_tokens(
+    chars: &mut Vec<char>,
+    tokens: &mut Vec<Token>,
+    normalized: &str,
+    word: Option<usize>,
+    boundary: bool,
+    boundaries: &mut Vec<bool>,
+) -> bool {
+    let before = tokens.len();
+    for token in normalized.split(' ').filter(|t| !t.is_empty()) {
+        boundaries.push(boundary && tokens.len() == before);
+        if !chars.is_empty() {
+            chars.push(' ');
+        }
+        let start = chars.len();
+        chars.extend(token.chars());
+        tokens.push(Token {
+            start,
+            end: chars.len(),
+            word,
+        });
+    }
+    tokens.len() > before
+}
+
 /// A window of `len` tokens starting at token `first`, with its exact similarity.
-#[derive(Debug, Clone, Copy)]
+#[derive(Debug, Clone, Copy, PartialEq)]
 pub(super) struct Window {
     pub(super) first: usize,
     pub(super) len: usize,
@@ -262,12 +339,15 @@ pub(super) fn min_distance_by_end(quote: &[char], text: &[char]) -> Vec<usize> {
     out
 }
 
-/// Finds the windows of `index` (token counts `token_count` ± 2) most similar to `quote`.
+/// Finds the windows of `index` (token counts `token_count` ± 2) most similar to `quote`,
+/// by scoring every window: the search as it was before the indexed one
+/// (`indexed::search`), kept as the reference the indexed one is tested and benchmarked
+/// against.
 ///
 /// Only windows stating the quote's figures (`quote_figures`) can be the best or
 /// accepted: figures are exact, whatever the similarity. The most similar window that
 /// would have been accepted but for its figures is kept apart, to say so.
-pub(super) fn search(
+pub(super) fn search_exhaustive(
     index: &RecordingIndex<'_>,
     quote: &[char],
     quote_figures: &[String],

@@ -23,12 +23,20 @@ use serde::{Deserialize, Serialize};
 use crate::analysis::{Citation, ControlPointStatus, ControlPointVerdict, StepAnalysis};
 use crate::text::normalize;
 
+mod cache;
 mod coverage;
 mod figures;
+mod indexed;
 mod matching;
+mod myers;
+pub mod synthetic;
 use crate::transcript::Transcript;
+pub use cache::{
+    TranscriptIndex, TranscriptIndexCache, check_citation_indexed, gate_point_indexed,
+    gate_step_indexed,
+};
 pub use coverage::{NOT_ASSESSED_REASON, cover_control_points};
-use matching::{RecordingIndex, Window, search};
+use matching::{RecordingIndex, Window};
 
 /// Outcome of checking one citation against the transcripts.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
@@ -168,7 +176,8 @@ pub fn check_citation(
     transcripts: &[Transcript],
     opts: &GatingOptions,
 ) -> CitationCheck {
-    let indexes: Vec<RecordingIndex<'_>> = transcripts.iter().map(RecordingIndex::new).collect();
+    let indexes: Vec<RecordingIndex<'_>> =
+        transcripts.iter().map(RecordingIndex::anchored).collect();
     check_with_indexes(c, &indexes, &opts.sanitized())
 }
 
@@ -193,7 +202,7 @@ pub fn gate_step(
         )
     });
     let indexes: Vec<RecordingIndex<'_>> = if needs_checks {
-        transcripts.iter().map(RecordingIndex::new).collect()
+        transcripts.iter().map(RecordingIndex::anchored).collect()
     } else {
         Vec::new()
     };
@@ -216,10 +225,18 @@ pub fn gate_point(
         ControlPointStatus::Present | ControlPointStatus::Partiel
     ) {
         let indexes: Vec<RecordingIndex<'_>> =
-            transcripts.iter().map(RecordingIndex::new).collect();
+            transcripts.iter().map(RecordingIndex::anchored).collect();
         gate_point_with_indexes(&mut point, &indexes, &opts.sanitized());
     }
     point
+}
+
+/// Whether gating checks a point's citations (PRESENT and PARTIEL claims).
+fn needs_checks(point: &ControlPointVerdict) -> bool {
+    matches!(
+        point.statut,
+        ControlPointStatus::Present | ControlPointStatus::Partiel
+    )
 }
 
 /// At most this many check reasons are listed in an `evidence_reason`.
@@ -320,6 +337,23 @@ fn word_count(normalized: &str) -> usize {
         .count()
 }
 
+/// The search of one quote in one recording: the indexed one when the index has its
+/// anchors, else the exhaustive one (the reference, see `check_citation_exhaustive`).
+fn search_in(
+    index: &RecordingIndex<'_>,
+    quote: &[char],
+    quote_figures: &[String],
+    token_count: usize,
+    accept: f64,
+    need_best: bool,
+) -> matching::SearchResult {
+    if index.grams.is_some() {
+        indexed::search(index, quote, quote_figures, token_count, accept, need_best)
+    } else {
+        matching::search_exhaustive(index, quote, quote_figures, token_count, accept)
+    }
+}
+
 /// How one accepted occurrence fares against the citation's speaker and time.
 struct Occurrence {
     window: Window,
@@ -365,12 +399,13 @@ fn check_with_indexes(
     let quote: Vec<char> = quote_norm.chars().collect();
     let quote_figures = figures::quote_figures(&c.quote);
     let token_count = quote_norm.split(' ').count();
-    let found = search(
+    let found = search_in(
         named,
         &quote,
         &quote_figures,
         token_count,
         opts.accept_similarity,
+        true,
     );
 
     if !found.accepted.is_empty() {
@@ -484,12 +519,13 @@ fn check_with_indexes(
         .iter()
         .filter(|ix| ix.recording_id().trim() != cited_id)
     {
-        let elsewhere = search(
+        let elsewhere = search_in(
             other,
             &quote,
             &quote_figures,
             token_count,
             opts.accept_similarity,
+            false,
         );
         if let Some(w) = elsewhere.accepted.first() {
             check.verdict = CitationVerdict::WrongRecording;

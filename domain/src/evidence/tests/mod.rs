@@ -376,6 +376,7 @@ fn a_transcript_without_words_is_searched_by_its_text() {
 fn window_search_agrees_with_brute_force() {
     let t = call_1();
     let index = RecordingIndex::new(&t);
+    let anchored = RecordingIndex::anchored(&t);
     for quote in [
         PARAPHRASE,
         FABRICATED,
@@ -388,7 +389,7 @@ fn window_search_agrees_with_brute_force() {
         let q: Vec<char> = normalize(quote).chars().collect();
         let k = normalize(quote).split(' ').count();
         let figures = super::figures::quote_figures(quote);
-        let found = search(&index, &q, &figures, k, 0.85);
+        let found = matching::search_exhaustive(&index, &q, &figures, k, 0.85);
         let mut brute: f64 = 0.0;
         for first in 0..index.tokens.len() {
             for len in k.saturating_sub(2).max(1)..=k + 2 {
@@ -406,6 +407,13 @@ fn window_search_agrees_with_brute_force() {
         }
         let best = found.best.map_or(0.0, |b| b.similarity);
         assert!((best - brute).abs() < 1e-12, "{quote}: {best} vs {brute}");
+        // The indexed search finds the same windows.
+        let indexed = indexed::search(&anchored, &q, &figures, k, 0.85, true);
+        assert_eq!(indexed.accepted, found.accepted, "{quote}");
+        if found.accepted.is_empty() {
+            assert_eq!(indexed.best, found.best, "{quote}");
+            assert_eq!(indexed.figures_differ, found.figures_differ, "{quote}");
+        }
     }
 }
 
@@ -1043,3 +1051,5 @@ fn a_present_claim_backed_by_a_one_word_quote_becomes_absent() {
             .contains("a one-word quote is not evidence")
     );
 }
+
+mod long;

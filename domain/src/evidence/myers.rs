@@ -1,0 +1,188 @@
+//! Bit-parallel edit distance (Myers 1999, in Hyyrö's multi-block form): the same
+//! Levenshtein distances as [`crate::text::levenshtein`] and `min_distance_by_end`, 64
+//! rows of the dynamic-programming column at a time, so that scanning a recording costs
+//! a few word operations per character instead of one cell per quote character.
+//!
+//! Characters are compared as codes of the recording's alphabet (see
+//! `RecordingIndex::codes`); a quote character absent from the recording matches nothing.
+
+use std::collections::HashMap;
+
+/// A quote compiled for one recording's alphabet.
+pub(super) struct Pattern {
+    /// Quote length in chars (> 0).
+    m: usize,
+    /// 64-row blocks.
+    blocks: usize,
+    /// `peq[code * blocks + b]`: the rows of block `b` whose quote char is `code`.
+    peq: Vec<u64>,
+    /// The bit of the quote's last row in the last block.
+    last_bit: u64,
+}
+
+/// How the first row of the dynamic-programming table starts.
+#[derive(Clone, Copy, PartialEq, Eq)]
+pub(super) enum Mode {
+    /// `D[0][e] = e`: the distance between the quote and the text read so far.
+    Global,
+    /// `D[0][e] = 0`: the smallest distance between the quote and any substring of the
+    /// text read so far ending at `e` (Sellers' semi-global alignment).
+    SemiGlobal,
+}
+
+impl Pattern {
+    /// Compiles `quote` (non-empty) for an alphabet of `alphabet_len` codes, `code_of`
+    /// giving each char's code when the recording has it.
+    pub(super) fn new(quote: &[char], alphabet: &HashMap<char, u32>, alphabet_len: usize) -> Self {
+        let m = quote.len().max(1);
+        let blocks = m.div_ceil(64);
+        let mut peq = vec![0u64; alphabet_len.max(1) * blocks];
+        for (i, c) in quote.iter().enumerate() {
+            if let Some(&code) = alphabet.get(c) {
+                peq[code as usize * blocks + i / 64] |= 1u64 << (i % 64);
+            }
+        }
+        Self {
+            m,
+            blocks,
+            peq,
+            last_bit: 1u64 << ((m - 1) % 64),
+        }
+    }
+
+    /// Quote length in chars.
+    pub(super) fn len(&self) -> usize {
+        self.m
+    }
+
+    /// Reads `text` (codes), calling `visit(e, d)` after each char with `e` the number
+    /// of chars read and `d = D[m][e]` for `mode`; stops early when `visit` returns false.
+    pub(super) fn scan(
+        &self,
+        text: &[u32],
+        mode: Mode,
+        mut visit: impl FnMut(usize, usize) -> bool,
+    ) {
+        let blocks = self.blocks;
+        // Vertical deltas of each block: +1 everywhere at the start (D[i][0] = i).
+        let mut pv = vec![!0u64; blocks];
+        let mut mv = vec![0u64; blocks];
+        let mut score = self.m as i64;
+        let top_hin = match mode {
+            Mode::Global => 1,
+            Mode::SemiGlobal => 0,
+        };
+        for (i, &code) in text.iter().enumerate() {
+            let base = code as usize * blocks;
+            let mut hin = top_hin;
+            for b in 0..blocks {
+                let eq = self.peq.get(base + b).copied().unwrap_or(0);
+                let high = if b + 1 == blocks {
+                    self.last_bit
+                } else {
+                    1u64 << 63
+                };
+                hin = advance_block(&mut pv[b], &mut mv[b], eq, hin, high);
+            }
+            score += i64::from(hin);
+            if !visit(i + 1, usize::try_from(score).unwrap_or(0)) {
+                return;
+            }
+        }
+    }
+
+    /// `out[e]` = the smallest edit distance between the quote and any substring of
+    /// `text` ending at char `e`, for `e` in `0..=text.len()` (as `min_distance_by_end`).
+    pub(super) fn min_distance_by_end(&self, text: &[u32]) -> Vec<usize> {
+        let mut out = Vec::with_capacity(text.len() + 1);
+        out.push(self.m);
+        self.scan(text, Mode::SemiGlobal, |_, d| {
+            out.push(d);
+            true
+        });
+        out
+    }
+
+    /// The Levenshtein distance between the quote and `text`.
+    pub(super) fn distance(&self, text: &[u32]) -> usize {
+        let mut last = self.m;
+        self.scan(text, Mode::Global, |_, d| {
+            last = d;
+            true
+        });
+        last
+    }
+}
+
+/// One column step of one block; returns the horizontal delta leaving its bottom row
+/// (`high`), given the one entering its top (`hin`, in {-1, 0, +1}).
+#[inline]
+fn advance_block(pv: &mut u64, mv: &mut u64, eq: u64, hin: i32, high: u64) -> i32 {
+    let (p, m) = (*pv, *mv);
+    let hin_neg = u64::from(hin < 0);
+    let hin_pos = u64::from(hin > 0);
+    let xv = eq | m;
+    let eq = eq | hin_neg;
+    let xh = ((eq & p).wrapping_add(p) ^ p) | eq;
+    let mut ph = m | !(xh | p);
+    let mut mh = p & xh;
+    let hout = i32::from(ph & high != 0) - i32::from(mh & high != 0);
+    ph = (ph << 1) | hin_pos;
+    mh = (mh << 1) | hin_neg;
+    *pv = mh | !(xv | ph);
+    *mv = ph & xv;
+    hout
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::text::levenshtein;
+
+    fn encode(text: &[char], alphabet: &mut HashMap<char, u32>) -> Vec<u32> {
+        text.iter()
+            .map(|c| {
+                let next = alphabet.len() as u32;
+                *alphabet.entry(*c).or_insert(next)
+            })
+            .collect()
+    }
+
+    /// A deterministic pseudo-random generator (xorshift), for reproducible cases.
+    fn rng(seed: u64) -> impl FnMut(usize) -> usize {
+        let mut s = seed | 1;
+        move |n| {
+            s ^= s << 13;
+            s ^= s >> 7;
+            s ^= s << 17;
+            (s % n as u64) as usize
+        }
+    }
+
+    #[test]
+    fn distances_equal_the_dynamic_programming_ones_across_block_sizes() {
+        let letters: Vec<char> = "abcde éz".chars().collect();
+        let mut next = rng(7);
+        for case in 0..300 {
+            let m = 1 + next(if case % 3 == 0 { 200 } else { 70 });
+            let n = next(260);
+            let quote: Vec<char> = (0..m).map(|_| letters[next(letters.len())]).collect();
+            let text: Vec<char> = (0..n).map(|_| letters[next(letters.len())]).collect();
+            let mut alphabet = HashMap::new();
+            // Leave the quote's last letter out of the alphabet sometimes: it then
+            // matches nothing, as a char the recording never has.
+            let codes = encode(&text, &mut alphabet);
+            let pattern = Pattern::new(&quote, &alphabet, alphabet.len());
+            assert_eq!(
+                pattern.distance(&codes),
+                levenshtein(&quote, &text),
+                "case {case}"
+            );
+            assert_eq!(
+                pattern.min_distance_by_end(&codes),
+                super::super::matching::min_distance_by_end(&quote, &text),
+                "case {case}"
+            );
+        }
+    }
+}
