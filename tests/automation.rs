@@ -620,22 +620,27 @@ async fn record() {
     .await;
     assert_eq!(run.status, "completed", "{}", run.result_summary);
     let client = sc.api.state.temporal.client().await.unwrap();
-    let json = wait_for(
+    // Closed, not merely past `automation.finish_run` (its last notifications follow);
+    // the history's text alone cannot tell: a child's completion names
+    // "WorkflowExecutionCompleted" too.
+    wait_for(
         "the run's workflow to close",
-        Duration::from_secs(30),
+        Duration::from_secs(60),
         || {
             let client = client.clone();
             let wf = run.workflow_id.clone();
             async move {
-                let h = crate::replay::fetch(&client, &wf, None).await;
-                let text = String::from_utf8_lossy(&h).to_string();
-                (text.contains("WORKFLOW_EXECUTION_COMPLETED")
-                    || text.contains("WorkflowExecutionCompleted"))
-                .then_some(h)
+                let d = client
+                    .get_workflow_handle::<temporalio_common::UntypedWorkflow>(wf)
+                    .describe(Default::default())
+                    .await
+                    .ok()?;
+                (d.status() == temporalio_client::WorkflowExecutionStatus::Completed).then_some(())
             }
         },
     )
     .await;
+    let json = crate::replay::fetch(&client, &run.workflow_id, None).await;
     std::fs::write(crate::replay::history_path("automation_run.json"), json)
         .expect("write history");
 }
