@@ -9,6 +9,7 @@ mod audit_pipeline;
 mod auth_hardening;
 mod auth_matrix;
 mod automation;
+mod automation_email;
 mod automation_transcription;
 mod batches;
 mod bench_load_smoke;

@@ -10,6 +10,7 @@
 pub mod analyze;
 mod audit;
 mod automation;
+pub mod automation_email;
 mod automation_transcription;
 mod batch;
 mod fetch_job;
@@ -289,6 +290,16 @@ impl WorkerActivities {
         self.select_run_fiches(input).await
     }
 
+    /// `automation.notify_email` ([`automation_email`]).
+    #[activity(name = "automation.notify_email")]
+    pub async fn notify_automation_email(
+        self: Arc<Self>,
+        ctx: ActivityContext,
+        input: callaudit_domain::automation_email::NotifyEmailInput,
+    ) -> Result<String, ActivityError> {
+        self.notify_email(ctx.info().attempt, input).await
+    }
+
     /// `automation.notify_webhook` ([`automation`]).
     #[activity(name = "automation.notify_webhook")]
     pub async fn notify_automation_webhook(
@@ -463,6 +474,10 @@ mod tests {
         same(
             CallauditActivities::notify_automation_webhook,
             WorkerActivities::notify_automation_webhook,
+        );
+        same(
+            CallauditActivities::notify_automation_email,
+            WorkerActivities::notify_automation_email,
         );
         same(
             CallauditActivities::retry_automation_failed,

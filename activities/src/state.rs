@@ -32,6 +32,8 @@ pub struct WorkerActivities {
     pub automation_max_recordings_per_fiche: u32,
     /// The webhook SSRF guard's allowlist (`WEBHOOK_ALLOWED_ORIGINS`).
     pub webhooks: callaudit_upstream::webhook::WebhookPolicy,
+    /// The SMTP client of automation e-mails (`SMTP_*`; none: skipped).
+    pub mail: crate::automation_email::AutomationMail,
 }
 
 impl std::fmt::Debug for WorkerActivities {

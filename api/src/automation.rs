@@ -102,10 +102,19 @@ async fn check(
         )));
     }
     let n = &body.notifications;
-    if n.emails.len() > MAX_EMAILS || n.emails.iter().any(|e| !e.contains('@')) {
+    if n.emails.len() > MAX_EMAILS {
         return Err(ApiError::bad_request(format!(
             "notifications.emails must hold at most {MAX_EMAILS} e-mail addresses"
         )));
+    }
+    // Checked here so that no address can carry a header into the e-mail.
+    for (i, e) in n.emails.iter().enumerate() {
+        callaudit_domain::automation_email::check_email(e.trim()).map_err(|why| {
+            ApiError::unprocessable(format!(
+                "notifications.emails[{i}] {:?} is not a valid e-mail address: {why}",
+                e.trim()
+            ))
+        })?;
     }
     let config = callaudit_db::audit_configs::get(conn, body.audit_config_id)
         .await?
@@ -480,6 +489,16 @@ impl AutomationApi {
                 updated_at: d.updated_at,
             })
             .collect();
+        run.email_delivery = callaudit_db::automation_email::of_run(&mut conn, id.0)
+            .await?
+            .map(|d| EmailDeliveryView {
+                recipients: d.recipients,
+                status: d.status,
+                attempts: d.attempts,
+                smtp_response: d.smtp_response,
+                error: d.error,
+                updated_at: d.updated_at,
+            });
         Ok(Json(run))
     }
 

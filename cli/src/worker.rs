@@ -227,5 +227,40 @@ fn build_activities(
         webhooks: callaudit_upstream::webhook::WebhookPolicy::new(
             &args.notify.webhook_allowed_origins,
         ),
+        mail: callaudit_activities::automation_email::AutomationMail::new(smtp_mailer(
+            &args.notify,
+        )?),
     })
+}
+
+/// The SMTP client of automation e-mails when `SMTP_HOST` is set (then `SMTP_FROM` must
+/// be too); none otherwise (e-mails recorded as skipped).
+fn smtp_mailer(
+    n: &crate::config::NotifyArgs,
+) -> anyhow::Result<Option<callaudit_upstream::smtp::Mailer>> {
+    let Some(host) = n
+        .smtp_host
+        .as_deref()
+        .map(str::trim)
+        .filter(|h| !h.is_empty())
+    else {
+        return Ok(None);
+    };
+    let from = n
+        .smtp_from
+        .as_deref()
+        .map(str::trim)
+        .filter(|f| !f.is_empty())
+        .context("SMTP_HOST is set but SMTP_FROM is not: automation e-mails need a sender")?;
+    let mailer = callaudit_upstream::smtp::Mailer::new(&callaudit_upstream::smtp::SmtpSettings {
+        host: host.to_string(),
+        port: n.smtp_port,
+        secure: n.smtp_secure,
+        user: n.smtp_user.clone().filter(|u| !u.trim().is_empty()),
+        pass: crate::config::present(&n.smtp_pass),
+        from: from.to_string(),
+        timeout: Duration::from_millis(n.smtp_timeout_ms.max(1)),
+    })?;
+    tracing::info!(relay = %mailer.relay, secure = n.smtp_secure, auth = n.smtp_user.is_some(), "automation e-mails over SMTP");
+    Ok(Some(mailer))
 }

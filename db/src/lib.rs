@@ -7,6 +7,7 @@ pub mod audit_configs;
 pub mod audits;
 pub mod auth;
 pub mod automation;
+pub mod automation_email;
 pub mod batches;
 pub mod chat;
 pub mod enums;

@@ -164,6 +164,20 @@ diesel::table! {
 }
 
 diesel::table! {
+    automation_email_deliveries (id) {
+        id -> Int8,
+        run_id -> Uuid,
+        recipients -> Array<Text>,
+        status -> Text,
+        attempts -> Int4,
+        smtp_response -> Nullable<Text>,
+        error -> Nullable<Text>,
+        created_at -> Timestamptz,
+        updated_at -> Timestamptz,
+    }
+}
+
+diesel::table! {
     automation_runs (id) {
         id -> Uuid,
         schedule_id -> Uuid,
@@ -438,6 +452,7 @@ diesel::joinable!(audit_step_results -> audits (audit_id));
 diesel::joinable!(audit_steps -> audit_configs (audit_config_id));
 diesel::joinable!(audits -> audit_configs (audit_config_id));
 diesel::joinable!(audits -> fiches (fiche_id));
+diesel::joinable!(automation_email_deliveries -> automation_runs (run_id));
 diesel::joinable!(automation_runs -> automation_schedules (schedule_id));
 diesel::joinable!(automation_webhook_deliveries -> automation_runs (run_id));
 diesel::joinable!(chat_messages -> chat_conversations (conversation_id));
@@ -461,6 +476,7 @@ diesel::allow_tables_to_appear_in_same_query!(
     audit_step_results,
     audit_steps,
     audits,
+    automation_email_deliveries,
     automation_runs,
     automation_schedules,
     automation_webhook_deliveries,

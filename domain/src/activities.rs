@@ -190,6 +190,16 @@ impl CallauditActivities {
         unimplemented!()
     }
 
+    /// E-mails the summary of an ended run to its schedule's addresses over SMTP, one
+    /// attempt per call (transient failures retried by the policy), recorded; returns the
+    /// outcome (`sent`, `skipped` without SMTP, `failed`, `none` without addresses).
+    #[activity(name = "automation.notify_email")]
+    pub fn notify_automation_email(
+        _input: crate::automation_email::NotifyEmailInput,
+    ) -> Result<String, ActivityError> {
+        unimplemented!()
+    }
+
     /// Stores a new batch of the fiches whose audit failed in a batch of the run (retry
     /// `round`); returns its id, or None when none failed.
     #[activity(name = "automation.retry_failed")]

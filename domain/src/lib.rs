@@ -13,6 +13,7 @@
 
 pub mod analysis;
 pub mod automation;
+pub mod automation_email;
 pub mod batch;
 pub mod calibration;
 pub mod chat;

@@ -22,6 +22,7 @@ pub mod metrics;
 pub mod openai;
 pub mod pusher;
 pub mod realtime;
+pub mod smtp;
 pub mod webhook;
 
 pub use error::UpstreamError;

@@ -5,14 +5,90 @@
 //! multicast, broadcast/reserved, IPv6 unique-local and link-local, and IPv4-mapped
 //! addresses are refused unless the origin is allowlisted. A delivery connects to the
 //! address checked, so a name that resolves elsewhere the second time is not followed.
+//! Names are resolved through the policy's [`Resolve`] (the system's resolver unless
+//! one is given: tests give a [`HostsOverride`] to answer late with another address).
 
 use reqwest::Url;
+use std::collections::HashMap;
+use std::future::Future;
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
+use std::pin::Pin;
+use std::sync::{Arc, PoisonError, RwLock};
 
-/// Which origins may be reached despite the address rules (`WEBHOOK_ALLOWED_ORIGINS`).
+/// The answer of a [`Resolve`].
+pub type Resolved<'a> = Pin<Box<dyn Future<Output = std::io::Result<Vec<SocketAddr>>> + Send + 'a>>;
+
+/// How the guard resolves a webhook's host name. The guard checks whatever addresses
+/// this answers, and a delivery connects to those: the resolver is the one place a name
+/// becomes an address.
+pub trait Resolve: Send + Sync + std::fmt::Debug {
+    /// The addresses of `host` on `port`.
+    fn resolve<'a>(&'a self, host: &'a str, port: u16) -> Resolved<'a>;
+}
+
+/// The system's resolver (`getaddrinfo`, through tokio).
+#[derive(Debug, Clone, Copy, Default)]
+pub struct SystemResolver;
+
+impl Resolve for SystemResolver {
+    fn resolve<'a>(&'a self, host: &'a str, port: u16) -> Resolved<'a> {
+        Box::pin(async move { Ok(tokio::net::lookup_host((host, port)).await?.collect()) })
+    }
+}
+
+/// Names answered from a table that may change at any time (a name that resolves
+/// elsewhere at delivery than when the schedule was written, in tests); other names go
+/// to the system's resolver.
 #[derive(Debug, Clone, Default)]
+pub struct HostsOverride {
+    table: Arc<RwLock<HashMap<String, Vec<IpAddr>>>>,
+}
+
+impl HostsOverride {
+    /// From now on `host` resolves to `addrs`.
+    pub fn set(&self, host: &str, addrs: &[IpAddr]) {
+        self.table
+            .write()
+            .unwrap_or_else(PoisonError::into_inner)
+            .insert(host.to_ascii_lowercase(), addrs.to_vec());
+    }
+}
+
+impl Resolve for HostsOverride {
+    fn resolve<'a>(&'a self, host: &'a str, port: u16) -> Resolved<'a> {
+        let fixed = self
+            .table
+            .read()
+            .unwrap_or_else(PoisonError::into_inner)
+            .get(&host.to_ascii_lowercase())
+            .cloned();
+        match fixed {
+            Some(ips) => Box::pin(async move {
+                Ok(ips
+                    .into_iter()
+                    .map(|ip| SocketAddr::new(ip, port))
+                    .collect())
+            }),
+            None => SystemResolver.resolve(host, port),
+        }
+    }
+}
+
+/// Which origins may be reached despite the address rules (`WEBHOOK_ALLOWED_ORIGINS`),
+/// and how names are resolved.
+#[derive(Debug, Clone)]
 pub struct WebhookPolicy {
     origins: Vec<String>,
+    resolver: Arc<dyn Resolve>,
+}
+
+impl Default for WebhookPolicy {
+    fn default() -> Self {
+        Self {
+            origins: Vec::new(),
+            resolver: Arc::new(SystemResolver),
+        }
+    }
 }
 
 impl WebhookPolicy {
@@ -25,7 +101,16 @@ impl WebhookPolicy {
             .map(|u| u.origin().ascii_serialization())
             .filter(|o| o != "null")
             .collect();
-        Self { origins }
+        Self {
+            origins,
+            ..Self::default()
+        }
+    }
+
+    /// The same policy resolving names with `resolver`.
+    pub fn with_resolver(mut self, resolver: Arc<dyn Resolve>) -> Self {
+        self.resolver = resolver;
+        self
     }
 
     /// Whether `url`'s origin is allowlisted.
@@ -95,16 +180,16 @@ pub async fn check(raw: &str, policy: &WebhookPolicy) -> Result<CheckedUrl, Webh
     let port = url
         .port_or_known_default()
         .ok_or_else(|| WebhookUrlError::Invalid("no port".into()))?;
-    let addrs: Vec<SocketAddr> = match host.parse::<IpAddr>() {
-        Ok(ip) => vec![SocketAddr::new(ip, port)],
-        Err(_) => tokio::net::lookup_host((host.as_str(), port))
-            .await
-            .map_err(|e| WebhookUrlError::Unresolved {
-                host: host.clone(),
-                reason: e.to_string(),
-            })?
-            .collect(),
-    };
+    let addrs: Vec<SocketAddr> =
+        match host.parse::<IpAddr>() {
+            Ok(ip) => vec![SocketAddr::new(ip, port)],
+            Err(_) => policy.resolver.resolve(&host, port).await.map_err(|e| {
+                WebhookUrlError::Unresolved {
+                    host: host.clone(),
+                    reason: e.to_string(),
+                }
+            })?,
+        };
     if addrs.is_empty() {
         return Err(WebhookUrlError::Unresolved {
             host,
@@ -222,6 +307,9 @@ mod tests {
             refused("https://user:pw@8.8.8.8/hook"),
             WebhookUrlError::Credentials
         );
+        for raw in ["https://user@8.8.8.8/hook", "https://:pw@8.8.8.8/hook"] {
+            assert_eq!(refused(raw), WebhookUrlError::Credentials, "{raw}");
+        }
         assert!(matches!(refused("not a url"), WebhookUrlError::Invalid(_)));
         for (raw, addr) in [
             ("https://127.0.0.1/hook", "127.0.0.1"),
@@ -242,6 +330,35 @@ mod tests {
                 other => panic!("{raw}: {other:?}"),
             }
         }
+    }
+
+    #[test]
+    fn every_address_a_name_resolves_to_is_checked() {
+        let hosts = HostsOverride::default();
+        let policy = WebhookPolicy::default().with_resolver(Arc::new(hosts.clone()));
+        let rt = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .unwrap();
+        let public: IpAddr = "93.184.216.34".parse().unwrap();
+        hosts.set("Hooks.Example.TEST", &[public]);
+        let ok = rt
+            .block_on(check("https://hooks.example.test/x", &policy))
+            .unwrap();
+        assert_eq!(ok.addrs, vec![SocketAddr::new(public, 443)]);
+        // One bad address among good ones is enough to refuse.
+        for bad in ["10.0.0.7", "169.254.169.254", "fd00::1", "::ffff:127.0.0.1"] {
+            hosts.set("hooks.example.test", &[public, bad.parse().unwrap()]);
+            match rt.block_on(check("https://hooks.example.test/x", &policy)) {
+                Err(WebhookUrlError::Forbidden { addr, .. }) => assert_eq!(addr.to_string(), bad),
+                other => panic!("{bad}: {other:?}"),
+            }
+        }
+        hosts.set("hooks.example.test", &[]);
+        assert!(matches!(
+            rt.block_on(check("https://hooks.example.test/x", &policy)),
+            Err(WebhookUrlError::Unresolved { .. })
+        ));
     }
 
     #[test]
@@ -379,6 +496,19 @@ pub async fn deliver(
     }
     if resp.status().is_success() {
         Delivery::Delivered { status }
+    } else if resp.status().is_redirection() {
+        let to: String = resp
+            .headers()
+            .get(reqwest::header::LOCATION)
+            .and_then(|l| l.to_str().ok())
+            .map(|l| format!(" to {}", l.chars().take(200).collect::<String>()))
+            .unwrap_or_default();
+        Delivery::Failed {
+            status: Some(status),
+            error: format!(
+                "the receiver answered {status}, a redirect{to}: redirects are not followed"
+            ),
+        }
     } else {
         Delivery::Failed {
             status: Some(status),

@@ -139,6 +139,9 @@ impl AutomationRunWorkflow {
             serde_json::json!({"status": outcome.status, "summary": outcome.summary}),
         )
         .await;
+        if ctx.patched(AUTOMATION_EMAIL_PATCH) {
+            notify_email(ctx, &plan.run_id).await;
+        }
         match error {
             Some((_, e)) => Err(e),
             None => Ok(outcome),
@@ -259,6 +262,38 @@ async fn run_batch(
         )
         .await?;
     Ok(child.result().await?)
+}
+
+/// Patch id of the run's e-mail summary (`automation.notify_email` after the last
+/// webhook delivery): runs recorded before it replay without it.
+pub const AUTOMATION_EMAIL_PATCH: &str = "automation-email-summary";
+
+/// Attempts of the e-mail summary (transient SMTP failures; a refusal is not retried).
+pub const EMAIL_ATTEMPTS: u32 = 4;
+
+/// E-mails the ended run's summary to its schedule's addresses: each attempt recorded by
+/// the activity, transient failures retried 2 s, 4 s, 8 s apart; an e-mail never sent
+/// stays recorded `failed` and does not fail the run.
+async fn notify_email(ctx: &WorkflowContext<AutomationRunWorkflow>, run_id: &str) {
+    let options = ActivityOptions::with_start_to_close_timeout(Duration::from_secs(120))
+        .retry_policy(
+            RetryPolicy::builder()
+                .initial_interval(Duration::from_secs(2))
+                .backoff_coefficient(2.0)
+                .maximum_interval(Duration::from_secs(60))
+                .maximum_attempts(EMAIL_ATTEMPTS)
+                .build(),
+        )
+        .build();
+    let _ = ctx
+        .execute_activity(
+            CallauditActivities::notify_automation_email,
+            callaudit_domain::automation_email::NotifyEmailInput {
+                run_id: run_id.to_string(),
+            },
+            options,
+        )
+        .await;
 }
 
 /// Delivers one event of the run to its schedule's webhook: each attempt is recorded by

@@ -18,8 +18,8 @@ operation_errors! {
         413,
         /// The body is not sent as `application/json`.
         415,
-        /// The audit configuration is unknown or inactive, or the webhook URL is refused
-        /// by the SSRF guard (the reason is given).
+        /// The audit configuration is unknown or inactive, the webhook URL is refused by
+        /// the SSRF guard, or an e-mail address is invalid (the reason is given).
         422,
         /// Postgres or Temporal is unavailable; nothing was stored, retry later.
         503,
@@ -41,8 +41,8 @@ operation_errors! {
         413,
         /// The body is not sent as `application/json`.
         415,
-        /// The audit configuration is unknown or inactive, or the webhook URL is refused
-        /// by the SSRF guard (the reason is given).
+        /// The audit configuration is unknown or inactive, the webhook URL is refused by
+        /// the SSRF guard, or an e-mail address is invalid (the reason is given).
         422,
         /// Postgres or Temporal is unavailable; the schedule is unchanged, retry later.
         503,

@@ -58,7 +58,8 @@ pub struct NotificationsBody {
     /// Webhook receiving the run's events: https, public addresses only (http and local
     /// addresses only for origins in `WEBHOOK_ALLOWED_ORIGINS`), no credentials.
     pub webhook_url: Option<String>,
-    /// E-mail recipients of the run's summary.
+    /// E-mail recipients of the run's summary (plain text and HTML, sent over SMTP when
+    /// `SMTP_*` is set): bare `local@domain` addresses, at most 20.
     #[oai(default)]
     pub emails: Vec<String>,
     /// Realtime (Pusher) events on.
@@ -191,6 +192,28 @@ pub struct AutomationRunView {
     pub completed_at: Option<DateTime<Utc>>,
     /// Its webhook deliveries (in the run's own read only).
     pub webhook_deliveries: Vec<WebhookDeliveryView>,
+    /// Its e-mail summary to the schedule's addresses (in the run's own read only; none
+    /// when the schedule names no address or the run has not ended).
+    pub email_delivery: Option<EmailDeliveryView>,
+}
+
+/// The e-mail summary of a run (one message to all the schedule's addresses).
+#[derive(Debug, Clone, Object)]
+#[oai(rename_all = "camelCase")]
+pub struct EmailDeliveryView {
+    /// Who it was addressed to.
+    pub recipients: Vec<String>,
+    /// `sent`, `failed` (its last attempt: a refusal is not retried, a transient failure
+    /// is, 4 attempts in all) or `skipped` (SMTP is not configured).
+    pub status: String,
+    /// Attempts made (0 when skipped).
+    pub attempts: i32,
+    /// The SMTP server's answer to the message, when sent.
+    pub smtp_response: Option<String>,
+    /// Why the last attempt failed, or why it was skipped.
+    pub error: Option<String>,
+    /// Last attempt at.
+    pub updated_at: DateTime<Utc>,
 }
 
 /// One webhook delivery of a run's event.
@@ -240,6 +263,7 @@ pub(super) fn run_view(r: RunRow) -> AutomationRunView {
         started_at: r.started_at,
         completed_at: r.completed_at,
         webhook_deliveries: vec![],
+        email_delivery: None,
     }
 }
 
