@@ -26,6 +26,7 @@ mod gate_modes;
 mod observability;
 mod personal_data;
 mod pii;
+mod realtime;
 mod replay;
 mod reruns;
 mod reviews;
