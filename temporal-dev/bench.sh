@@ -4,6 +4,8 @@
 #   temporal-dev/bench.sh                 # 50 audits per run, 10 in flight, table
 #   temporal-dev/bench.sh -n 200 -c 20    # any `callaudit bench` argument
 #   temporal-dev/bench.sh --json          # machine-readable figures
+#   temporal-dev/bench.sh sse --subscribers 500   # a load mode: api | sse | worker |
+#                                         # scale | long (docs/PERFORMANCE.md, "Load")
 #
 #   - Postgres: $DATABASE_URL when set and reachable, else the embedded cluster
 #     (postgres-start.sh); the bench creates its own database there and drops it;

@@ -8,6 +8,8 @@
 //! end)`, `end` saying when the topic is settled (its run ended and every piece of work
 //! opened after it, such as a rerun, closed).
 
+mod fanout;
+
 use crate::error::ApiError;
 use crate::state::AppState;
 use callaudit_domain::events::{DomainEvent, StreamEnd, StreamTally};
@@ -63,6 +65,7 @@ pub struct EventHub {
     open_streams: Arc<AtomicUsize>,
     max_streams: usize,
     poll: std::time::Duration,
+    reads: fanout::SharedReads,
 }
 
 /// One open stream of a replica; dropping it frees its place under the cap.
@@ -85,6 +88,7 @@ impl EventHub {
             open_streams: Arc::new(AtomicUsize::new(0)),
             max_streams: max_streams.max(1),
             poll: std::time::Duration::from_secs(5),
+            reads: fanout::SharedReads::default(),
         }
     }
 
@@ -120,7 +124,9 @@ impl EventHub {
     pub async fn run_listener(self, database_url: String) {
         loop {
             let tx = self.tx.clone();
+            let reads = self.reads.clone();
             let result = callaudit_db::events::listen(&database_url, move |topic| {
+                reads.notified();
                 let _ = tx.send(topic);
             })
             .await;
@@ -285,10 +291,20 @@ async fn pump(
                 .count_n(&mut tally, &kind, u64::try_from(n).unwrap_or(0));
         }
     }
+    // After a notification of this topic: how many the replica had received, so the
+    // stream may share a read begun since with the other streams of the topic.
+    let mut woken_by: Option<u64> = None;
     loop {
-        let batch = {
-            let mut conn = callaudit_db::pool::get(pool).await?;
-            callaudit_db::events::since(&mut conn, &follow.topic, last, PAGE).await?
+        let batch = match woken_by {
+            Some(seen) => {
+                hub.reads
+                    .since(pool, &follow.topic, last, PAGE, seen)
+                    .await?
+            }
+            None => {
+                let mut conn = callaudit_db::pool::get(pool).await?;
+                callaudit_db::events::since(&mut conn, &follow.topic, last, PAGE).await?
+            }
         };
         let full = i64::try_from(batch.len()).unwrap_or(i64::MAX) == PAGE;
         for event in batch {
@@ -308,12 +324,17 @@ async fn pump(
         // Wait for a notification of this topic, a poll tick, or the client leaving.
         let tick = tokio::time::sleep(follow.poll);
         tokio::pin!(tick);
+        woken_by = None;
         loop {
             tokio::select! {
                 () = tx.closed() => return Ok(()),
                 () = &mut tick => break,
                 got = notified.recv() => match got {
-                    Ok(topic) if topic == follow.topic || topic == "*" => break,
+                    Ok(topic) if topic == follow.topic => {
+                        woken_by = Some(hub.reads.seen());
+                        break;
+                    }
+                    Ok(topic) if topic == "*" => break,
                     Ok(_) => {}
                     Err(tokio::sync::broadcast::error::RecvError::Lagged(_)) => break,
                     Err(tokio::sync::broadcast::error::RecvError::Closed) => {

@@ -89,7 +89,7 @@ pub(crate) async fn run(
         sim.clone(),
     )
     .await?;
-    let api = services.api(parent.step_parallelism, 1000).await?;
+    let api = services.api(parent.step_parallelism, 1000, vec![]).await?;
     let client = Client::login(&api, &services).await?;
     let config = client.sample_config().await?;
     client

@@ -60,6 +60,9 @@ pub struct SseLoadArgs {
     /// Seconds of publishing.
     #[arg(long, default_value_t = 20.0)]
     pub seconds: f64,
+    /// The api's `API_SSE_POLL_MS` (its default: 5000).
+    #[arg(long, default_value_t = 5000, value_parser = clap::value_parser!(u64).range(10..=600_000))]
+    pub poll_ms: u64,
 }
 
 /// `bench worker`.

@@ -123,7 +123,7 @@ pub(crate) async fn run(
         sim.clone(),
     )
     .await?;
-    let api = services.api(parent.step_parallelism, 64).await?;
+    let api = services.api(parent.step_parallelism, 64, vec![]).await?;
     let worker = services.worker(parent.step_parallelism).await?;
     let client = Client::login(&api, &services).await?;
     let config = client.sample_config().await?;

@@ -124,7 +124,7 @@ async fn level(
     )
     .await?;
     let api = services
-        .api(parent.step_parallelism, in_flight + 64)
+        .api(parent.step_parallelism, in_flight + 64, vec![])
         .await?;
     let worker = services.worker(parent.step_parallelism).await?;
     let client = Client::login(&api, &services).await?;

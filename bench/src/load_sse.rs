@@ -7,7 +7,8 @@
 //! transaction as the worker's are (insert + `pg_notify`). A client's delay for an event
 //! is its arrival time minus the event's `created_at` (the inserting transaction's
 //! start, so the delay includes the commit). Every subscriber must receive every event of
-//! its audit: a missing delivery fails the run.
+//! its audit: a missing delivery fails the run. With a `--poll-ms` longer than the
+//! 30 s the bench waits for deliveries, only LISTEN/NOTIFY can deliver them in time.
 
 use crate::BenchArgs;
 use crate::load_args::SseLoadArgs;
@@ -81,7 +82,11 @@ pub(crate) async fn run(
     )
     .await?;
     let api = services
-        .api(parent.step_parallelism, args.subscribers + 16)
+        .api(
+            parent.step_parallelism,
+            args.subscribers + 16,
+            vec![("API_SSE_POLL_MS", args.poll_ms.to_string())],
+        )
         .await?;
     let client = Client::login(&api, &services).await?;
     let config = client.sample_config().await?;

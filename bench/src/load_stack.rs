@@ -84,11 +84,12 @@ impl Services {
     }
 
     /// `callaudit api` on a free local port, answering `/health`, serving at most
-    /// `max_streams` event streams.
+    /// `max_streams` event streams, with `extra` settings.
     pub(crate) async fn api(
         &self,
         step_parallelism: u32,
         max_streams: usize,
+        extra: Vec<(&'static str, String)>,
     ) -> anyhow::Result<ApiProcess> {
         let port = std::net::TcpListener::bind("127.0.0.1:0")?
             .local_addr()?
@@ -98,6 +99,7 @@ impl Services {
             ("API_ADDR", format!("127.0.0.1:{port}")),
             ("API_MAX_STREAMS", max_streams.to_string()),
         ]);
+        env.extend(extra);
         ApiProcess::spawn(port, env).await
     }
 }
