@@ -368,3 +368,106 @@ async fn the_sweep_fails_a_run_whose_workflow_was_terminated_or_never_started() 
         Some(format!("the workflow automation:{id}-never was never started (reconciled)").as_str())
     );
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_recording_whose_transcription_workflow_already_runs_is_not_dispatched_again() {
+    // A fiche of this test's own (FICHE-1002's copy under a fresh id), so no other test
+    // shares its `transcribe:{recording}` workflow id (ids are the namespace's).
+    let tag = format!("T{}", &uuid::Uuid::new_v4().simple().to_string()[..8]);
+    let mut fiche = callaudit_sim::dataset()
+        .fiche("FICHE-1002")
+        .expect("FICHE-1002")
+        .clone();
+    fiche.fiche_id = format!("FICHE-{tag}");
+    let recording = format!("REC-{tag}-1");
+    fiche.recordings[0].recording_id = recording.clone();
+    let label = "auto_tx_shared";
+    let db = test_db(label).await;
+    let queue = task_queue(label);
+    let state = callaudit_sim::SimState::with_dataset(
+        Default::default(),
+        callaudit_sim::Dataset {
+            fiches: vec![fiche],
+        },
+    );
+    let (sim, _) = callaudit_sim::spawn("127.0.0.1:0", state.clone())
+        .await
+        .expect("sim");
+    let api = spawn_api_with_crm(
+        &db.url,
+        temporal_settings(&temporal_address(), &queue),
+        Some(format!("http://{sim}/crm")),
+    )
+    .await;
+    let auditor = api.token_for("auditor").await;
+    let manager = api.token_for("manager").await;
+    let sc = crate::audit_pipeline::Scenario {
+        db,
+        queue,
+        sim,
+        api,
+        auditor,
+        manager,
+    };
+    let _w = sc.worker(&[]);
+    let config = sc.config(1).await;
+    // The recording's TranscriptionWorkflow is running already — started by someone else
+    // on a queue no worker polls, so it stays running.
+    let client = sc.api.state.temporal.client().await.unwrap();
+    let blocker_id = format!("transcribe:{recording}");
+    let blocker = client
+        .start_workflow(
+            callaudit_workflows::TranscriptionWorkflow::run,
+            callaudit_domain::workflow_io::TranscribeInput {
+                recording_id: recording.clone(),
+            },
+            temporalio_client::WorkflowStartOptions::new(
+                format!("{}-nobody", sc.queue),
+                blocker_id.clone(),
+            )
+            .build(),
+        )
+        .await
+        .expect("start the other transcription");
+    let blocker_run = blocker.run_id().map(str::to_string);
+
+    let run = run_mdp_schedule_with(&sc, &config, json!({"skipIfTranscribed": true})).await;
+    assert_eq!(
+        run.status, "completed",
+        "{:?} {}",
+        run.error, run.result_summary
+    );
+    let s = &run.result_summary;
+    assert_eq!(
+        counts(s),
+        [Some(1), Some(1), Some(0), Some(0), Some(1), Some(0)],
+        "{s}"
+    );
+    assert_eq!(recordings(s), [Some(1), Some(0), Some(0)], "{s}");
+    // Transcribed once, by the run's activity under the recording's lease; no second
+    // TranscriptionWorkflow was started under the id: the other one is the same run, still
+    // running.
+    let stats = sc.sim_stats().await;
+    assert_eq!(stats["stt_requests_by_recording"][&recording], 1, "{stats}");
+    let described = client
+        .get_workflow_handle::<temporalio_common::UntypedWorkflow>(blocker_id.clone())
+        .describe(Default::default())
+        .await
+        .expect("describe");
+    assert_eq!(
+        described.status(),
+        temporalio_client::WorkflowExecutionStatus::Running
+    );
+    let info = described
+        .raw_description
+        .workflow_execution_info
+        .as_ref()
+        .and_then(|i| i.execution.as_ref())
+        .map(|e| e.run_id.clone());
+    assert_eq!(info, blocker_run);
+    client
+        .get_workflow_handle::<temporalio_common::UntypedWorkflow>(blocker_id)
+        .terminate(Default::default())
+        .await
+        .expect("terminate");
+}
