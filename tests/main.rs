@@ -11,6 +11,7 @@ mod auth_matrix;
 mod automation;
 mod automation_email;
 mod automation_transcription;
+mod automation_webhooks;
 mod batches;
 mod bench_load_smoke;
 mod bench_smoke;
