@@ -1,6 +1,6 @@
 //! A vendor that rate limits, fails, breaks its JSON, cuts its body or stops on its token
-//! limit: the audit still completes with the scores it has without faults; a refusal
-//! fails its audit with the reason, unretried. And the step-parallelism window, seen as
+//! limit: the audit still completes with the scores it has without faults; a refusal is
+//! asked once more, and two in a row fail the audit with the reason, unretried. And the step-parallelism window, seen as
 //! the LLM requests in flight at once.
 
 use super::{Fault, LlmProxy};
@@ -90,11 +90,33 @@ async fn an_audit_completes_through_a_429_a_500_broken_json_a_cut_body_and_a_len
 }
 
 #[tokio::test(flavor = "multi_thread")]
-async fn a_refusal_fails_its_audit_with_the_reason_and_is_not_asked_again() {
-    let sc = Scenario::without_api_crm("refusal", Default::default()).await;
+async fn a_single_refusal_is_asked_once_more_and_the_audit_completes() {
+    let sc = Scenario::without_api_crm("refusal_once", Default::default()).await;
     let llm = LlmProxy::start(sc.sim).await;
     llm.fault(1, Fault::Refusal);
     // One step: the refused request is the audit's only analysis.
+    let config = sc.config(1).await;
+    let _w = sc.worker(&[("OPENAI_BASE_URL", llm.base.as_str())]);
+    let id = sc.run("FICHE-1001", &config).await;
+    let audit = sc.completed(&id).await;
+    // FICHE-1001's first step is CONFORME at its full weight (tests/claims.rs): alone,
+    // 100.0 EXCELLENT.
+    assert_eq!(audit["steps_done"], 1, "{audit}");
+    assert_eq!(audit["score"].as_f64(), Some(100.0), "{audit}");
+    assert_eq!(audit["niveau"], "EXCELLENT");
+    // The refusal, then its resample: two requests, the second answered.
+    let seen = llm.seen();
+    assert_eq!(seen.len(), 2, "{seen:?}");
+    assert_eq!(seen[0].fault, Some(Fault::Refusal));
+    assert_eq!(seen[1].fault, None);
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn two_refusals_in_a_row_fail_the_audit_with_the_reason_and_are_not_asked_again() {
+    let sc = Scenario::without_api_crm("refusal", Default::default()).await;
+    let llm = LlmProxy::start(sc.sim).await;
+    llm.fault(1, Fault::Refusal);
+    llm.fault(2, Fault::Refusal);
     let config = sc.config(1).await;
     let _w = sc.worker(&[("OPENAI_BASE_URL", llm.base.as_str())]);
     let id = sc.run("FICHE-1001", &config).await;
@@ -107,8 +129,8 @@ async fn a_refusal_fails_its_audit_with_the_reason_and_is_not_asked_again() {
     let error = audit["error"].as_str().expect("error");
     assert!(error.contains("refused"), "{error}");
     assert_eq!(audit["steps_done"], 0, "{audit}");
-    // A refusal is permanent: the step was asked once.
-    assert_eq!(llm.seen().len(), 1, "{:?}", llm.seen());
+    // The second refusal is permanent: the activity does not retry it.
+    assert_eq!(llm.seen().len(), 2, "{:?}", llm.seen());
 }
 
 #[tokio::test(flavor = "multi_thread")]

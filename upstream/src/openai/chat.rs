@@ -22,7 +22,8 @@ pub struct JsonRequest<'a> {
 impl OpenAiClient {
     /// One chat completion whose answer must follow `req.schema` (strict json_schema);
     /// returns the parsed JSON answer. Refusals, truncation and invalid JSON are typed:
-    /// truncation and invalid JSON are retryable (a new sample may succeed), refusals not.
+    /// truncation and invalid JSON are retryable (a new sample may succeed); a refusal is
+    /// asked once more at once, and a second one is permanent.
     pub async fn json_completion(
         &self,
         req: JsonRequest<'_>,
@@ -33,8 +34,10 @@ impl OpenAiClient {
             "messages": [{"role": "system", "content": req.system}, {"role": "user", "content": req.user}],
             "response_format": response_format(req.schema_name, req.schema),
         });
-        let (choice, usage) = self.chat(&request).await?.into_first_choice();
-        self.check_finish(&choice)?;
+        let (mut requests, mut usage) = (0, Usage::default());
+        let choice = self
+            .checked_choice(&request, &mut requests, &mut usage)
+            .await?;
         Ok((json_content(&choice)?, usage))
     }
 }

@@ -159,6 +159,32 @@ impl OpenAiClient {
         .await
     }
 
+    /// One chat request whose answer is checked ([`Self::check_finish`]), a refusal asked
+    /// again [`REFUSAL_RESAMPLES`] time(s) first; `requests` and `usage` count every call.
+    async fn checked_choice(
+        &self,
+        request: &Value,
+        requests: &mut u32,
+        usage: &mut Usage,
+    ) -> Result<Choice, UpstreamError> {
+        let mut resamples = 0;
+        loop {
+            let (choice, u) = self.chat(request).await?.into_first_choice();
+            *requests += 1;
+            usage.add(u);
+            if choice.message.refusal.is_some() && resamples < REFUSAL_RESAMPLES {
+                resamples += 1;
+                tracing::warn!(
+                    vendor = VENDOR,
+                    "the model refused; asking once more before the refusal counts"
+                );
+                continue;
+            }
+            self.check_finish(&choice)?;
+            return Ok(choice);
+        }
+    }
+
     /// A refusal is permanent; a truncated answer (content or tool arguments) retryable.
     fn check_finish(&self, choice: &Choice) -> Result<(), UpstreamError> {
         if let Some(refusal) = &choice.message.refusal {
@@ -176,6 +202,12 @@ impl OpenAiClient {
         Ok(())
     }
 }
+
+/// Refusals asked again within one call before one counts. A model may refuse one sample
+/// of a legitimate request and answer the next (a flaky refusal); a second refusal in a
+/// row is permanent, so a request the model will not answer costs two calls, not the
+/// activity's whole retry budget.
+pub const REFUSAL_RESAMPLES: u32 = 1;
 
 /// The strict `json_schema` response format.
 fn response_format(schema_name: &str, schema: &Value) -> Value {

@@ -103,10 +103,9 @@ impl OpenAiClient {
                 "tool_choice": if forced { "none" } else { "auto" },
                 "response_format": response_format(schema_name, schema),
             });
-            let (choice, usage) = self.chat(&request).await?.into_first_choice();
-            out.requests += 1;
-            out.usage.add(usage);
-            self.check_finish(&choice)?;
+            let choice = self
+                .checked_choice(&request, &mut out.requests, &mut out.usage)
+                .await?;
             let calls = match &choice.message.tool_calls {
                 Some(calls) if !calls.is_empty() => calls,
                 _ => {
