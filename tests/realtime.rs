@@ -454,3 +454,117 @@ async fn the_auth_endpoint_signs_only_private_channels_of_jobs_the_caller_may_re
     .await;
     assert_eq!(status, 503, "{body}");
 }
+
+/// Publishes `n` events on `audit:{t}` for each topic `t`, one task per topic, at once.
+async fn publish_burst(pool: &callaudit_db::Pool, topics: &[String], from: usize, n: usize) {
+    let tasks: Vec<_> = topics
+        .iter()
+        .cloned()
+        .map(|t| {
+            let pool = pool.clone();
+            tokio::spawn(async move {
+                let mut conn = callaudit_db::pool::get(&pool).await.unwrap();
+                for i in from..from + n {
+                    callaudit_db::events::publish(
+                        &mut conn,
+                        &format!("audit:{t}"),
+                        "audit.step.completed",
+                        &json!({"audit_id": t, "position": i}),
+                        None,
+                    )
+                    .await
+                    .unwrap();
+                }
+            })
+        })
+        .collect();
+    for t in tasks {
+        t.await.unwrap();
+    }
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_relay_killed_mid_stream_is_taken_over_and_nothing_is_lost() {
+    let sc = Scenario::new("rt_restart", callaudit_sim::SimConfig::default()).await;
+    let (base, sink) = sink().await;
+    let env = pusher_env(&base, SECRET);
+    let first = sc.worker(&env);
+    let pool = sc.api.state.pool.clone();
+    let topics: Vec<String> = (0..4).map(|_| uuid::Uuid::new_v4().to_string()).collect();
+    let channels: Vec<String> = topics
+        .iter()
+        .map(|t| format!("private-job-audit-{t}"))
+        .collect();
+    let ours = |sink: &PusherSink| -> Vec<Accepted> {
+        sink.events()
+            .into_iter()
+            .filter(|e| e.channels.iter().any(|c| channels.contains(c)))
+            .collect()
+    };
+    // Four writers at once (ids commit out of order across topics), 50 events each.
+    publish_burst(&pool, &topics, 0, 50).await;
+    wait_for("the first relay under way", Duration::from_secs(90), || {
+        let n = ours(&sink).len();
+        async move { (n >= 20).then_some(()) }
+    })
+    .await;
+    // A second worker stands by; the first is killed mid-stream.
+    let _second = sc.worker(&env);
+    drop(first);
+    let at_kill = ours(&sink).len();
+    // Pusher then fails twice with a 503 and once with a 429: retried, not lost.
+    sink.fail_next(2, 503);
+    sink.fail_next(1, 429);
+    // More events while no relay holds the lease, one of them over Pusher's 10 KB.
+    publish_burst(&pool, &topics, 50, 25).await;
+    {
+        let mut conn = callaudit_db::pool::get(&pool).await.unwrap();
+        callaudit_db::events::publish(
+            &mut conn,
+            &format!("audit:{}", topics[0]),
+            "audit.failed",
+            &json!({"audit_id": topics[0], "error": "x".repeat(20_000)}),
+            None,
+        )
+        .await
+        .unwrap();
+    }
+    let mut stored = vec![];
+    for t in &topics {
+        stored.extend(stored_ids(&sc, &format!("audit:{t}")).await);
+    }
+    stored.sort_unstable();
+    assert_eq!(stored.len(), 4 * 75 + 1);
+    let got = wait_for("every event delivered", Duration::from_secs(120), || {
+        let got = ours(&sink);
+        let stored = stored.clone();
+        async move {
+            let mut ids: Vec<i64> = got
+                .iter()
+                .map(|e| e.data["event_id"].as_i64().unwrap_or(-1))
+                .collect();
+            ids.sort_unstable();
+            ids.dedup();
+            (ids == stored).then_some(got)
+        }
+    })
+    .await;
+    // At most the one event in flight when the relay was killed is sent twice.
+    let duplicates = got.len() - stored.len();
+    println!(
+        "{} events, {at_kill} delivered before the kill, {duplicates} sent twice",
+        stored.len()
+    );
+    assert!(duplicates <= 1, "{duplicates} duplicates");
+    assert!(
+        at_kill < 200,
+        "the kill happened mid-stream ({at_kill} of the first 200)"
+    );
+    let large = got.iter().find(|e| e.name == "audit.failed").unwrap();
+    assert_eq!(large.data["truncated"], true);
+    assert_eq!(large.data["audit_id"], topics[0].as_str());
+    assert!(large.data.get("error").is_none());
+    assert!(large.data.to_string().len() <= 10_000);
+    let refused: Vec<u16> = sink.refused().iter().map(|r| r.status).collect();
+    assert_eq!(refused, [503, 503, 429], "only the forced failures");
+}
