@@ -471,3 +471,19 @@ async fn a_recording_whose_transcription_workflow_already_runs_is_not_dispatched
         .await
         .expect("terminate");
 }
+
+#[test]
+fn the_recorded_run_goes_through_the_transcription_phase_and_the_older_one_does_not() {
+    let read = |f: &str| std::fs::read_to_string(crate::replay::history_path(f)).expect(f);
+    let now = read("automation_run.json");
+    for name in [
+        "automation.transcription_plan",
+        "automation.settle_transcriptions",
+        "TranscriptionWorkflow",
+    ] {
+        assert!(now.contains(name), "automation_run.json lacks {name}");
+    }
+    let before = read("automation_run_before_transcription_phase.json");
+    assert!(!before.contains("automation.transcription_plan"));
+    assert!(before.contains("BatchAuditWorkflow"));
+}

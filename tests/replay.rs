@@ -131,8 +131,16 @@ const HISTORIES: &[(&str, &str)] = &[
         "automation_run.json",
         "AutomationRunWorkflow started by its schedule's trigger: search attributes \
          upserted, automation.start_run, one DayFetchWorkflow child per day of the window \
-         in a window of 5, automation.select_fiches, a BatchAuditWorkflow child (1 audit), \
-         automation.finish_run",
+         in a window of 5, automation.select_fiches, the transcription phase (patch \
+         automation-transcription-phase: automation.transcription_plan, a \
+         TranscriptionWorkflow child, automation.settle_transcriptions), a \
+         BatchAuditWorkflow child (1 audit), automation.finish_run, the webhook, the \
+         e-mail summary (patch automation-email-summary)",
+    ),
+    (
+        "automation_run_before_transcription_phase.json",
+        "AutomationRunWorkflow recorded before the transcription phase (up to its \
+         BatchAuditWorkflow child): replays without the patch, straight to the audits",
     ),
     ("bare_step.json", "BareStepWorkflow"),
     ("bare_transcription.json", "BareTranscriptionWorkflow"),
