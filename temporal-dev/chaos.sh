@@ -467,7 +467,7 @@ curl -fsS -m 5 -o "$RUN/stats1.json" "$SIM/_sim/stats"
   echo "faults injected (+time since the script started):"
   cat "$RUN/timeline.txt"
   printf '  batch duration: %s\n\n' "$(secs $((T_END - T_BATCH)))"
-  info "faults injected" "$i of ${#actions[@]} (worker SIGKILL $KILLS, Temporal 1, Postgres 1, api 1)"
+  target "faults injected (5 worker, 1 Temporal, 1 PG, 1 api)" "$i" "${#actions[@]}"
   target "worker exits nobody asked for" "$UNEXPECTED_EXITS" 0
   report_batch "$B1" completed
   # Speech-to-text per recording, from the simulator.
