@@ -26,6 +26,8 @@ pub struct SmtpSinkConfig {
     pub reject_recipients: bool,
     /// The first this many `RCPT TO`s answered `451 4.3.0` (a transient refusal).
     pub transient_rcpt_failures: u32,
+    /// Only `AUTH LOGIN` is offered (and `AUTH PLAIN` answered 504).
+    pub login_only: bool,
 }
 
 /// One message the sink accepted.
@@ -144,10 +146,14 @@ async fn session(stream: TcpStream, shared: &Shared) -> std::io::Result<()> {
             .unwrap_or_default()
             .to_ascii_uppercase();
         let reply: String = match verb.as_str() {
-            "EHLO" => {
-                "250-callaudit-sim\r\n250-AUTH PLAIN LOGIN\r\n250-8BITMIME\r\n250 SIZE 10485760"
-                    .into()
-            }
+            "EHLO" => format!(
+                "250-callaudit-sim\r\n250-AUTH {}\r\n250-8BITMIME\r\n250 SIZE 10485760",
+                if shared.config.login_only {
+                    "LOGIN"
+                } else {
+                    "PLAIN LOGIN"
+                }
+            ),
             "HELO" => "250 callaudit-sim".into(),
             "NOOP" => "250 2.0.0 Ok".into(),
             "RSET" => {
@@ -163,7 +169,7 @@ async fn session(stream: TcpStream, shared: &Shared) -> std::io::Result<()> {
                 let mechanism = words.next().unwrap_or_default().to_ascii_uppercase();
                 let initial = words.next().map(str::to_string);
                 let got = match mechanism.as_str() {
-                    "PLAIN" => {
+                    "PLAIN" if !shared.config.login_only => {
                         let answer = match initial {
                             Some(a) => a,
                             None => prompt(&mut write, &mut lines, "334 ").await?,
