@@ -314,7 +314,7 @@ follow_stream() {
     printf '%s\t%s\t%s\t%s\t%s\t%s\n' "$conn" "${REPLICA_NAMES[$replica]}" "$code" "$rc" \
       "$(grep -c . <<<"$got" || true)" "$last" >>"$RUN/sse-$name.conns"
     if cut -f2 <<<"$got" | grep -Eqx "$terminal"; then
-      echo done >"$RUN/sse-$name.state"
+      echo 'done' >"$RUN/sse-$name.state"
       return 0
     fi
     replica=$((1 - replica))
