@@ -51,8 +51,15 @@ fn mailing_worker(sc: &Scenario, sink: &SmtpSink, log: &std::path::Path) -> Chil
     )
 }
 
-/// Creates a schedule (`selection`, addresses `emails`) and returns its id.
-async fn schedule(sc: &Scenario, config: &Value, selection: Value, emails: &[&str]) -> uuid::Uuid {
+/// Creates a schedule (`selection`, addresses `emails`, `continueOnError`) and returns
+/// its id.
+async fn schedule_with(
+    sc: &Scenario,
+    config: &Value,
+    selection: Value,
+    emails: &[&str],
+    continue_on_error: bool,
+) -> uuid::Uuid {
     let (status, created) = sc
         .api
         .send(
@@ -65,13 +72,18 @@ async fn schedule(sc: &Scenario, config: &Value, selection: Value, emails: &[&st
                 "enabled": false,
                 "auditConfigId": config,
                 "ficheSelection": selection,
-                "controls": {"continueOnError": true},
+                "controls": {"continueOnError": continue_on_error},
                 "notifications": {"emails": emails}
             }),
         )
         .await;
     assert_eq!(status, 201, "{created}");
     created["id"].as_str().unwrap().parse().unwrap()
+}
+
+/// [`schedule_with`] under `continueOnError`.
+async fn schedule(sc: &Scenario, config: &Value, selection: Value, emails: &[&str]) -> uuid::Uuid {
+    schedule_with(sc, config, selection, emails, true).await
 }
 
 /// Runs schedule `id` now; waits until `n` of its runs have ended and their workflows
@@ -447,5 +459,58 @@ async fn an_address_that_could_inject_a_header_is_refused_on_write() {
             .await
             .unwrap()
             .is_empty()
+    );
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_failed_run_is_emailed_with_its_error() {
+    let sc = Scenario::new("auto_mailfail", callaudit_sim::SimConfig::default()).await;
+    let smtp = sink(authenticated()).await;
+    let log = std::env::temp_dir().join(format!("callaudit-{}.log", sc.queue));
+    let _w = mailing_worker(&sc, &smtp, &log);
+    let config = sc.config(1).await;
+    // The LLM now refuses the worker's key: the three audits fail, and without
+    // continueOnError the run fails.
+    crate::reruns::set_sim(
+        &sc,
+        json!({"expected_api_keys": {"crm": "sim-crm", "elevenlabs": "sim-stt", "openai": "another-key"}}),
+    )
+    .await;
+    let id = schedule_with(
+        &sc,
+        &config,
+        json!({"daysBack": days_back_to_first_sale(), "groupes": ["MDP"],
+               "maxRecordingsPerFiche": 1}),
+        &["ops@example.test"],
+        false,
+    )
+    .await;
+    let runs = run_and_wait(&sc, id, 1).await;
+    assert_eq!(runs[0]["status"], "failed", "{}", runs[0]);
+    assert_eq!(runs[0]["emailDelivery"]["status"], "sent", "{}", runs[0]);
+    let got = smtp.messages();
+    assert_eq!(got.len(), 1);
+    assert!(
+        got[0]
+            .data
+            .contains("\r\nSubject: [callaudit] Mail MDP: run failed\r\n"),
+        "{}",
+        got[0].data
+    );
+    let text = part(&got[0], "text/plain");
+    for line in [
+        "Status: failed",
+        "Error: 3 audit(s) failed and continueOnError is off",
+        "Selected: 3",
+        "Ignored: 2",
+        "Audited: 0",
+        "Failed: 3",
+    ] {
+        assert!(text.contains(line), "{line:?} in:\n{text}");
+    }
+    let html = part(&got[0], "text/html");
+    assert!(
+        html.contains("<tr><th>Failed</th><td>3</td></tr>"),
+        "{html}"
     );
 }
