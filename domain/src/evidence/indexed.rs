@@ -15,14 +15,14 @@
 //! - The best window below the threshold (needed only when nothing is accepted: it
 //!   tells CLOSE from NOT_FOUND and says how close) has no such bound — a similarity of
 //!   0.6 allows two edits in three chars — so it is found as the exhaustive search finds
-//!   it, window by window in the same order, with the bit-parallel semi-global pass
-//!   instead of the char by char one and a heap instead of sorting every window.
+//!   it, with the bit-parallel semi-global pass for the bounds, and only the windows a
+//!   first lower bound of the best leaves possible scored ([`search_scan`]).
 //!
 //! Both give the exhaustive search's results exactly, ties included (equivalence tests
 //! in `tests`).
 
 use std::cmp::Ordering;
-use std::collections::{BinaryHeap, HashMap};
+use std::collections::HashMap;
 
 use super::matching::{RecordingIndex, SearchResult, Window, non_overlapping};
 use super::myers::{Mode, Pattern};
@@ -271,39 +271,21 @@ pub(super) fn find_accepted(
     ))
 }
 
-/// A window waiting in the scan's heap: the greatest is the one the exhaustive search
-/// examines first.
-struct Pending {
-    upper: f64,
-    first: usize,
-    len: usize,
-    token_count: usize,
-}
+/// Windows with the highest bounds scored first, for a lower bound of the best.
+const SEED_WINDOWS: usize = 32;
 
-impl PartialEq for Pending {
-    fn eq(&self, other: &Self) -> bool {
-        self.cmp(other) == Ordering::Equal
-    }
-}
-impl Eq for Pending {}
-impl PartialOrd for Pending {
-    fn partial_cmp(&self, other: &Self) -> Option<Ordering> {
-        Some(self.cmp(other))
-    }
-}
-impl Ord for Pending {
-    fn cmp(&self, other: &Self) -> Ordering {
-        examined_before(
-            (other.upper, other.first, other.len),
-            (self.upper, self.first, self.len),
-            self.token_count,
-        )
-    }
-}
-
-/// The exhaustive search, window for window and in the same order, made fast: the
-/// bit-parallel semi-global pass for the bounds, a heap instead of sorting every window
-/// (only the windows examined before the stop are taken out), bit-parallel distances.
+/// The exhaustive search's results, from what they are rather than window by window.
+/// It examines windows in [`examined_before`] order and stops once no window left can
+/// be accepted or beat the best, so: its best is the most similar figure-matching window
+/// (the first examined among equals), its accepted windows all the figure-matching ones
+/// at or above the threshold (in examination order), its `figures_differ` the most
+/// similar other one at or above it (the first examined among equals).
+///
+/// Here the bit-parallel semi-global pass bounds every window; the best of the
+/// [`SEED_WINDOWS`] windows with the highest bounds is a lower bound of the best; only
+/// the start tokens with a window bounded at or above it (figure-matching) or above the
+/// threshold are scored, all their windows in one bit-parallel pass. A window bounded
+/// below that lower bound is less similar than the best, so cannot be it.
 pub(super) fn search_scan(
     index: &RecordingIndex<'_>,
     pattern: &Pattern,
@@ -324,7 +306,9 @@ pub(super) fn search_scan(
     let by_end = pattern.min_distance_by_end(&index.codes);
     let min_len = token_count.saturating_sub(2).max(1);
     let max_len = token_count + 2;
-    let mut pending: Vec<Pending> = Vec::with_capacity(n * (max_len - min_len + 1));
+    let lens = max_len - min_len + 1;
+    // upper[first * lens + (len - min_len)]; -inf past the last token.
+    let mut upper = vec![f64::NEG_INFINITY; n * lens];
     for first in 0..n {
         let start = index.tokens[first].start;
         for len in min_len..=max_len {
@@ -337,55 +321,103 @@ pub(super) fn search_scan(
                 .copied()
                 .unwrap_or(0)
                 .max(width.abs_diff(m));
-            pending.push(Pending {
-                upper: 1.0 - lower_bound as f64 / width.max(m) as f64,
-                first,
-                len,
-                token_count,
-            });
+            upper[first * lens + len - min_len] = 1.0 - lower_bound as f64 / width.max(m) as f64;
         }
     }
-    let mut heap = BinaryHeap::from(pending);
-    while let Some(Pending {
-        upper, first, len, ..
-    }) = heap.pop()
-    {
-        let best_so_far = result.best.map_or(-1.0, |b| b.similarity);
-        if upper < accept && upper <= best_so_far {
-            break;
+    let window_at = |i: usize| Window {
+        first: i / lens,
+        len: min_len + i % lens,
+        similarity: 0.0,
+    };
+    let exact = |w: &Window| {
+        let (start, end) = index.window_char_range(w);
+        similarity(pattern.distance(&index.codes[start..end]), end - start, m)
+    };
+
+    let mut seeds: Vec<usize> = (0..upper.len())
+        .filter(|&i| upper[i] > f64::NEG_INFINITY)
+        .collect();
+    let t = SEED_WINDOWS.min(seeds.len());
+    if t > 0 && t < seeds.len() {
+        seeds.select_nth_unstable_by(t - 1, |&a, &b| upper[b].total_cmp(&upper[a]));
+    }
+    let mut floor = -1.0f64;
+    for &i in &seeds[..t] {
+        let w = window_at(i);
+        if index.window_figures_match(&w, quote_figures) {
+            floor = floor.max(exact(&w));
         }
-        let window = Window {
-            first,
-            len,
-            similarity: 0.0,
-        };
-        let figures_match = index.window_figures_match(&window, quote_figures);
-        if !figures_match && upper < accept {
-            continue;
-        }
-        let (start, end) = index.window_char_range(&window);
-        let Some(text) = index.codes.get(start..end) else {
-            continue;
-        };
-        let window = Window {
-            similarity: similarity(pattern.distance(text), text.len(), m),
-            ..window
-        };
-        if !figures_match {
-            let differ_so_far = result.figures_differ.map_or(-1.0, |w| w.similarity);
-            if window.similarity >= accept && window.similarity > differ_so_far {
-                result.figures_differ = Some(window);
+    }
+
+    // (upper bound, scored window, figures match)
+    let mut scored: Vec<(f64, Window, bool)> = Vec::new();
+    let mut matches: Vec<bool> = vec![false; lens];
+    for first in 0..n {
+        let mut needed = false;
+        let mut count = 0;
+        for li in 0..lens {
+            let u = upper[first * lens + li];
+            if u == f64::NEG_INFINITY {
+                break;
             }
+            count = li + 1;
+            let w = window_at(first * lens + li);
+            matches[li] = index.window_figures_match(&w, quote_figures);
+            needed |= u >= accept || (matches[li] && u >= floor);
+        }
+        if !needed {
             continue;
         }
-        if window.similarity >= accept {
-            result.accepted.push(window);
-        }
-        if window.similarity > best_so_far {
-            result.best = Some(window);
-        }
+        let start = index.tokens[first].start;
+        let ends: Vec<usize> = (0..count)
+            .map(|li| index.tokens[first + min_len + li - 1].end - start)
+            .collect();
+        let mut next = 0;
+        pattern.scan(
+            &index.codes[start..start + ends[count - 1]],
+            Mode::Global,
+            |read, d| {
+                while next < count && ends[next] == read {
+                    let w = Window {
+                        first,
+                        len: min_len + next,
+                        similarity: similarity(d, read, m),
+                    };
+                    scored.push((upper[first * lens + next], w, matches[next]));
+                    next += 1;
+                }
+                next < count
+            },
+        );
     }
-    result.accepted = non_overlapping(result.accepted, token_count, n);
+
+    let earlier = |a: &(f64, Window, bool), b: &(f64, Window, bool)| {
+        examined_before(
+            (a.0, a.1.first, a.1.len),
+            (b.0, b.1.first, b.1.len),
+            token_count,
+        )
+    };
+    // The most similar, the first examined among equals.
+    let most_similar = |keep: &dyn Fn(&(f64, Window, bool)) -> bool| {
+        scored
+            .iter()
+            .filter(|c| keep(c))
+            .min_by(|a, b| {
+                b.1.similarity
+                    .total_cmp(&a.1.similarity)
+                    .then(earlier(a, b))
+            })
+            .map(|c| c.1)
+    };
+    result.best = most_similar(&|c| c.2);
+    result.figures_differ = most_similar(&|c| !c.2 && c.1.similarity >= accept);
+    let mut accepted: Vec<&(f64, Window, bool)> = scored
+        .iter()
+        .filter(|c| c.2 && c.1.similarity >= accept)
+        .collect();
+    accepted.sort_by(|a, b| earlier(a, b));
+    result.accepted = non_overlapping(accepted.into_iter().map(|c| c.1).collect(), token_count, n);
     result
 }
 

@@ -5,9 +5,11 @@
 //! Matching works on [`normalize`]d text. The recording's words are turned into a token
 //! sequence (each token remembers its word, hence its time and speaker); the quote is
 //! compared, character by character, with every window of the quote's token count ±2.
-//! A semi-global edit-distance pass gives a cheap upper bound on each window's
-//! similarity, so exact Levenshtein ratios are only computed for windows that can matter:
-//! the result is the same as scoring every window, in O(recording chars × quote chars).
+//! The result is the same as scoring every window (`matching::search_exhaustive`, kept
+//! as the reference), found faster (`indexed`): accepted windows from char 4-gram
+//! anchors, the best one below the threshold by a bit-parallel scan (`myers`). A
+//! worker keeps each fiche's index for all the steps of an audit ([`TranscriptIndex`],
+//! [`TranscriptIndexCache`]).
 //!
 //! ASR tolerance covers letters, never figures: a window counts only when it states the
 //! quote's figures (digits and French number words, see `figures`) in the same order, so

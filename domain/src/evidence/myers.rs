@@ -64,9 +64,17 @@ impl Pattern {
         mut visit: impl FnMut(usize, usize) -> bool,
     ) {
         let blocks = self.blocks;
-        // Vertical deltas of each block: +1 everywhere at the start (D[i][0] = i).
-        let mut pv = vec![!0u64; blocks];
-        let mut mv = vec![0u64; blocks];
+        // Vertical deltas of each block: +1 everywhere at the start (D[i][0] = i). On the
+        // stack for quotes of up to 512 chars: this runs once per candidate window.
+        let (mut pv_stack, mut mv_stack) = ([!0u64; 8], [0u64; 8]);
+        let (mut pv_heap, mut mv_heap) = (Vec::new(), Vec::new());
+        let (pv, mv): (&mut [u64], &mut [u64]) = if blocks <= 8 {
+            (&mut pv_stack[..blocks], &mut mv_stack[..blocks])
+        } else {
+            pv_heap.resize(blocks, !0u64);
+            mv_heap.resize(blocks, 0u64);
+            (&mut pv_heap[..], &mut mv_heap[..])
+        };
         let mut score = self.m as i64;
         let top_hin = match mode {
             Mode::Global => 1,
