@@ -1203,7 +1203,18 @@ async fn rate_limit_and_error_knobs_answer_429_with_retry_after_and_5xx() {
     assert_eq!(r.json()["error"]["code"], "rate_limit_exceeded");
     let r = get(addr, "/crm/fiches/FICHE-1001").await;
     assert_eq!((r.status, r.header("retry-after")), (429, Some("1")));
-    let r = stt(addr, None, &[Part::Text("model_id", "scribe_v1")]).await;
+    let r = stt(
+        addr,
+        None,
+        &[
+            Part::Text("model_id", "scribe_v1"),
+            Part::Text(
+                "cloud_storage_url",
+                "http://h/crm/recordings/REC-1001-1.mp3",
+            ),
+        ],
+    )
+    .await;
     assert_eq!((r.status, r.header("retry-after")), (429, Some("1")));
 
     post_json(addr, "/_sim/config", &[], &json!({ "error_rate": 1.0 })).await;
@@ -1217,9 +1228,19 @@ async fn rate_limit_and_error_knobs_answer_429_with_retry_after_and_5xx() {
             >= 500
     );
     assert!(
-        stt(addr, None, &[Part::Text("model_id", "scribe_v1")])
-            .await
-            .status
+        stt(
+            addr,
+            None,
+            &[
+                Part::Text("model_id", "scribe_v1"),
+                Part::Text(
+                    "cloud_storage_url",
+                    "http://h/crm/recordings/REC-1001-1.mp3"
+                ),
+            ],
+        )
+        .await
+        .status
             >= 500
     );
 
