@@ -106,7 +106,16 @@ pub async fn run(args: DemoArgs) -> anyhow::Result<()> {
     );
     let started = Instant::now();
     println!("→ following its events (GET /api/audits/{audit_id}/events, Server-Sent Events):");
-    if let Err(e) = follow_events(&http, base, &token, &audit_id, started).await {
+    if let Err(e) = follow_stream(
+        &http,
+        base,
+        &token,
+        &format!("/api/audits/{audit_id}/events"),
+        started,
+        describe_audit,
+    )
+    .await
+    {
         println!("  (event stream interrupted: {e:#}; polling instead)");
     }
     let audit = loop {
@@ -199,17 +208,19 @@ pub async fn run(args: DemoArgs) -> anyhow::Result<()> {
     Ok(())
 }
 
-/// Prints the audit's events as they arrive until the server closes the stream after
-/// the terminal event.
-async fn follow_events(
+/// Prints the events of the stream at `path` as they arrive, each described by
+/// `describe` (its type and payload), until the server closes the stream after the
+/// terminal event: the audit's, the batch's and the automation run's streams alike.
+pub(crate) async fn follow_stream(
     http: &reqwest::Client,
     base: &str,
     token: &str,
-    audit_id: &str,
+    path: &str,
     started: Instant,
+    describe: fn(&str, &Value) -> String,
 ) -> anyhow::Result<()> {
     let mut resp = http
-        .get(format!("{base}/api/audits/{audit_id}/events"))
+        .get(format!("{base}{path}"))
         .bearer_auth(token)
         .header("Accept", "text/event-stream")
         .timeout(Duration::from_secs(300))
@@ -225,24 +236,7 @@ async fn follow_events(
             let Ok(event) = serde_json::from_str::<Value>(&frame.data) else {
                 continue;
             };
-            let p = &event["payload"];
-            let what = match event["type"].as_str().unwrap_or("?") {
-                "audit.started" => format!("started, {} steps", p["steps_total"]),
-                "audit.step.completed" => format!(
-                    "step {} {} → {} ({})",
-                    p["position"],
-                    p["name"].as_str().unwrap_or("?"),
-                    p["conforme"].as_str().unwrap_or("?"),
-                    p["score"]
-                ),
-                "audit.completed" => format!(
-                    "completed: {} / 100, {}",
-                    p["score"],
-                    p["niveau"].as_str().unwrap_or("?")
-                ),
-                "audit.failed" => format!("failed: {}", p["error"].as_str().unwrap_or("?")),
-                other => other.to_string(),
-            };
+            let what = describe(event["type"].as_str().unwrap_or("?"), &event["payload"]);
             println!(
                 "  [{:>5.1} s] #{} {what}",
                 started.elapsed().as_secs_f64(),
@@ -251,4 +245,25 @@ async fn follow_events(
         }
     }
     Ok(())
+}
+
+/// One line for an event of an audit's stream.
+fn describe_audit(kind: &str, p: &Value) -> String {
+    match kind {
+        "audit.started" => format!("started, {} steps", p["steps_total"]),
+        "audit.step.completed" => format!(
+            "step {} {} → {} ({})",
+            p["position"],
+            p["name"].as_str().unwrap_or("?"),
+            p["conforme"].as_str().unwrap_or("?"),
+            p["score"]
+        ),
+        "audit.completed" => format!(
+            "completed: {} / 100, {}",
+            p["score"],
+            p["niveau"].as_str().unwrap_or("?")
+        ),
+        "audit.failed" => format!("failed: {}", p["error"].as_str().unwrap_or("?")),
+        other => other.to_string(),
+    }
 }

@@ -110,7 +110,16 @@ pub async fn run(
         tokio::time::sleep(Duration::from_millis(300)).await;
     };
     println!("→ following its events (GET /api/automation/runs/{run_id}/events):");
-    if let Err(e) = follow(http, base, token, &run_id, started).await {
+    if let Err(e) = crate::demo::follow_stream(
+        http,
+        base,
+        token,
+        &format!("/api/automation/runs/{run_id}/events"),
+        started,
+        describe_run,
+    )
+    .await
+    {
         println!("  (event stream interrupted: {e:#}; polling instead)");
     }
     let run = loop {
@@ -218,44 +227,12 @@ fn print_summary(run: &Value, started: Instant) {
     );
 }
 
-/// Prints the run's events until the server closes the stream after the terminal one.
-async fn follow(
-    http: &reqwest::Client,
-    base: &str,
-    token: &str,
-    run_id: &str,
-    started: Instant,
-) -> anyhow::Result<()> {
-    let mut resp = http
-        .get(format!("{base}/api/automation/runs/{run_id}/events"))
-        .bearer_auth(token)
-        .header("Accept", "text/event-stream")
-        .timeout(Duration::from_secs(300))
-        .send()
-        .await
-        .context("opening the event stream")?;
-    if !resp.status().is_success() {
-        bail!("HTTP {}", resp.status());
+/// One line for an event of an automation run's stream.
+fn describe_run(kind: &str, p: &Value) -> String {
+    match kind {
+        "automation/started" => format!("started, {} days to fetch", p["days"]),
+        "automation/completed" => format!("completed ({})", p["status"]),
+        "automation/failed" => format!("failed: {}", p["error"].as_str().unwrap_or("?")),
+        other => other.to_string(),
     }
-    let mut decoder = callaudit_api::sse::SseDecoder::default();
-    while let Some(chunk) = resp.chunk().await.context("reading the event stream")? {
-        for frame in decoder.push(&chunk) {
-            let Ok(event) = serde_json::from_str::<Value>(&frame.data) else {
-                continue;
-            };
-            let p = &event["payload"];
-            let what = match event["type"].as_str().unwrap_or("?") {
-                "automation/started" => format!("started, {} days to fetch", p["days"]),
-                "automation/completed" => format!("completed ({})", p["status"]),
-                "automation/failed" => format!("failed: {}", p["error"].as_str().unwrap_or("?")),
-                other => other.to_string(),
-            };
-            println!(
-                "  [{:>5.1} s] #{} {what}",
-                started.elapsed().as_secs_f64(),
-                event["id"]
-            );
-        }
-    }
-    Ok(())
 }

@@ -40,7 +40,16 @@ pub async fn run(
     );
     let started = Instant::now();
     println!("→ following its events (GET /api/audits/batch/{id}/events):");
-    if let Err(e) = follow(http, base, token, &id, started).await {
+    if let Err(e) = crate::demo::follow_stream(
+        http,
+        base,
+        token,
+        &format!("/api/audits/batch/{id}/events"),
+        started,
+        describe_batch,
+    )
+    .await
+    {
         println!("  (event stream interrupted: {e:#}; polling instead)");
     }
     let batch = loop {
@@ -85,58 +94,26 @@ pub async fn run(
     Ok(())
 }
 
-/// Prints the batch's events as they arrive until the stream closes after its end.
-async fn follow(
-    http: &reqwest::Client,
-    base: &str,
-    token: &str,
-    id: &str,
-    started: Instant,
-) -> anyhow::Result<()> {
-    let mut resp = http
-        .get(format!("{base}/api/audits/batch/{id}/events"))
-        .bearer_auth(token)
-        .header("Accept", "text/event-stream")
-        .timeout(Duration::from_secs(300))
-        .send()
-        .await
-        .context("opening the event stream")?;
-    if !resp.status().is_success() {
-        bail!("HTTP {}", resp.status());
+/// One line for an event of a batch's stream.
+fn describe_batch(kind: &str, p: &Value) -> String {
+    let c = &p["counts"];
+    match kind {
+        "batch.started" => format!("started, {} fiches", p["total"]),
+        "batch.progress" => format!(
+            "{} {} → counts: {} completed, {} failed, {} running, {} pending",
+            p["item"]["fiche_id"].as_str().unwrap_or("?"),
+            p["item"]["status"].as_str().unwrap_or("?"),
+            c["completed"],
+            c["failed"],
+            c["running"],
+            c["pending"]
+        ),
+        "batch.completed" => format!(
+            "{}: {} of {} completed",
+            p["status"].as_str().unwrap_or("?"),
+            c["completed"],
+            c["total"]
+        ),
+        other => other.to_string(),
     }
-    let mut decoder = callaudit_api::sse::SseDecoder::default();
-    while let Some(chunk) = resp.chunk().await.context("reading the event stream")? {
-        for frame in decoder.push(&chunk) {
-            let Ok(event) = serde_json::from_str::<Value>(&frame.data) else {
-                continue;
-            };
-            let p = &event["payload"];
-            let c = &p["counts"];
-            let what = match event["type"].as_str().unwrap_or("?") {
-                "batch.started" => format!("started, {} fiches", p["total"]),
-                "batch.progress" => format!(
-                    "{} {} → counts: {} completed, {} failed, {} running, {} pending",
-                    p["item"]["fiche_id"].as_str().unwrap_or("?"),
-                    p["item"]["status"].as_str().unwrap_or("?"),
-                    c["completed"],
-                    c["failed"],
-                    c["running"],
-                    c["pending"]
-                ),
-                "batch.completed" => format!(
-                    "{}: {} of {} completed",
-                    p["status"].as_str().unwrap_or("?"),
-                    c["completed"],
-                    c["total"]
-                ),
-                other => other.to_string(),
-            };
-            println!(
-                "  [{:>5.1} s] #{} {what}",
-                started.elapsed().as_secs_f64(),
-                event["id"]
-            );
-        }
-    }
-    Ok(())
 }
