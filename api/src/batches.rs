@@ -24,6 +24,7 @@ use crate::error::ApiError;
 use crate::events::{TopicStream, resume_point, topic_stream};
 use crate::idempotency::{self, IdempotencyKey};
 use crate::state::AppState;
+use crate::temporal::UnrecordedEnd;
 use callaudit_db::batches::{self, BatchEnd, BatchRow, NewBatch};
 use callaudit_db::{AsyncPgConnection, pool};
 use callaudit_domain::batch::{BATCH_STREAM_END, BatchWorkflowInput};
@@ -36,7 +37,7 @@ use poem_openapi::OpenApi;
 use poem_openapi::param::{Header, Path, Query};
 use poem_openapi::payload::Json;
 use selection::{Source, Validated, select};
-use temporalio_client::{WorkflowDescribeOptions, WorkflowExecutionStatus, WorkflowSignalOptions};
+use temporalio_client::{WorkflowDescribeOptions, WorkflowSignalOptions};
 use temporalio_common::MemoValues;
 use uuid::Uuid;
 
@@ -427,13 +428,10 @@ pub(crate) async fn reconcile(
     let Ok(description) = handle.describe(WorkflowDescribeOptions::default()).await else {
         return Ok(row);
     };
-    let ended = match description.status() {
-        WorkflowExecutionStatus::Terminated => "terminated",
-        WorkflowExecutionStatus::TimedOut => "timed out",
-        WorkflowExecutionStatus::Canceled => "cancelled",
-        WorkflowExecutionStatus::Failed => "failed",
-        _ => return Ok(row),
+    let Some(ended) = UnrecordedEnd::of(description.status()) else {
+        return Ok(row);
     };
+    let ended = ended.participle();
     let reason = format!(
         "the workflow {} was {ended} without recording an outcome (reconciled)",
         row.workflow_id

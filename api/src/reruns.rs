@@ -540,12 +540,9 @@ pub(crate) async fn reconcile(
         .describe(temporalio_client::WorkflowDescribeOptions::default())
         .await
     {
-        Ok(d) => match d.status() {
-            temporalio_client::WorkflowExecutionStatus::Terminated => "was terminated",
-            temporalio_client::WorkflowExecutionStatus::TimedOut => "timed out",
-            temporalio_client::WorkflowExecutionStatus::Canceled => "was cancelled",
-            temporalio_client::WorkflowExecutionStatus::Failed => "failed",
-            _ => return Ok(()),
+        Ok(d) => match crate::temporal::UnrecordedEnd::of(d.status()) {
+            Some(end) => end.phrase(),
+            None => return Ok(()),
         },
         Err(temporalio_client::errors::WorkflowInteractionError::NotFound(_)) => "never started",
         Err(_) => return Ok(()),

@@ -176,3 +176,53 @@ impl TemporalGateway {
         }
     }
 }
+
+/// How a workflow ended without completing: what the reconcilers record for a row its
+/// workflow left open (terminated by an operator, timed out, cancelled, failed before
+/// recording its outcome).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum UnrecordedEnd {
+    /// Terminated.
+    Terminated,
+    /// Timed out.
+    TimedOut,
+    /// Cancelled.
+    Cancelled,
+    /// Failed.
+    Failed,
+}
+
+impl UnrecordedEnd {
+    /// The end `status` is; `None` while the workflow runs, once it completed or
+    /// continued as new.
+    pub(crate) fn of(status: temporalio_client::WorkflowExecutionStatus) -> Option<Self> {
+        use temporalio_client::WorkflowExecutionStatus as S;
+        match status {
+            S::Terminated => Some(Self::Terminated),
+            S::TimedOut => Some(Self::TimedOut),
+            S::Canceled => Some(Self::Cancelled),
+            S::Failed => Some(Self::Failed),
+            _ => None,
+        }
+    }
+
+    /// The past participle: "terminated", "timed out", "cancelled", "failed".
+    pub(crate) fn participle(self) -> &'static str {
+        match self {
+            Self::Terminated => "terminated",
+            Self::TimedOut => "timed out",
+            Self::Cancelled => "cancelled",
+            Self::Failed => "failed",
+        }
+    }
+
+    /// As what the workflow did: "was terminated", "timed out", "was cancelled", "failed".
+    pub(crate) fn phrase(self) -> &'static str {
+        match self {
+            Self::Terminated => "was terminated",
+            Self::TimedOut => "timed out",
+            Self::Cancelled => "was cancelled",
+            Self::Failed => "failed",
+        }
+    }
+}

@@ -5,11 +5,12 @@
 use crate::error::ApiError;
 use crate::events::publish;
 use crate::state::AppState;
+use crate::temporal::UnrecordedEnd;
 use callaudit_db::AsyncPgConnection;
 use callaudit_db::audits::{self as audit_rows, AuditRow};
 use callaudit_domain::events::AuditEvent;
 use callaudit_workflows::AuditWorkflow;
-use temporalio_client::{WorkflowCancelOptions, WorkflowDescribeOptions, WorkflowExecutionStatus};
+use temporalio_client::{WorkflowCancelOptions, WorkflowDescribeOptions};
 
 /// When `audit` is not ended but its workflow is (and not by completing), records the
 /// failure with what ended it and announces `audit.failed`; returns the row as it now
@@ -29,13 +30,10 @@ pub(crate) async fn reconcile(
     let Ok(description) = handle.describe(WorkflowDescribeOptions::default()).await else {
         return Ok(audit);
     };
-    let ended = match description.status() {
-        WorkflowExecutionStatus::Terminated => "terminated",
-        WorkflowExecutionStatus::TimedOut => "timed out",
-        WorkflowExecutionStatus::Canceled => "cancelled",
-        WorkflowExecutionStatus::Failed => "failed",
-        _ => return Ok(audit),
+    let Some(ended) = UnrecordedEnd::of(description.status()) else {
+        return Ok(audit);
     };
+    let ended = ended.participle();
     let reason = format!(
         "the workflow {} was {ended} without recording an outcome (reconciled)",
         audit.workflow_id

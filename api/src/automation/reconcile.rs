@@ -8,12 +8,13 @@
 use crate::error::ApiError;
 use crate::events::publish;
 use crate::state::AppState;
+use crate::temporal::UnrecordedEnd;
 use callaudit_db::AsyncPgConnection;
 use callaudit_db::automation::{self as db, RunRow};
 use callaudit_domain::automation::AutomationEvent;
 use callaudit_workflows::AutomationRunWorkflow;
+use temporalio_client::WorkflowDescribeOptions;
 use temporalio_client::errors::WorkflowInteractionError;
-use temporalio_client::{WorkflowDescribeOptions, WorkflowExecutionStatus};
 
 /// Runs looked at per sweep round.
 const SWEEP_BATCH: i64 = 100;
@@ -43,12 +44,9 @@ pub(crate) async fn reconcile(
     };
     let handle = client.get_workflow_handle::<AutomationRunWorkflow>(run.workflow_id.clone());
     let ended = match handle.describe(WorkflowDescribeOptions::default()).await {
-        Ok(d) => match d.status() {
-            WorkflowExecutionStatus::Terminated => format!("was terminated {UNRECORDED}"),
-            WorkflowExecutionStatus::TimedOut => format!("timed out {UNRECORDED}"),
-            WorkflowExecutionStatus::Canceled => format!("was cancelled {UNRECORDED}"),
-            WorkflowExecutionStatus::Failed => format!("failed {UNRECORDED}"),
-            _ => return Ok(false),
+        Ok(d) => match UnrecordedEnd::of(d.status()) {
+            Some(end) => format!("{} {UNRECORDED}", end.phrase()),
+            None => return Ok(false),
         },
         Err(WorkflowInteractionError::NotFound(_)) => "was never started".to_string(),
         Err(_) => return Ok(false),
