@@ -1,6 +1,9 @@
 //! Request bodies are capped (`API_MAX_BODY_BYTES`): a declared length past the cap is
-//! refused before anything is read, a chunked body as soon as it passes the cap. Both
-//! get 413 with the JSON error body.
+//! refused without handing anything to the route, a chunked body as soon as it passes
+//! the cap. Both get 413 with the JSON error body. A body up to [`DRAIN_FACTOR`] times
+//! the cap is read (and dropped) first, so the client has finished sending when the
+//! answer comes and the connection stays usable; a larger one is answered at once and
+//! its connection closed.
 
 use futures::StreamExt;
 use poem::http::StatusCode;
@@ -26,7 +29,11 @@ pub async fn limit_body<E: Endpoint>(
 ) -> poem::Result<Response> {
     match req.headers().typed_get::<ContentLength>() {
         Some(ContentLength(len)) => {
-            if usize::try_from(len).map_or(true, |len| len > max) {
+            let len = usize::try_from(len).unwrap_or(usize::MAX);
+            if len > max {
+                if len <= max.saturating_mul(DRAIN_FACTOR) {
+                    drain(req.take_body().into_bytes_stream(), 0, max).await;
+                }
                 return Err(too_large(max));
             }
         }
@@ -38,17 +45,7 @@ pub async fn limit_body<E: Endpoint>(
             while let Some(chunk) = stream.next().await {
                 let chunk = chunk.map_err(|e| poem::Error::new(e, StatusCode::BAD_REQUEST))?;
                 if buffered.len() + chunk.len() > max {
-                    // Read (and drop) what the client is still sending, up to a bound, so
-                    // it has finished sending when the 413 comes: answering and closing
-                    // mid-upload resets the connection under the client, which then
-                    // often loses the answer. Past the bound the connection just closes.
-                    let mut drained = buffered.len() + chunk.len();
-                    while drained <= max.saturating_mul(DRAIN_FACTOR) {
-                        match stream.next().await {
-                            Some(Ok(more)) => drained += more.len(),
-                            _ => break,
-                        }
-                    }
+                    drain(stream, buffered.len() + chunk.len(), max).await;
                     return Err(too_large(max));
                 }
                 buffered.extend_from_slice(&chunk);
@@ -57,4 +54,24 @@ pub async fn limit_body<E: Endpoint>(
         }
     }
     next.call(req).await.map(IntoResponse::into_response)
+}
+
+/// Reads (and drops) what the client is still sending, `already` bytes in, up to
+/// [`DRAIN_FACTOR`] times `max`, so it has finished sending when the 413 comes:
+/// answering and closing mid-upload resets the connection under the client, which then
+/// often loses the answer (or reuses a pooled connection the server is closing). Past
+/// the bound the connection just closes.
+async fn drain<S, B, E>(stream: S, already: usize, max: usize)
+where
+    S: futures::Stream<Item = Result<B, E>>,
+    B: AsRef<[u8]>,
+{
+    let mut stream = std::pin::pin!(stream);
+    let mut drained = already;
+    while drained <= max.saturating_mul(DRAIN_FACTOR) {
+        match stream.next().await {
+            Some(Ok(more)) => drained += more.as_ref().len(),
+            _ => break,
+        }
+    }
 }

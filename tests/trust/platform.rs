@@ -79,6 +79,68 @@ async fn a_request_body_past_the_cap_gets_413_with_the_json_error_whether_declar
         "{body}"
     );
 
+    // On one raw connection: the declared-length body past the cap is read before the
+    // 413 comes, so the connection is still open for the next request, which is
+    // answered (closing it after the 413 left clients mid-upload with a reset, or a
+    // pooled connection the server had dropped).
+    {
+        use tokio::io::{AsyncBufReadExt, AsyncReadExt, AsyncWriteExt, BufReader};
+        let addr = api.base.trim_start_matches("http://").to_string();
+        let stream = tokio::net::TcpStream::connect(&addr)
+            .await
+            .expect("connect");
+        let (read, mut write) = stream.into_split();
+        let mut read = BufReader::new(read);
+        let head = format!(
+            "POST /api/audit-configs HTTP/1.1\r\nhost: {addr}\r\nauthorization: Bearer {token}\r\n\
+             content-type: application/json\r\ncontent-length: {}\r\n\r\n",
+            big.len()
+        );
+        write.write_all(head.as_bytes()).await.expect("head");
+        write.write_all(big.as_bytes()).await.expect("body");
+        // Reads one response: its status and body.
+        async fn response(read: &mut BufReader<tokio::net::tcp::OwnedReadHalf>) -> (u16, String) {
+            let mut line = String::new();
+            read.read_line(&mut line).await.expect("status line");
+            let status: u16 = line
+                .split(' ')
+                .nth(1)
+                .and_then(|s| s.parse().ok())
+                .expect(&line);
+            let mut length = 0usize;
+            loop {
+                let mut header = String::new();
+                read.read_line(&mut header).await.expect("header");
+                if header == "\r\n" || header.is_empty() {
+                    break;
+                }
+                if let Some((name, value)) = header.split_once(':')
+                    && name.eq_ignore_ascii_case("content-length")
+                {
+                    length = value.trim().parse().expect("length");
+                }
+            }
+            let mut body = vec![0; length];
+            read.read_exact(&mut body).await.expect("body");
+            (status, String::from_utf8_lossy(&body).to_string())
+        }
+        let (status, body) =
+            tokio::time::timeout(std::time::Duration::from_secs(10), response(&mut read))
+                .await
+                .expect("the 413 in time");
+        assert_eq!(status, 413, "{body}");
+        assert!(body.contains("payload_too_large"), "{body}");
+        write
+            .write_all(format!("GET /health HTTP/1.1\r\nhost: {addr}\r\n\r\n").as_bytes())
+            .await
+            .expect("the same connection takes a second request");
+        let (status, body) =
+            tokio::time::timeout(std::time::Duration::from_secs(10), response(&mut read))
+                .await
+                .expect("the second answer in time");
+        assert_eq!(status, 200, "the connection answered again: {body}");
+    }
+
     let chunks: Vec<Result<Vec<u8>, std::io::Error>> = big
         .into_bytes()
         .chunks(64 * 1024)
