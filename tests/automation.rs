@@ -195,11 +195,94 @@ async fn a_schedule_is_mirrored_as_a_temporal_schedule() {
         started.starts_with(&format!("automation:{id}-")),
         "{started}"
     );
-    // No worker polls this queue in this test: the run is ended here.
-    let _ = client
-        .get_workflow_handle::<temporalio_common::UntypedWorkflow>(started)
-        .terminate(Default::default())
+    // Run now again while that run is going (no worker polls this queue: it goes on
+    // until it is ended here): the trigger waits for it instead of being dropped, and
+    // starts its own run once the first has ended.
+    let (status, _) = api
+        .send(
+            reqwest::Method::POST,
+            &format!("/api/automation/schedules/{id}/run"),
+            Some(&manager),
+            &json!({}),
+        )
         .await;
+    assert_eq!(status, 202);
+    let terminate = |wf: String| {
+        let client = client.clone();
+        async move {
+            client
+                .get_workflow_handle::<temporalio_common::UntypedWorkflow>(wf)
+                .terminate(Default::default())
+                .await
+        }
+    };
+    // The trigger is a signal to the Temporal Schedule: processed, it is buffered.
+    wait_for("the second trigger buffered", T, || {
+        let (client, id) = (client.clone(), id.clone());
+        async move {
+            let d = describe(&client, &id).await?;
+            (d.raw().info.as_ref()?.buffer_size == 1).then_some(())
+        }
+    })
+    .await;
+    terminate(started.clone())
+        .await
+        .expect("the first run ended");
+    let second = wait_for("the waiting trigger's run", T, || {
+        let client = client.clone();
+        let (id, first) = (id.clone(), started.clone());
+        async move {
+            let d = describe(&client, &id).await?;
+            d.raw()
+                .info
+                .as_ref()?
+                .recent_actions
+                .iter()
+                .filter_map(|a| a.start_workflow_result.as_ref())
+                .map(|r| r.workflow_id.clone())
+                .find(|wf| *wf != first)
+        }
+    })
+    .await;
+    assert!(second.starts_with(&format!("automation:{id}-")), "{second}");
+    terminate(second.clone())
+        .await
+        .expect("the second run ended");
+
+    // A run recorded as still going (as a worker records it) refuses another, naming it.
+    let mut conn = callaudit_db::pool::get(&api.state.pool).await.unwrap();
+    let going = callaudit_db::automation::start_run(
+        &mut conn,
+        id.parse().unwrap(),
+        &format!("{second}-seeded"),
+        chrono::Utc::now(),
+    )
+    .await
+    .unwrap();
+    let (status, refused) = api
+        .send(
+            reqwest::Method::POST,
+            &format!("/api/automation/schedules/{id}/run"),
+            Some(&manager),
+            &json!({}),
+        )
+        .await;
+    assert_eq!(status, 409, "{refused}");
+    let message = refused["error"]["message"].as_str().unwrap_or_default();
+    assert!(
+        message.contains(&going.id.to_string()) && message.contains("still going"),
+        "{refused}"
+    );
+    let d = describe(&client, &id).await.unwrap();
+    assert_eq!(
+        d.raw().info.as_ref().unwrap().recent_actions.len(),
+        2,
+        "no third run was started"
+    );
+    callaudit_db::automation::fail_run(&mut conn, going.id, "ended by the test")
+        .await
+        .unwrap();
+    drop(conn);
 
     // Deleted with it.
     let resp = api
@@ -765,7 +848,7 @@ async fn failed_audits_make_a_run_partial_with_continue_on_error_and_failed_with
 }
 
 /// HMAC-SHA256, written here from RFC 2104 (independent of the worker's).
-fn hmac_hex(key: &[u8], msg: &[u8]) -> String {
+pub(crate) fn hmac_hex(key: &[u8], msg: &[u8]) -> String {
     use sha2::{Digest, Sha256};
     let mut k = [0u8; 64];
     k[..key.len()].copy_from_slice(key);

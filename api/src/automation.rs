@@ -395,8 +395,9 @@ impl AutomationApi {
     }
 
     /// Runs a schedule now: triggers its Temporal Schedule, which starts
-    /// `AutomationRunWorkflow` (skipped if one of its runs is still going; a disabled
-    /// schedule runs too).
+    /// `AutomationRunWorkflow` (a disabled schedule runs too). 409 while one of its runs
+    /// is still going; a run that has just ended but that Temporal has not yet seen close
+    /// delays the new one instead of dropping it.
     #[oai(
         path = "/api/automation/schedules/:id/run",
         method = "post",
@@ -412,6 +413,16 @@ impl AutomationApi {
         auth.require(Permission::AUTOMATION_WRITE)?;
         let mut conn = pool::get(&state.pool).await?;
         let row = found(&mut conn, id.0).await?;
+        if let Some(going) = db::running_run(&mut conn, id.0).await? {
+            return Err(ApiError::conflict(format!(
+                "run {} of this schedule, started at {}, is still going: run it again once \
+                 it has ended",
+                going.id,
+                going.started_at.to_rfc3339()
+            ))
+            .into());
+        }
+        drop(conn);
         let client = client(&state).await?;
         let task_queue = &state.temporal.settings.task_queue;
         if let Err(first) = mirror::trigger(&client, &id.0.to_string()).await {

@@ -299,6 +299,21 @@ pub async fn unsettled_runs(
         .await?)
 }
 
+/// The latest run of `schedule_id` still `running`, if any.
+pub async fn running_run(
+    conn: &mut AsyncPgConnection,
+    schedule_id: Uuid,
+) -> DbResult<Option<RunRow>> {
+    Ok(runs::table
+        .filter(runs::schedule_id.eq(schedule_id))
+        .filter(runs::status.eq("running"))
+        .order(runs::started_at.desc())
+        .select(RunRow::as_select())
+        .first(conn)
+        .await
+        .optional()?)
+}
+
 /// Records a run still `running` failed with `reason` (its summary kept); false when it
 /// had ended (nothing changed).
 pub async fn fail_run(conn: &mut AsyncPgConnection, run_id: Uuid, reason: &str) -> DbResult<bool> {

@@ -106,6 +106,9 @@ operation_errors! {
         403,
         /// No schedule with this id.
         404,
+        /// A run of this schedule is still going (named in the message); no other was
+        /// started.
+        409,
         /// Postgres or Temporal is unavailable; no run was started, retry later.
         503,
     }

@@ -139,13 +139,37 @@ pub async fn remove(client: &Client, schedule_id: &str) -> Result<(), MirrorErro
     }
 }
 
-/// Starts a run now (the schedule's overlap policy applies: a run still going means no
-/// new one).
+/// Starts a run now, or as soon as the run still going ends: the trigger is buffered
+/// (one at most), never dropped. Under the schedule's own policy (skip) a trigger that
+/// came just after a run closed, before the Temporal Schedule had seen it close, was
+/// silently skipped while the api had answered 202.
+///
+/// Temporal names a triggered run after the second it was triggered in
+/// (`automation:{id}-{time}`), and the run's row is keyed by that time: a trigger made in
+/// the second of the latest start (a double click, a run that ended within its first
+/// second) would name its run after that one. Such a trigger waits for the next second.
 pub async fn trigger(client: &Client, schedule_id: &str) -> Result<(), MirrorError> {
-    client
-        .get_schedule_handle(temporal_schedule_id(schedule_id))
+    let handle = client.get_schedule_handle(temporal_schedule_id(schedule_id));
+    let described = handle.describe(Default::default()).await?;
+    let latest_start = described
+        .raw()
+        .info
+        .as_ref()
+        .into_iter()
+        .flat_map(|i| i.recent_actions.iter())
+        .filter_map(|a| a.schedule_time.as_ref().map(|t| t.seconds))
+        .max();
+    if let Some(latest) = latest_start {
+        let now = chrono::Utc::now();
+        if now.timestamp() <= latest {
+            let next = chrono::DateTime::from_timestamp(latest + 1, 0).unwrap_or(now);
+            let wait = (next - now).to_std().unwrap_or_default();
+            tokio::time::sleep(wait.min(Duration::from_millis(1100))).await;
+        }
+    }
+    handle
         .trigger(
-            ScheduleOverlapPolicy::Skip,
+            ScheduleOverlapPolicy::BufferOne,
             TriggerScheduleOptions::default(),
         )
         .await

@@ -286,7 +286,8 @@ pub enum ScheduleDeleted {
 /// Run-now answer.
 #[derive(ApiResponse)]
 pub enum RunAccepted {
-    /// The Temporal Schedule was triggered (skipped by Temporal if a run is going).
+    /// The Temporal Schedule was triggered: the run starts now, or when the run still
+    /// going ends (one trigger waits at most, further ones while it waits are dropped).
     #[oai(status = 202)]
     Accepted(Json<RunTriggered>),
 }
