@@ -3,10 +3,9 @@
 
 use crate::state::{WorkerActivities, audit_with_config, parse_uuid, permanent, retryable};
 use callaudit_db::step_results::{self, NewStepResult};
-use callaudit_db::{audits, transcriptions};
+use callaudit_db::audits;
 use callaudit_domain::events::AuditEvent;
 use callaudit_domain::scoring::{AuditSummary, StepForSummary, summarize};
-use callaudit_domain::transcript::Transcript;
 use callaudit_domain::workflow_io::{
     AnalyzeStepInput, AuditFailure, AuditPlan, AuditRef, StepOutcome,
 };
@@ -36,24 +35,6 @@ impl WorkerActivities {
         })
     }
 
-    /// The fiche's transcripts in recording order; retryable until all are stored.
-    pub(crate) async fn load_transcripts(
-        &self,
-        fiche_id: &str,
-    ) -> Result<Vec<Transcript>, ActivityError> {
-        let mut conn = self.conn().await?;
-        transcriptions::of_fiche(&mut conn, fiche_id)
-            .await
-            .map_err(retryable)?
-            .into_iter()
-            .map(|(recording_id, t)| {
-                t.ok_or_else(|| {
-                    retryable(format!("recording {recording_id} is not transcribed yet"))
-                })
-            })
-            .collect()
-    }
-
     /// `audit.analyze_step`: a stored step is returned as is; otherwise the step is
     /// analysed, gated, scored, stored once and announced.
     #[tracing::instrument(
@@ -68,16 +49,14 @@ impl WorkerActivities {
     ) -> Result<StepOutcome, ActivityError> {
         let id = parse_uuid(&input.audit_id)?;
         let mut conn = self.conn().await?;
-        if let Some(row) = step_results::of_audit(&mut conn, id)
+        if let Some(stored) = step_results::outcome_of(&mut conn, id, input.position)
             .await
             .map_err(retryable)?
-            .into_iter()
-            .find(|r| r.position == input.position)
         {
             return Ok(StepOutcome {
-                position: row.position,
-                score: row.score,
-                conforme: row.conforme,
+                position: input.position,
+                score: stored.score,
+                conforme: stored.conforme,
                 reused: true,
             });
         }

@@ -21,6 +21,7 @@ mod rerun;
 mod retention;
 mod state;
 mod transcription;
+mod transcripts;
 
 pub use heartbeat::{HEARTBEAT_EVERY, heartbeating};
 pub use metrics::{WorkMetrics, work_metrics};

@@ -6,7 +6,7 @@ use crate::enums::Named;
 use crate::schema::{audit_step_results, audits};
 use callaudit_domain::analysis::Conformite;
 use chrono::Utc;
-use diesel::{ExpressionMethods, QueryDsl, SelectableHelper};
+use diesel::{ExpressionMethods, OptionalExtension, QueryDsl, SelectableHelper};
 use diesel_async::{AsyncPgConnection, RunQueryDsl};
 use uuid::Uuid;
 
@@ -97,6 +97,33 @@ pub async fn of_audit(
         .select(StepResultRow::as_select())
         .load(conn)
         .await?)
+}
+
+/// The score and verdict of a stored step.
+#[derive(Debug, Clone, diesel::Queryable, diesel::Selectable)]
+#[diesel(table_name = audit_step_results)]
+pub struct StoredOutcome {
+    /// Score.
+    pub score: f64,
+    /// Verdict.
+    #[diesel(deserialize_as = Named<Conformite>)]
+    pub conforme: Conformite,
+}
+
+/// The score and verdict of the stored result of step `position` of an audit, if it is
+/// stored (what a retried step returns, without reading the whole result).
+pub async fn outcome_of(
+    conn: &mut AsyncPgConnection,
+    audit_id: Uuid,
+    position: i32,
+) -> DbResult<Option<StoredOutcome>> {
+    Ok(audit_step_results::table
+        .filter(audit_step_results::audit_id.eq(audit_id))
+        .filter(audit_step_results::position.eq(position))
+        .select(StoredOutcome::as_select())
+        .first(conn)
+        .await
+        .optional()?)
 }
 
 /// A step of a completed audit, for reports across audits.

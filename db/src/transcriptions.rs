@@ -2,10 +2,13 @@
 //! wins, so every audit of a fiche reads the same words).
 
 use crate::DbResult;
-use crate::schema::transcriptions;
+use crate::schema::{recordings, transcriptions};
 use callaudit_domain::status::TranscriptionStatus;
-use chrono::Utc;
-use diesel::{ExpressionMethods, OptionalExtension, QueryDsl, SelectableHelper};
+use chrono::{DateTime, Utc};
+use diesel::{
+    BoolExpressionMethods, ExpressionMethods, JoinOnDsl, NullableExpressionMethods,
+    OptionalExtension, QueryDsl, SelectableHelper,
+};
 use diesel_async::{AsyncPgConnection, RunQueryDsl};
 
 /// A completed transcription.
@@ -91,4 +94,67 @@ pub async fn of_fiche(
         out.push((rec.recording_id, transcript));
     }
     Ok(out)
+}
+
+/// A recording of a fiche and whether (and when) its transcript was stored.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TranscriptVersion {
+    /// Recording.
+    pub recording_id: String,
+    /// Its completed transcript is stored.
+    pub transcribed: bool,
+    /// When it was stored (None for a row stored without the time).
+    pub completed_at: Option<DateTime<Utc>>,
+}
+
+/// The recordings of a fiche in recording order, each with whether and when its
+/// completed transcript was stored, in one query and without the transcripts' text. A
+/// stored transcript is never changed in place (the first one stored wins; an erased one
+/// is deleted), so a recording and this time name its transcript: a cache keyed by both
+/// never serves a stale one.
+pub async fn versions_of_fiche(
+    conn: &mut AsyncPgConnection,
+    fiche_id: &str,
+) -> DbResult<Vec<TranscriptVersion>> {
+    let rows: Vec<(String, Option<String>, Option<DateTime<Utc>>)> = recordings::table
+        .left_join(
+            transcriptions::table.on(transcriptions::recording_id
+                .eq(recordings::recording_id)
+                .and(transcriptions::status.eq(TranscriptionStatus::Completed.as_str()))),
+        )
+        .filter(recordings::fiche_id.eq(fiche_id))
+        .order(recordings::position.asc())
+        .select((
+            recordings::recording_id,
+            transcriptions::recording_id.nullable(),
+            transcriptions::completed_at.nullable(),
+        ))
+        .load(conn)
+        .await?;
+    Ok(rows
+        .into_iter()
+        .map(|(recording_id, stored, completed_at)| TranscriptVersion {
+            recording_id,
+            transcribed: stored.is_some(),
+            completed_at,
+        })
+        .collect())
+}
+
+/// The completed transcripts of `recording_ids` with when each was stored, in one query
+/// (recordings not transcribed are left out).
+pub async fn completed_of(
+    conn: &mut AsyncPgConnection,
+    recording_ids: &[&str],
+) -> DbResult<Vec<(String, Option<DateTime<Utc>>, CompletedTranscription)>> {
+    Ok(transcriptions::table
+        .filter(transcriptions::recording_id.eq_any(recording_ids))
+        .filter(transcriptions::status.eq(TranscriptionStatus::Completed.as_str()))
+        .select((
+            transcriptions::recording_id,
+            transcriptions::completed_at,
+            CompletedTranscription::as_select(),
+        ))
+        .load(conn)
+        .await?)
 }
