@@ -3,7 +3,7 @@
 
 use crate::state::{WorkerActivities, audit_with_config, parse_uuid, permanent, retryable};
 use callaudit_db::step_results::{self, NewStepResult};
-use callaudit_db::audits;
+use callaudit_db::{audits, events};
 use callaudit_domain::events::AuditEvent;
 use callaudit_domain::scoring::{AuditSummary, StepForSummary, summarize};
 use callaudit_domain::workflow_io::{
@@ -61,6 +61,7 @@ impl WorkerActivities {
             });
         }
         let (audit, config) = audit_with_config(&mut conn, id).await?;
+        let transcripts = crate::transcripts::transcripts_with(&mut conn, &audit.fiche_id).await?;
         drop(conn);
         tracing::Span::current().record("fiche.id", audit.fiche_id.as_str());
         let step = config
@@ -70,27 +71,43 @@ impl WorkerActivities {
             .ok_or_else(|| {
                 permanent(format!("step {} not in the configuration", input.position))
             })?;
-        let transcripts = self.load_transcripts(&audit.fiche_id).await?;
         let done = self
             .step_analyzer()?
             .analyze(ctx, step, &transcripts, input.use_rlm)
             .await?;
         let raw = serde_json::to_value(&done.result).map_err(retryable)?;
+        let event = AuditEvent::StepCompleted {
+            audit_id: input.audit_id,
+            position: step.position,
+            name: step.name.clone(),
+            score: done.score.score,
+            conforme: done.score.conforme,
+        };
+        let row = NewStepResult {
+            audit_id: id,
+            position: step.position,
+            step_name: &step.name,
+            weight: step.weight,
+            critical: step.critical,
+            score: done.score.score,
+            conforme: done.score.conforme.as_str(),
+            raw_result: &raw,
+            model: Some(&self.model_audit),
+            prompt_tokens: done.usage.prompt_tokens,
+            completion_tokens: done.usage.completion_tokens,
+        };
+        // The step, its count on the audit and its event in one transaction: a step is
+        // never stored without its event (a retry finds the step stored and returns,
+        // so an event published apart could be lost), nor counted twice.
         let mut conn = self.conn().await?;
-        step_results::insert(
+        step_results::insert_announced(
             &mut conn,
-            &NewStepResult {
-                audit_id: id,
-                position: step.position,
-                step_name: &step.name,
-                weight: step.weight,
-                critical: step.critical,
-                score: done.score.score,
-                conforme: done.score.conforme.as_str(),
-                raw_result: &raw,
-                model: Some(&self.model_audit),
-                prompt_tokens: done.usage.prompt_tokens,
-                completion_tokens: done.usage.completion_tokens,
+            &row,
+            &events::NewEvent {
+                topic: &event.topic(),
+                kind: event.kind(),
+                payload: &event.payload(),
+                dedupe_key: Some(&event.dedupe_key()),
             },
         )
         .await
@@ -103,14 +120,6 @@ impl WorkerActivities {
             completion_tokens = done.usage.completion_tokens,
             "step stored"
         );
-        self.publish(&AuditEvent::StepCompleted {
-            audit_id: input.audit_id,
-            position: step.position,
-            name: step.name.clone(),
-            score: done.score.score,
-            conforme: done.score.conforme,
-        })
-        .await?;
         Ok(StepOutcome {
             position: step.position,
             score: done.score.score,

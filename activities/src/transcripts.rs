@@ -122,62 +122,69 @@ impl WorkerActivities {
         fiche_id: &str,
     ) -> Result<Vec<Transcript>, ActivityError> {
         let mut conn = self.conn().await?;
-        let versions = transcriptions::versions_of_fiche(&mut conn, fiche_id)
+        transcripts_with(&mut conn, fiche_id).await
+    }
+}
+
+/// [`WorkerActivities::load_transcripts`] on a connection the caller holds.
+pub(crate) async fn transcripts_with(
+    conn: &mut callaudit_db::AsyncPgConnection,
+    fiche_id: &str,
+) -> Result<Vec<Transcript>, ActivityError> {
+    let versions = transcriptions::versions_of_fiche(conn, fiche_id)
+        .await
+        .map_err(retryable)?;
+    let mut found: Vec<Option<Arc<Transcript>>> = Vec::with_capacity(versions.len());
+    let mut missing: Vec<&str> = Vec::new();
+    for v in &versions {
+        let TranscriptVersion {
+            recording_id,
+            transcribed,
+            completed_at,
+        } = v;
+        if !transcribed {
+            return Err(not_yet(recording_id));
+        }
+        let kept = completed_at.and_then(|at| TRANSCRIPTS.get(recording_id, at));
+        if kept.is_none() {
+            missing.push(recording_id);
+        }
+        found.push(kept);
+    }
+    if !missing.is_empty() {
+        let rows = transcriptions::completed_of(conn, &missing)
             .await
             .map_err(retryable)?;
-        let mut found: Vec<Option<Arc<Transcript>>> = Vec::with_capacity(versions.len());
-        let mut missing: Vec<&str> = Vec::new();
-        for v in &versions {
-            let TranscriptVersion {
-                recording_id,
-                transcribed,
-                completed_at,
-            } = v;
-            if !transcribed {
-                return Err(not_yet(recording_id));
+        for (recording_id, stored_at, t) in rows {
+            let transcript = Arc::new(Transcript {
+                recording_id: recording_id.clone(),
+                language: t.language,
+                text: t.text.unwrap_or_default(),
+                words: t
+                    .words
+                    .and_then(|w| serde_json::from_value(w).ok())
+                    .unwrap_or_default(),
+            });
+            let Some(i) = versions.iter().position(|v| v.recording_id == recording_id) else {
+                continue;
+            };
+            // Kept only when it is the version named above (not one stored since).
+            if let Some(at) = stored_at
+                && versions[i].completed_at == Some(at)
+            {
+                TRANSCRIPTS.put(&recording_id, at, transcript.clone());
             }
-            let kept = completed_at.and_then(|at| TRANSCRIPTS.get(recording_id, at));
-            if kept.is_none() {
-                missing.push(recording_id);
-            }
-            found.push(kept);
+            found[i] = Some(transcript);
         }
-        if !missing.is_empty() {
-            let rows = transcriptions::completed_of(&mut conn, &missing)
-                .await
-                .map_err(retryable)?;
-            for (recording_id, stored_at, t) in rows {
-                let transcript = Arc::new(Transcript {
-                    recording_id: recording_id.clone(),
-                    language: t.language,
-                    text: t.text.unwrap_or_default(),
-                    words: t
-                        .words
-                        .and_then(|w| serde_json::from_value(w).ok())
-                        .unwrap_or_default(),
-                });
-                let Some(i) = versions.iter().position(|v| v.recording_id == recording_id) else {
-                    continue;
-                };
-                // Kept only when it is the version named above (not one stored since).
-                if let Some(at) = stored_at
-                    && versions[i].completed_at == Some(at)
-                {
-                    TRANSCRIPTS.put(&recording_id, at, transcript.clone());
-                }
-                found[i] = Some(transcript);
-            }
-        }
-        drop(conn);
-        versions
-            .iter()
-            .zip(found)
-            .map(|(v, t)| {
-                t.map(|t| Transcript::clone(&t))
-                    .ok_or_else(|| not_yet(&v.recording_id))
-            })
-            .collect()
     }
+    versions
+        .iter()
+        .zip(found)
+        .map(|(v, t)| {
+            t.map(|t| Transcript::clone(&t))
+                .ok_or_else(|| not_yet(&v.recording_id))
+        })
+        .collect()
 }
 
 #[cfg(test)]

@@ -55,25 +55,50 @@ pub async fn publish(
     dedupe_key: Option<&str>,
 ) -> DbResult<Option<i64>> {
     conn.transaction::<_, DbError, _>(async |conn| {
-        diesel::sql_query("SELECT pg_advisory_xact_lock(7001, hashtext($1))")
-            .bind::<Text, _>(topic)
-            .execute(&mut *conn)
-            .await?;
-        let rows: Vec<InsertedId> = diesel::sql_query(
-            "WITH ins AS ( \
-               INSERT INTO events (topic, type, payload, dedupe_key) VALUES ($1, $2, $3, $4) \
-               ON CONFLICT (dedupe_key) DO NOTHING RETURNING id, topic) \
-             SELECT id, pg_notify('callaudit_events', topic) FROM ins",
-        )
-        .bind::<Text, _>(topic)
-        .bind::<Text, _>(kind)
-        .bind::<Jsonb, _>(payload)
-        .bind::<Nullable<Text>, _>(dedupe_key)
-        .load(conn)
-        .await?;
-        Ok(rows.into_iter().next().map(|r| r.id))
+        publish_within(conn, topic, kind, payload, dedupe_key).await
     })
     .await
+}
+
+/// An event to publish with the change it announces.
+#[derive(Debug, Clone, Copy)]
+pub struct NewEvent<'a> {
+    /// Its stream, e.g. `audit:{id}`.
+    pub topic: &'a str,
+    /// Its type.
+    pub kind: &'a str,
+    /// Its payload.
+    pub payload: &'a serde_json::Value,
+    /// One key per fact.
+    pub dedupe_key: Option<&'a str>,
+}
+
+/// [`publish`] inside the caller's transaction, so the event is committed with (and only
+/// with) the change it announces; the topic's lock is held until that commit.
+pub async fn publish_within(
+    conn: &mut AsyncPgConnection,
+    topic: &str,
+    kind: &str,
+    payload: &serde_json::Value,
+    dedupe_key: Option<&str>,
+) -> DbResult<Option<i64>> {
+    diesel::sql_query("SELECT pg_advisory_xact_lock(7001, hashtext($1))")
+        .bind::<Text, _>(topic)
+        .execute(&mut *conn)
+        .await?;
+    let rows: Vec<InsertedId> = diesel::sql_query(
+        "WITH ins AS ( \
+           INSERT INTO events (topic, type, payload, dedupe_key) VALUES ($1, $2, $3, $4) \
+           ON CONFLICT (dedupe_key) DO NOTHING RETURNING id, topic) \
+         SELECT id, pg_notify('callaudit_events', topic) FROM ins",
+    )
+    .bind::<Text, _>(topic)
+    .bind::<Text, _>(kind)
+    .bind::<Jsonb, _>(payload)
+    .bind::<Nullable<Text>, _>(dedupe_key)
+    .load(conn)
+    .await?;
+    Ok(rows.into_iter().next().map(|r| r.id))
 }
 
 /// Events of `topic` with id > `after_id`, oldest first, at most `limit`.

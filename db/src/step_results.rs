@@ -86,6 +86,31 @@ pub async fn insert(conn: &mut AsyncPgConnection, row: &NewStepResult<'_>) -> Db
     Ok(n > 0)
 }
 
+/// [`insert`] and the event announcing it in one transaction: a step is never stored
+/// without its event (a retried step finds itself stored and returns, so an event
+/// published apart could be lost) nor counted twice on its audit. Returns whether this
+/// call inserted the step (the event is deduplicated by its key either way).
+pub async fn insert_announced(
+    conn: &mut AsyncPgConnection,
+    row: &NewStepResult<'_>,
+    event: &crate::events::NewEvent<'_>,
+) -> DbResult<bool> {
+    use diesel_async::AsyncConnection;
+    conn.transaction::<_, crate::DbError, _>(async |conn| {
+        let inserted = insert(conn, row).await?;
+        crate::events::publish_within(
+            conn,
+            event.topic,
+            event.kind,
+            event.payload,
+            event.dedupe_key,
+        )
+        .await?;
+        Ok(inserted)
+    })
+    .await
+}
+
 /// Step results of an audit by position.
 pub async fn of_audit(
     conn: &mut AsyncPgConnection,
