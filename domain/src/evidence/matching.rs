@@ -40,10 +40,17 @@ pub(super) struct RecordingIndex<'a> {
     /// Normalised tokens joined by single spaces.
     pub(super) chars: Vec<char>,
     pub(super) tokens: Vec<Token>,
+    /// Each token's end, as in `tokens` (contiguous, for the scan's bounds).
+    pub(super) token_ends: Vec<u32>,
     /// The recording's figures (see `figures`), in order.
     figures: Vec<String>,
     /// For each token, the index in `figures` of the figure it belongs to.
     token_figure: Vec<Option<usize>>,
+    /// `figure_prefix[t]`: how many of the tokens before `t` belong to a figure.
+    figure_prefix: Vec<u32>,
+    /// `next_figure[t]`: the first token from `t` on that belongs to a figure (the token
+    /// count when none), for `t` in `0..=tokens.len()`.
+    pub(super) next_figure: Vec<usize>,
     /// Each char of `chars` as its code in `alphabet` (for the bit-parallel search).
     pub(super) codes: Vec<u32>,
     /// The distinct chars of `chars`, numbered in order of first appearance.
@@ -51,6 +58,11 @@ pub(super) struct RecordingIndex<'a> {
     /// Anchors: where each char 4-gram of `chars` starts (see `indexed`); None until
     /// [`RecordingIndex::with_anchors`].
     pub(super) grams: Option<HashMap<u64, Vec<u32>>>,
+    /// The same for char 2-grams (the q-gram count of short quotes and low thresholds).
+    pub(super) pairs: Option<HashMap<u64, Vec<u32>>>,
+    /// `codes` reversed (for the scan's bounds from the start of windows); empty until
+    /// [`RecordingIndex::with_anchors`].
+    pub(super) reversed: Vec<u32>,
 }
 
 impl<'a> RecordingIndex<'a> {
@@ -123,12 +135,20 @@ impl<'a> RecordingIndex<'a> {
         let mut index = Self {
             transcript,
             chars,
+            token_ends: tokens
+                .iter()
+                .map(|t| u32::try_from(t.end).unwrap_or(u32::MAX))
+                .collect(),
             tokens,
             figures: Vec::new(),
             token_figure: Vec::new(),
+            figure_prefix: Vec::new(),
+            next_figure: Vec::new(),
             codes,
             alphabet,
             grams: None,
+            pairs: None,
+            reversed: Vec::new(),
         };
         let texts: Vec<String> = index
             .tokens
@@ -152,12 +172,30 @@ impl<'a> RecordingIndex<'a> {
             }
             index.figures.push(figure.value);
         }
+        let mut count = 0u32;
+        index.figure_prefix = std::iter::once(0)
+            .chain(index.token_figure.iter().map(|f| {
+                count += u32::from(f.is_some());
+                count
+            }))
+            .collect();
+        let n = index.tokens.len();
+        index.next_figure = vec![n; n + 1];
+        for t in (0..n).rev() {
+            index.next_figure[t] = if index.token_figure[t].is_some() {
+                t
+            } else {
+                index.next_figure[t + 1]
+            };
+        }
         index
     }
 
     /// Builds the anchors of the indexed search (`indexed::find_accepted`).
     pub(super) fn with_anchors(mut self) -> Self {
-        self.grams = Some(super::indexed::gram_postings(&self.codes));
+        self.grams = Some(super::indexed::gram_postings(&self.codes, 4));
+        self.pairs = Some(super::indexed::gram_postings(&self.codes, 2));
+        self.reversed = self.codes.iter().rev().copied().collect();
         self
     }
 
@@ -243,6 +281,34 @@ impl<'a> RecordingIndex<'a> {
         expected.next().is_none()
     }
 
+    /// [`RecordingIndex::window_figures_match`], in constant time for a quote without
+    /// figures (the window must then touch none).
+    pub(super) fn window_figures_match_fast(&self, w: &Window, quote_figures: &[String]) -> bool {
+        if quote_figures.is_empty() {
+            return match (
+                self.figure_prefix.get(w.first),
+                self.figure_prefix.get(w.first + w.len),
+            ) {
+                (Some(a), Some(b)) => a == b,
+                _ => self.window_figures_match(w, quote_figures),
+            };
+        }
+        self.window_figures_match(w, quote_figures)
+    }
+
+    /// Whether some figure of the recording has this value.
+    pub(super) fn has_figure(&self, value: &str) -> bool {
+        self.figures.iter().any(|f| f == value)
+    }
+
+    /// The tokens belonging to a figure of this value, in order.
+    pub(super) fn figure_tokens<'s>(&'s self, value: &'s str) -> impl Iterator<Item = usize> + 's {
+        self.token_figure
+            .iter()
+            .enumerate()
+            .filter_map(move |(t, f)| f.filter(|&f| self.figures[f] == value).map(|_| t))
+    }
+
     /// Speaker counts over a window's distinct words, as `(normalised label, original
     /// label, count)` in order of first appearance; empty when no word carries a speaker.
     pub(super) fn window_speakers(&self, w: &Window) -> Vec<(String, String, usize)> {
@@ -314,6 +380,9 @@ pub(super) struct SearchResult {
     /// The most similar window with similarity ≥ the accept threshold whose figures
     /// differ from the quote's, when there is one.
     pub(super) figures_differ: Option<Window>,
+    /// A lower bound of `best`'s similarity found on the way, when `best` was not asked
+    /// for (`indexed::best_of` starts from it); None when unknown.
+    pub(super) floor: Option<f64>,
 }
 
 /// `out[e]` = the smallest edit distance between `quote` and any substring of `text`
@@ -358,6 +427,7 @@ pub(super) fn search_exhaustive(
         best: None,
         accepted: Vec::new(),
         figures_differ: None,
+        floor: None,
     };
     let n = index.tokens.len();
     let m = quote.len();

@@ -6,8 +6,9 @@
 //! sequence (each token remembers its word, hence its time and speaker); the quote is
 //! compared, character by character, with every window of the quote's token count ±2.
 //! The result is the same as scoring every window (`matching::search_exhaustive`, kept
-//! as the reference), found faster (`indexed`): accepted windows from char 4-gram
-//! anchors, the best one below the threshold by a bit-parallel scan (`myers`). A
+//! as the reference), found faster (`indexed`): accepted windows from char q-gram
+//! anchors, the best one below the threshold — computed only for the verdicts that
+//! report it — from anchors or by a bit-parallel scan (`myers`). A
 //! worker keeps each fiche's index for all the steps of an audit ([`TranscriptIndex`],
 //! [`TranscriptIndexCache`]).
 //!
@@ -341,18 +342,35 @@ fn word_count(normalized: &str) -> usize {
 
 /// The search of one quote in one recording: the indexed one when the index has its
 /// anchors, else the exhaustive one (the reference, see `check_citation_exhaustive`).
+/// The indexed one leaves `best` out (see [`best_in`]).
 fn search_in(
     index: &RecordingIndex<'_>,
     quote: &[char],
     quote_figures: &[String],
     token_count: usize,
     accept: f64,
-    need_best: bool,
 ) -> matching::SearchResult {
     if index.grams.is_some() {
-        indexed::search(index, quote, quote_figures, token_count, accept, need_best)
+        indexed::search(index, quote, quote_figures, token_count, accept, false)
     } else {
         matching::search_exhaustive(index, quote, quote_figures, token_count, accept)
+    }
+}
+
+/// The `best` of a [`search_in`] that accepted nothing: computed only when a verdict
+/// needs it (WRONG_RECORDING's reason, CLOSE, NOT_FOUND), the costliest part.
+fn best_in(
+    index: &RecordingIndex<'_>,
+    found: &matching::SearchResult,
+    quote: &[char],
+    quote_figures: &[String],
+    token_count: usize,
+    accept: f64,
+) -> Option<Window> {
+    if index.grams.is_some() {
+        indexed::best_of(index, quote, quote_figures, token_count, accept, found)
+    } else {
+        found.best
     }
 }
 
@@ -407,7 +425,6 @@ fn check_with_indexes(
         &quote_figures,
         token_count,
         opts.accept_similarity,
-        true,
     );
 
     if !found.accepted.is_empty() {
@@ -516,7 +533,20 @@ fn check_with_indexes(
         return check;
     }
 
-    let best_similarity = found.best.map_or(0.0, |b| b.similarity);
+    let best = std::cell::OnceCell::new();
+    let best_window = || {
+        *best.get_or_init(|| {
+            best_in(
+                named,
+                &found,
+                &quote,
+                &quote_figures,
+                token_count,
+                opts.accept_similarity,
+            )
+        })
+    };
+    let best_similarity = || best_window().map_or(0.0, |b| b.similarity);
     for other in indexes
         .iter()
         .filter(|ix| ix.recording_id().trim() != cited_id)
@@ -527,7 +557,6 @@ fn check_with_indexes(
             &quote_figures,
             token_count,
             opts.accept_similarity,
-            false,
         );
         if let Some(w) = elsewhere.accepted.first() {
             check.verdict = CitationVerdict::WrongRecording;
@@ -541,7 +570,7 @@ fn check_with_indexes(
             check.reason = format!(
                 "quote not found in recording {} (best similarity {}) but found in recording {}{at}, another recording of the fiche",
                 short(cited_id),
-                fmt_similarity(best_similarity),
+                fmt_similarity(best_similarity()),
                 short(other.recording_id())
             );
             return check;
@@ -574,8 +603,8 @@ fn check_with_indexes(
         return check;
     }
 
-    check.similarity = best_similarity;
-    if let Some(best) = found.best.filter(|b| b.similarity >= opts.close_similarity) {
+    check.similarity = best_similarity();
+    if let Some(best) = best_window().filter(|b| b.similarity >= opts.close_similarity) {
         check.verdict = CitationVerdict::Close;
         check.matched_text = Some(named.window_text(&best));
         check.matched_start_s = named.window_start_s(&best);
@@ -589,7 +618,7 @@ fn check_with_indexes(
         check.reason = format!(
             "quote not found in recording {} (best similarity {})",
             short(cited_id),
-            fmt_similarity(best_similarity)
+            fmt_similarity(best_similarity())
         );
     }
     check

@@ -8,6 +8,9 @@
 
 use std::collections::HashMap;
 
+/// Segments of a long text read side by side by [`Pattern::min_distances`].
+const STREAMS: usize = 4;
+
 /// A quote compiled for one recording's alphabet.
 pub(super) struct Pattern {
     /// Quote length in chars (> 0).
@@ -111,6 +114,65 @@ impl Pattern {
         out
     }
 
+    /// [`Pattern::min_distance_by_end`] as `u32`s, faster on long texts: the text is cut
+    /// into [`STREAMS`] segments read side by side (independent dependency chains, so
+    /// the processor overlaps them). A segment's reading starts `2m + 2` chars early: the
+    /// best substring ending anywhere is at most `2m` chars long (a longer one is more
+    /// than `m` edits away, the empty one `m`), so from there on its values are exact.
+    pub(super) fn min_distances(&self, text: &[u32]) -> Vec<u32> {
+        let n = text.len();
+        let overlap = 2 * self.m + 2;
+        let seg = n.div_ceil(STREAMS);
+        let mut out = vec![0u32; n + 1];
+        out[0] = u32::try_from(self.m).unwrap_or(u32::MAX);
+        if seg < 2 * overlap || self.blocks > 2 {
+            self.scan(text, Mode::SemiGlobal, |read, d| {
+                out[read] = u32::try_from(d).unwrap_or(u32::MAX);
+                true
+            });
+        } else if self.blocks == 1 {
+            self.streams::<1>(text, &mut out, seg, overlap);
+        } else {
+            self.streams::<2>(text, &mut out, seg, overlap);
+        }
+        out
+    }
+
+    fn streams<const B: usize>(&self, text: &[u32], out: &mut [u32], seg: usize, overlap: usize) {
+        let n = text.len();
+        let len = seg + overlap;
+        // Stream 0 reads [0, len), exact throughout; stream i (0 < i < last) reads from
+        // i·seg − overlap, exact from i·seg; the last one ends at n, exact from n − seg.
+        let mut starts = [0usize; STREAMS];
+        for (i, s) in starts.iter_mut().enumerate().skip(1) {
+            *s = if i + 1 == STREAMS {
+                n - len
+            } else {
+                i * seg - overlap
+            };
+        }
+        let mut high = [1u64 << 63; B];
+        high[B - 1] = self.last_bit;
+        let mut pv = [[!0u64; B]; STREAMS];
+        let mut mv = [[0u64; B]; STREAMS];
+        let mut score = [i64::try_from(self.m).unwrap_or(i64::MAX); STREAMS];
+        for t in 0..len {
+            for i in 0..STREAMS {
+                let p = starts[i] + t;
+                let base = text[p] as usize * B;
+                let mut hin = 0;
+                for b in 0..B {
+                    let eq = self.peq.get(base + b).copied().unwrap_or(0);
+                    hin = advance_block(&mut pv[i][b], &mut mv[i][b], eq, hin, high[b]);
+                }
+                score[i] += i64::from(hin);
+                if i == 0 || t >= overlap {
+                    out[p + 1] = u32::try_from(score[i]).unwrap_or(0);
+                }
+            }
+        }
+    }
+
     /// The Levenshtein distance between the quote and `text`.
     pub(super) fn distance(&self, text: &[u32]) -> usize {
         let mut last = self.m;
@@ -168,12 +230,49 @@ mod tests {
     }
 
     #[test]
+    fn side_by_side_streams_give_the_single_pass_distances() {
+        let letters: Vec<char> = "abcdefgh ij".chars().collect();
+        let mut next = rng(11);
+        let text: Vec<char> = (0..6000).map(|_| letters[next(letters.len())]).collect();
+        let mut alphabet = HashMap::new();
+        let codes = encode(&text, &mut alphabet);
+        for m in [1, 2, 7, 31, 63, 64, 65, 100, 127, 128, 129, 300] {
+            // Quotes taken from the text (so with close matches) and random ones.
+            for from_text in [true, false] {
+                let quote: Vec<char> = if from_text {
+                    text[1000..1000 + m].to_vec()
+                } else {
+                    (0..m).map(|_| letters[next(letters.len())]).collect()
+                };
+                let pattern = Pattern::new(&quote, &alphabet, alphabet.len());
+                for n in [0, 10, 700, 2000, 6000] {
+                    let fast: Vec<usize> = pattern
+                        .min_distances(&codes[..n])
+                        .into_iter()
+                        .map(|d| d as usize)
+                        .collect();
+                    assert_eq!(
+                        fast,
+                        pattern.min_distance_by_end(&codes[..n]),
+                        "m {m}, n {n}"
+                    );
+                }
+            }
+        }
+    }
+
+    #[test]
     fn distances_equal_the_dynamic_programming_ones_across_block_sizes() {
         let letters: Vec<char> = "abcde éz".chars().collect();
         let mut next = rng(7);
         for case in 0..300 {
             let m = 1 + next(if case % 3 == 0 { 200 } else { 70 });
-            let n = next(260);
+            // Long texts too, for the side-by-side streams of `min_distances`.
+            let n = if case % 5 == 0 {
+                600 + next(2400)
+            } else {
+                next(260)
+            };
             let quote: Vec<char> = (0..m).map(|_| letters[next(letters.len())]).collect();
             let text: Vec<char> = (0..n).map(|_| letters[next(letters.len())]).collect();
             let mut alphabet = HashMap::new();
@@ -186,11 +285,14 @@ mod tests {
                 levenshtein(&quote, &text),
                 "case {case}"
             );
-            assert_eq!(
-                pattern.min_distance_by_end(&codes),
-                super::super::matching::min_distance_by_end(&quote, &text),
-                "case {case}"
-            );
+            let by_end = super::super::matching::min_distance_by_end(&quote, &text);
+            assert_eq!(pattern.min_distance_by_end(&codes), by_end, "case {case}");
+            let fast: Vec<usize> = pattern
+                .min_distances(&codes)
+                .into_iter()
+                .map(|d| d as usize)
+                .collect();
+            assert_eq!(fast, by_end, "case {case}");
         }
     }
 }

@@ -5,7 +5,7 @@
 use std::collections::{HashMap, HashSet};
 use std::sync::Arc;
 
-use super::super::indexed::{MAX_ANCHOR_POSTINGS, find_accepted, max_distance, search};
+use super::super::indexed::{MAX_ANCHOR_POSTINGS, best_of, find_accepted, max_distance, search};
 use super::super::matching::{RecordingIndex, search_exhaustive};
 use super::super::myers::Pattern;
 use super::super::synthetic::{CitationKind, citations, fiche};
@@ -146,19 +146,25 @@ fn quotes_of_common_words_fall_back_to_the_scan_and_stay_exact() {
     let anchored = RecordingIndex::anchored(&t);
     let plain = RecordingIndex::new(&t);
     for (quote, weak) in [
-        ("tout est en ordre pour le moment", true),
-        ("je regarde votre dossier et tout est en ordre", true),
+        // Every 4-gram and 2-gram of it has over a thousand postings: counted, they
+        // exceed the budget, and so do the pigeonhole's pieces.
+        (filler, Some(true)),
+        // Shorter quotes of the same words: the 2-gram count may still bound them.
+        ("tout est en ordre pour le moment", None),
+        ("je regarde votre dossier et tout est en ordre", None),
         // Two 4-grams of 1500 postings each: still under the bound.
-        ("Oui, merci.", false),
+        ("Oui, merci.", Some(false)),
     ] {
         let (q, figures, k) = prepared(quote);
         let pattern = Pattern::new(&q, &anchored.alphabet, anchored.alphabet.len());
         let anchors = find_accepted(&anchored, &q, &pattern, &figures, k, 0.85);
-        assert_eq!(
-            anchors.is_none(),
-            weak,
-            "{quote}: the anchors give up past {MAX_ANCHOR_POSTINGS} postings"
-        );
+        if let Some(weak) = weak {
+            assert_eq!(
+                anchors.is_none(),
+                weak,
+                "{quote}: the anchors give up past {MAX_ANCHOR_POSTINGS} postings"
+            );
+        }
         let exhaustive = search_exhaustive(&plain, &q, &figures, k, 0.85);
         let indexed = search(&anchored, &q, &figures, k, 0.85, true);
         assert!(exhaustive.accepted.len() >= 1500, "{quote}");
@@ -274,4 +280,78 @@ fn a_step_is_gated_the_same_through_the_cache() {
     cache.get(&changed);
     assert_eq!(cache.stats(), (2, 4));
     assert!(Arc::ptr_eq(&cache.get(&changed), &cache.get(&changed)));
+}
+
+#[test]
+fn short_quotes_figures_and_ties_are_searched_the_same_way() {
+    // Quotes that take the other paths: too short for 4-grams (2-grams count them),
+    // figures the call never states (no best at all) or states (windows around them
+    // only), words repeated so that windows tie, lower and higher thresholds (anchors
+    // at the floor, scans).
+    let transcripts = fiche(20.0, 9);
+    let t = &transcripts[0];
+    let plain = RecordingIndex::new(t);
+    let anchored = RecordingIndex::anchored(t);
+    let quotes = [
+        "Ah bon ?",
+        "Oui oui",
+        "Hmm ok",
+        "bon ben",
+        "zz",
+        "euros euros",
+        "pour 99 euros par mois",
+        "pour 29,90 euros",
+        "le 15 mars",
+        "le 16 mars",
+        "à hauteur de 150 %",
+        "au numéro 06 12 34 56 78",
+        "au numéro 06 12 34 56 79",
+        "sous quarante-huit heures",
+        "sous quarante-neuf heures",
+        "vous envoie le devis par mail demain",
+        "le devis le devis le devis",
+        "Votre ancienne mutuelle sera résiliée automatiquement par nos soins ce soir",
+    ];
+    for accept in [0.85, 0.7, 0.95, 0.5] {
+        for quote in quotes {
+            let (q, figures, k) = prepared(quote);
+            let exhaustive = search_exhaustive(&plain, &q, &figures, k, accept);
+            let indexed = search(&anchored, &q, &figures, k, accept, true);
+            assert_eq!(
+                indexed.accepted, exhaustive.accepted,
+                "{quote:?} at {accept}"
+            );
+            if exhaustive.accepted.is_empty() {
+                assert_eq!(indexed.best, exhaustive.best, "{quote:?} at {accept}");
+                assert_eq!(
+                    indexed.figures_differ, exhaustive.figures_differ,
+                    "{quote:?} at {accept}"
+                );
+                let lazy = search(&anchored, &q, &figures, k, accept, false);
+                assert_eq!(lazy.figures_differ, exhaustive.figures_differ, "{quote:?}");
+                assert_eq!(
+                    best_of(&anchored, &q, &figures, k, accept, &lazy),
+                    exhaustive.best,
+                    "{quote:?} at {accept}"
+                );
+            }
+        }
+    }
+    let cites: Vec<(CitationKind, Citation)> = quotes
+        .iter()
+        .enumerate()
+        .map(|(i, q)| {
+            (
+                CitationKind::CommonWords,
+                cite(q, "rec-main", Some(i as f64 * 60.0), Some("speaker_0")),
+            )
+        })
+        .collect();
+    assert_same_checks(&transcripts, &cites, &GatingOptions::default());
+    let low = GatingOptions {
+        accept_similarity: 0.7,
+        close_similarity: 0.4,
+        time_tolerance_s: 30.0,
+    };
+    assert_same_checks(&transcripts, &cites, &low);
 }

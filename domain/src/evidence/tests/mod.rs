@@ -1053,3 +1053,4 @@ fn a_present_claim_backed_by_a_one_word_quote_becomes_absent() {
 }
 
 mod long;
+mod timing;
