@@ -544,7 +544,9 @@ fn anchored(
 
 /// The accepted windows of `quote` in `index`, exactly as the exhaustive search returns
 /// them (non-overlapping, in its order), from the anchors; None when the anchors are too
-/// weak (or not built) and the recording must be scanned.
+/// weak (or not built) and the recording must be scanned. (The search itself goes
+/// through the counting anchors; the tests compare this form with them.)
+#[cfg(test)]
 pub(super) fn find_accepted(
     index: &RecordingIndex<'_>,
     quote: &[char],

@@ -104,6 +104,8 @@ impl Pattern {
 
     /// `out[e]` = the smallest edit distance between the quote and any substring of
     /// `text` ending at char `e`, for `e` in `0..=text.len()` (as `min_distance_by_end`).
+    /// The reference of the segmented forms, in the tests.
+    #[cfg(test)]
     pub(super) fn min_distance_by_end(&self, text: &[u32]) -> Vec<usize> {
         let mut out = Vec::with_capacity(text.len() + 1);
         out.push(self.m);
