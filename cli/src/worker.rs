@@ -182,7 +182,9 @@ fn build_activities(
         max_activities = args.worker_max_concurrent_activities,
         "worker capacity"
     );
-    let pool = callaudit_db::connect_pool(database_url, pool_size)?;
+    // Activities retry a failed query: no test query per checkout (callaudit_db::Recycle).
+    let pool =
+        callaudit_db::connect_pool_with(database_url, pool_size, callaudit_db::Recycle::Fast)?;
     let mut fiche_settings = up.crm.fiche_settings();
     fiche_settings.crm = fiche_settings
         .crm

@@ -30,7 +30,7 @@ pub mod tls;
 pub mod transcriptions;
 
 pub use diesel_async::AsyncPgConnection;
-pub use pool::{Pool, PooledConn, connect_pool};
+pub use pool::{Pool, PooledConn, Recycle, connect_pool, connect_pool_with};
 
 /// Errors of the persistence layer.
 #[derive(Debug, thiserror::Error)]
