@@ -99,7 +99,10 @@ const DOCUMENTED_ERRORS: &[(&str, &[u16])] = &[
         &[400, 401, 403, 404, 413, 415, 422, 500, 503],
     ),
     ("deleteAutomationSchedule", &[400, 401, 403, 404, 500, 503]),
-    ("runAutomationSchedule", &[400, 401, 403, 404, 409, 500, 503]),
+    (
+        "runAutomationSchedule",
+        &[400, 401, 403, 404, 409, 500, 503],
+    ),
     ("listAutomationRuns", &[400, 401, 403, 500, 503]),
     ("getAutomationRun", &[400, 401, 403, 404, 500, 503]),
     ("streamAutomationRunEvents", &[400, 401, 403, 404, 500, 503]),
