@@ -132,6 +132,39 @@ impl Scenario {
         }
     }
 
+    /// With an api that checks fiches against the simulated CRM and accepts webhooks to
+    /// `origin` (`WEBHOOK_ALLOWED_ORIGINS`, an http origin of 127.0.0.1 here); the
+    /// worker must be given the same origin.
+    pub(crate) async fn with_webhook_origin(label: &str, origin: &str) -> Scenario {
+        let db = test_db(label).await;
+        let queue = task_queue(label);
+        let (sim, _) = callaudit_sim::spawn(
+            "127.0.0.1:0",
+            callaudit_sim::SimState::new(Default::default()),
+        )
+        .await
+        .expect("sim");
+        let mut settings = api_settings(
+            &db.url,
+            temporal_settings(&temporal_address(), &queue),
+            Some(format!("http://{sim}/crm")),
+            3,
+        );
+        settings.automation.webhooks =
+            callaudit_upstream::webhook::WebhookPolicy::new(&[origin.to_string()]);
+        let api = spawn_api_from(settings).await;
+        let auditor = api.token_for("auditor").await;
+        let manager = api.token_for("manager").await;
+        Scenario {
+            db,
+            queue,
+            sim,
+            api,
+            auditor,
+            manager,
+        }
+    }
+
     pub(crate) fn worker(&self, env: &[(&str, &str)]) -> ChildGuard {
         spawn_worker_with(&self.db.url, &self.queue, &self.sim.to_string(), env)
     }
@@ -560,4 +593,16 @@ async fn a_control_point_the_model_leaves_out_is_stored_absent_and_one_it_repeat
     // The audit: 100 × (20 / 3) / 10 = 66.7, ACCEPTABLE (60 ≤ 66.7 < 75).
     assert_eq!(audit["score"].as_f64(), Some(66.7), "{audit}");
     assert_eq!(audit["niveau"], "ACCEPTABLE");
+}
+
+/// Serves `app` on a free local port; returns its origin (`http://127.0.0.1:{port}`).
+pub(crate) fn serve_local(app: impl poem::Endpoint + 'static) -> String {
+    let port = free_port();
+    tokio::spawn(
+        poem::Server::new(poem::listener::TcpListener::bind(format!(
+            "127.0.0.1:{port}"
+        )))
+        .run(app),
+    );
+    format!("http://127.0.0.1:{port}")
 }

@@ -873,7 +873,6 @@ type Received = std::sync::Arc<std::sync::Mutex<Vec<(String, String, Vec<u8>)>>>
 async fn webhooks_are_signed_recorded_and_refused_urls_get_nothing() {
     use poem::EndpointExt;
     // The receiver, on an allowlisted http origin of 127.0.0.1.
-    let port = free_port();
     let got: Received = Default::default();
     let store = got.clone();
     let app = poem::Route::new()
@@ -891,46 +890,15 @@ async fn webhooks_are_signed_recorded_and_refused_urls_get_nothing() {
             }),
         )
         .data(());
-    tokio::spawn(
-        poem::Server::new(poem::listener::TcpListener::bind(format!(
-            "127.0.0.1:{port}"
-        )))
-        .run(app),
-    );
+    let origin = crate::audit_pipeline::serve_local(app);
     // A second local port nobody allowlisted: it must never see a connection.
     let refused = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
     refused.set_nonblocking(true).unwrap();
     let refused_port = refused.local_addr().unwrap().port();
 
-    let origin = format!("http://127.0.0.1:{port}");
-    let db = test_db("auto_hooks").await;
-    let queue = task_queue("auto_hooks");
-    let (sim, _) = callaudit_sim::spawn(
-        "127.0.0.1:0",
-        callaudit_sim::SimState::new(Default::default()),
-    )
-    .await
-    .expect("sim");
-    let mut settings = api_settings(
-        &db.url,
-        temporal_settings(&temporal_address(), &queue),
-        Some(format!("http://{sim}/crm")),
-        3,
-    );
-    settings.automation.webhooks =
-        callaudit_upstream::webhook::WebhookPolicy::new(std::slice::from_ref(&origin));
-    let api = spawn_api_from(settings).await;
-    let manager = api.token_for("manager").await;
-    let auditor = api.token_for("auditor").await;
-    let config = api.sample_config().await;
-    let sc = crate::audit_pipeline::Scenario {
-        db,
-        queue,
-        sim,
-        api,
-        auditor,
-        manager: manager.clone(),
-    };
+    let sc = crate::audit_pipeline::Scenario::with_webhook_origin("auto_hooks", &origin).await;
+    let manager = sc.manager.clone();
+    let config = sc.api.sample_config().await;
     let _w = sc.worker(&[("WEBHOOK_ALLOWED_ORIGINS", origin.as_str())]);
     let api = &sc.api;
 

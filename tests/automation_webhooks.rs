@@ -22,7 +22,6 @@ async fn a_webhook_redirecting_to_a_local_port_is_not_followed_and_recorded_fail
         target.local_addr().unwrap().port()
     );
     // The hook, on an allowlisted origin, answering 307 to every POST.
-    let port = free_port();
     let posts = Arc::new(AtomicUsize::new(0));
     let counted = posts.clone();
     let to = location.clone();
@@ -41,42 +40,11 @@ async fn a_webhook_redirecting_to_a_local_port_is_not_followed_and_recorded_fail
             }),
         )
         .data(());
-    tokio::spawn(
-        poem::Server::new(poem::listener::TcpListener::bind(format!(
-            "127.0.0.1:{port}"
-        )))
-        .run(app),
-    );
-    let origin = format!("http://127.0.0.1:{port}");
+    let origin = crate::audit_pipeline::serve_local(app);
 
-    let db = test_db("auto_hook307").await;
-    let queue = task_queue("auto_hook307");
-    let (sim, _) = callaudit_sim::spawn(
-        "127.0.0.1:0",
-        callaudit_sim::SimState::new(Default::default()),
-    )
-    .await
-    .expect("sim");
-    let mut settings = api_settings(
-        &db.url,
-        temporal_settings(&temporal_address(), &queue),
-        Some(format!("http://{sim}/crm")),
-        3,
-    );
-    settings.automation.webhooks =
-        callaudit_upstream::webhook::WebhookPolicy::new(std::slice::from_ref(&origin));
-    let api = spawn_api_from(settings).await;
-    let manager = api.token_for("manager").await;
-    let auditor = api.token_for("auditor").await;
-    let config = api.sample_config().await;
-    let sc = Scenario {
-        db,
-        queue,
-        sim,
-        api,
-        auditor,
-        manager: manager.clone(),
-    };
+    let sc = Scenario::with_webhook_origin("auto_hook307", &origin).await;
+    let manager = sc.manager.clone();
+    let config = sc.api.sample_config().await;
     let _w = sc.worker(&[("WEBHOOK_ALLOWED_ORIGINS", origin.as_str())]);
     let (status, created) = sc
         .api

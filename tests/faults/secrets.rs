@@ -291,7 +291,6 @@ async fn a_webhook_secret_is_shown_once_and_is_in_no_answer_row_history_or_log()
     type Got = Arc<Mutex<Vec<(String, String, Vec<u8>)>>>;
     // The receiver: the first delivery of each event is answered 500, its body echoing
     // the signature and timestamp; every later one 200.
-    let port = free_port();
     let got: Got = Arc::default();
     let store = got.clone();
     let app = poem::Route::new()
@@ -317,41 +316,10 @@ async fn a_webhook_secret_is_shown_once_and_is_in_no_answer_row_history_or_log()
             }),
         )
         .data(());
-    tokio::spawn(
-        poem::Server::new(poem::listener::TcpListener::bind(format!(
-            "127.0.0.1:{port}"
-        )))
-        .run(app),
-    );
-    let origin = format!("http://127.0.0.1:{port}");
-    let db = test_db("secrets_hook").await;
-    let queue = task_queue("secrets_hook");
-    let (sim, _) = callaudit_sim::spawn(
-        "127.0.0.1:0",
-        callaudit_sim::SimState::new(Default::default()),
-    )
-    .await
-    .expect("sim");
-    let mut settings = api_settings(
-        &db.url,
-        temporal_settings(&temporal_address(), &queue),
-        Some(format!("http://{sim}/crm")),
-        3,
-    );
-    settings.automation.webhooks =
-        callaudit_upstream::webhook::WebhookPolicy::new(std::slice::from_ref(&origin));
-    let api = spawn_api_from(settings).await;
-    let manager = api.token_for("manager").await;
-    let auditor = api.token_for("auditor").await;
-    let config = api.sample_config().await;
-    let sc = Scenario {
-        db,
-        queue,
-        sim,
-        api,
-        auditor,
-        manager: manager.clone(),
-    };
+    let origin = crate::audit_pipeline::serve_local(app);
+    let sc = Scenario::with_webhook_origin("secrets_hook", &origin).await;
+    let manager = sc.manager.clone();
+    let config = sc.api.sample_config().await;
     let log = std::env::temp_dir().join(format!("callaudit-{}.log", sc.queue));
     let worker = sc.worker_logged(
         &[
